@@ -1,0 +1,77 @@
+"""Map whatever ended a run to one line for the user and an exit code for the scheduler."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from requests.exceptions import RequestException
+
+from sources.zoho_crm.errors import (
+    ZohoApiError,
+    ZohoAuthError,
+    ZohoConfigError,
+    ZohoError,
+    ZohoResponseError,
+)
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # the run loaded, but Zoho refused some modules (or status: unhealthy)
+EXIT_CONFIG = 2  # bad configuration or command line
+EXIT_AUTH = 3  # Zoho refused the OAuth grant
+EXIT_ZOHO = 4  # Zoho or the network kept failing after retries; nothing from this run loaded
+EXIT_BUSY = 5  # another run of the same pipeline is in progress
+EXIT_UNEXPECTED = 70
+
+
+def _causes(error: BaseException) -> list:
+    """The error and everything it wraps (dlt wraps source errors several layers deep)."""
+    seen, stack, chain = set(), [error], []
+    while stack:
+        current = stack.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        chain.append(current)
+        stack.extend([getattr(current, "exception", None), current.__cause__, current.__context__])
+    return chain
+
+
+def _missing_config(error: ConfigFieldMissingException) -> str:
+    names = ", ".join(error.fields)
+    env = ", ".join(f"SOURCES__ZOHO_CRM__CREDENTIALS__{f.upper()}" for f in error.fields)
+    return (
+        f"missing configuration {names} ({error.spec_name}): set them under "
+        f"[sources.zoho_crm.credentials] in .dlt/secrets.toml or as {env}"
+    )
+
+
+def explain(error: BaseException) -> Tuple[int, str]:
+    """(exit code, one line) for an error that ended a run."""
+    from pipelines.zoho_crm_deleted import PipelineBusyError
+
+    chain = _causes(error)
+    found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
+    if found is None:
+        found = next((e for e in chain if isinstance(e, ConfigFieldMissingException)), None)
+    if isinstance(found, ConfigFieldMissingException):
+        return EXIT_CONFIG, _missing_config(found)
+    if isinstance(found, PipelineBusyError):
+        return EXIT_BUSY, str(found)
+    if isinstance(found, ZohoConfigError):
+        return EXIT_CONFIG, f"configuration error: {found}"
+    if isinstance(found, ZohoAuthError):
+        return EXIT_AUTH, str(found)
+    if isinstance(found, (ZohoApiError, ZohoResponseError)):
+        return EXIT_ZOHO, f"{found}; nothing from this run was loaded, the next run retries it"
+    network = next((e for e in chain if isinstance(e, RequestException)), None)
+    if network is not None:
+        return EXIT_ZOHO, (
+            f"could not reach Zoho after retries ({type(network).__name__}); nothing from this "
+            "run was loaded, the next run retries it"
+        )
+    first_line = str(error).splitlines()[0] if str(error) else ""
+    return EXIT_UNEXPECTED, (
+        f"unexpected error {type(error).__name__}: {first_line} "
+        "(run again with --verbose for the details)"
+    )

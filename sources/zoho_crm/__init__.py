@@ -1,0 +1,236 @@
+"""dlt source for Zoho CRM's deleted records, recycle bin and related records of deleted records.
+
+Config lives in `[sources.zoho_crm]` (see the README); credentials in `.dlt/secrets.toml` or
+`SOURCES__ZOHO_CRM__CREDENTIALS__*` environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from sources.zoho_crm.auth import ZohoAuth
+from sources.zoho_crm.client import RetryingHttp, ZohoClient
+from sources.zoho_crm.config import (
+    RelatedListsConfig,
+    ZohoCredentials,
+    modules_setting,
+    positive_int,
+    related_lists_setting,
+    servers,
+)
+from sources.zoho_crm.details import EarlierDetails
+from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
+from sources.zoho_crm.metadata import (
+    RelatedListCheck,
+    discover_related_lists,
+    readable_modules,
+    unknown_module_error,
+)
+from sources.zoho_crm.records import (
+    DELETED_RECORDS_SCHEMA,
+    RECYCLE_BIN_SCHEMA,
+    bin_row,
+    deleted_row,
+    to_table,
+    zoho_time,
+)
+from sources.zoho_crm.settings import DEFAULT_API_VERSION
+
+DEFAULT_MAX_CONCURRENCY = 4
+
+
+class RunReport:
+    """What a run did, for the summary: calls made and modules Zoho refused to show."""
+
+    def __init__(self) -> None:
+        self.client: Optional[ZohoClient] = None
+        self.failed_modules: Dict[str, ZohoApiError] = {}
+        self._lock = threading.Lock()
+
+    def module_failed(self, module: str, error: ZohoApiError) -> None:
+        with self._lock:
+            self.failed_modules[module] = error
+
+    @property
+    def calls(self) -> Counter:
+        return self.client.calls if self.client else Counter()
+
+
+def resource_name(module: str) -> str:
+    """The per-module resource (and incremental state) name, e.g. `deleted_records_price_books`."""
+    return "deleted_records_" + re.sub(r"[^0-9a-z]+", "_", module.lower()).strip("_")
+
+
+@dlt.source(name="zoho_crm")
+def zoho_crm(
+    credentials: ZohoCredentials = dlt.secrets.value,
+    data_center: str = "us",
+    accounts_server: Optional[str] = None,
+    api_domain: Optional[str] = None,
+    api_version: str = DEFAULT_API_VERSION,
+    modules: Any = "all",
+    related_lists: Any = None,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    report: Optional[RunReport] = None,
+) -> Sequence[DltResource]:
+    """Zoho CRM's deleted records, recycle bin and related records of binned records.
+
+    Args:
+        credentials: OAuth client id, client secret and refresh token.
+        data_center: us, eu, in, au, jp, ca, cn or sa; sets the two URLs below.
+        accounts_server: explicit accounts server URL (overrides the data center).
+        api_domain: explicit API domain URL (overrides the data center and the token's).
+        api_version: Zoho CRM API version, `v8` by default.
+        modules: `"all"` (every deletable module Zoho lists) or a list of module API names.
+        related_lists: module -> {related list -> [field API names]}, or `"auto"`.
+        max_concurrency: most API calls in flight at once toward the org.
+        report: filled with calls made and modules that failed, for the caller's summary.
+
+    Returns:
+        One `deleted_records` resource per module, `recycle_bin` and `deleted_related_records`.
+    """
+    accounts, default_api = servers(data_center, accounts_server, None)
+    if api_domain:
+        servers(data_center, None, api_domain)  # validates the URL
+    wanted_modules = modules_setting(modules)
+    related = related_lists_setting(related_lists)
+    concurrency = positive_int("max_concurrency", max_concurrency, 25)
+    http = RetryingHttp(max_connections=concurrency)
+    auth = ZohoAuth(
+        accounts, credentials.client_id, credentials.client_secret, credentials.refresh_token, http
+    )
+    client = ZohoClient(auth, api_domain, default_api, api_version, concurrency, http)
+    report = report if report is not None else RunReport()
+    report.client = client
+
+    module_list = readable_modules(client) if wanted_modules == "all" else wanted_modules
+    if related == "auto":
+        related = discover_related_lists(client, module_list)
+    else:
+        stray = sorted(set(related) - set(module_list))
+        if stray:
+            raise ZohoConfigError(
+                f"related_lists names module(s) {', '.join(stray)} that are not in modules "
+                f"({', '.join(module_list)}): add them to modules or remove them"
+            )
+
+    details = EarlierDetails()
+    resources: List[DltResource] = [
+        _deleted_records_resource(client, module, details, report) for module in module_list
+    ]
+    bin_resource = _recycle_bin_resource(client, module_list)
+    resources.append(bin_resource)
+    if related:
+        resources.append(bin_resource | _related_records_transformer(client, related))
+    return resources
+
+
+def _deleted_records_resource(
+    client: ZohoClient, module: str, details: EarlierDetails, report: RunReport
+) -> DltResource:
+    @dlt.resource(
+        name=resource_name(module),
+        table_name="deleted_records",
+        primary_key=("module", "id"),
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+        columns={"deleted_time": {"dedup_sort": "desc"}},
+        parallelized=True,
+    )
+    def deleted_records(
+        deleted_time: dlt.sources.incremental[datetime] = dlt.sources.incremental(
+            "deleted_time", range_start="closed"
+        ),
+    ) -> Iterator[Any]:
+        """Every entry of `/{module}/deleted?type=all` changed since the last loaded one.
+
+        `If-Modified-Since` is inclusive, so entries stamped with the high-water mark's second
+        come back; the incremental drops the ones already loaded by primary key.
+        """
+        headers = {}
+        if deleted_time.start_value is not None:
+            headers["If-Modified-Since"] = zoho_time(deleted_time.start_value)
+        observed_at = datetime.now(UTC)
+        try:
+            for page in client.pages(
+                f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="deleted"
+            ):
+                rows = [deleted_row(module, item, observed_at) for item in page]
+                details.fill(module, rows)
+                yield to_table(rows, DELETED_RECORDS_SCHEMA)
+        except ZohoApiError as error:
+            if error.code == "INVALID_MODULE":
+                raise unknown_module_error(client, module) from None
+            if not error.is_permission:
+                raise
+            report.module_failed(module, error)
+
+    return deleted_records
+
+
+def _recycle_bin_resource(client: ZohoClient, modules: List[str]) -> DltResource:
+    wanted = set(modules)
+
+    @dlt.resource(name="recycle_bin", primary_key="id", write_disposition="merge")
+    def recycle_bin(
+        deleted_time: dlt.sources.incremental[datetime] = dlt.sources.incremental(
+            "deleted_time", range_start="closed", row_order="asc"
+        ),
+    ) -> Iterator[Any]:
+        """Entries of `/settings/recycle_bin` binned since the last loaded one, oldest first.
+
+        Zoho's filter only offers `greater_than`, so it is asked for everything after the
+        second *before* the high-water mark; the incremental drops what was already loaded.
+        """
+        params: Dict[str, Any] = {"sort_by": "deleted_time", "sort_order": "asc"}
+        if deleted_time.start_value is not None:
+            since = deleted_time.start_value - timedelta(seconds=1)
+            params["filters"] = _json_filter("deleted_time", "greater_than", zoho_time(since))
+        observed_at = datetime.now(UTC)
+        for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="recycle_bin"):
+            rows = [bin_row(item, observed_at) for item in page]
+            rows = [row for row in rows if row["module__api_name"] in wanted]
+            if rows:
+                yield to_table(rows, RECYCLE_BIN_SCHEMA)
+
+    return recycle_bin
+
+
+def _json_filter(field: str, comparator: str, value: str) -> str:
+    condition = {"field": {"api_name": field}, "comparator": comparator, "value": value}
+    return json.dumps({"group_operator": "AND", "group": [condition]})
+
+
+def _related_records_transformer(client: ZohoClient, related: RelatedListsConfig) -> DltResource:
+    check = RelatedListCheck(client, related)
+
+    @dlt.transformer(
+        name="deleted_related_records",
+        primary_key=("parent_module", "parent_id", "related_list", "id"),
+        write_disposition="merge",
+    )
+    def deleted_related_records(bin_page: Any) -> Iterator[List[Dict[str, Any]]]:
+        """Related records of each record newly seen in the bin, once per bin entry."""
+        for entry in bin_page.select(["id", "module__api_name"]).to_pylist():
+            module, parent_id = entry["module__api_name"], entry["id"]
+            lists = related.get(module)
+            if not lists:
+                continue
+            check.ensure(module)
+            for name, fields in lists.items():
+                path = f"{module}/deleted/{parent_id}/{name}"
+                params = {"fields": ",".join(fields)}
+                for page in client.pages(path, "data", params, module=module, kind="related"):
+                    yield [
+                        {"parent_module": module, "parent_id": parent_id, "related_list": name, **r}
+                        for r in page
+                    ]
+
+    return deleted_related_records

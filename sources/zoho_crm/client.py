@@ -1,0 +1,181 @@
+"""The Zoho CRM API client: retries, OAuth header, concurrency cap, paging and Zoho's errors."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from functools import partial
+from typing import Any, Dict, Iterator, List, Optional
+
+from dlt.sources.helpers.requests import Client, Response, Session
+from dlt.sources.helpers.requests.retry import _make_retry
+from tenacity import wait_random
+
+from sources.zoho_crm.auth import ZohoAuth
+from sources.zoho_crm.errors import ZohoApiError, ZohoResponseError
+from sources.zoho_crm.settings import MAX_PER_PAGE
+
+NO_DATA = (204, 304)  # "nothing there" / "nothing newer than If-Modified-Since"
+
+
+def _unreadable_body(response: Optional[Response], exception: Optional[BaseException]) -> bool:
+    """Retry a success whose body is not JSON (cut short, or a proxy's HTML page).
+
+    The parsed body is kept on the response so it is decoded once.
+    """
+    if response is None or response.status_code in NO_DATA or response.status_code >= 400:
+        return False
+    try:
+        response.__dict__["zoho_json"] = response.json()
+    except ValueError:
+        return True
+    return False
+
+
+class RetryingHttp(Client):
+    """dlt's retrying requests client (429, 5xx, resets, timeouts, `Retry-After`), plus random
+    jitter (up to one back-off factor) on every wait so parallel threads do not retry in
+    lock-step, plus retries of bodies that are not JSON. Attempts, back-off and timeout follow
+    dlt's `[runtime]` config (`request_max_attempts`, `request_backoff_factor`, ...)."""
+
+    def __init__(self, max_connections: int) -> None:
+        super().__init__(
+            max_connections=max_connections,
+            raise_for_status=False,
+            retry_condition=_unreadable_body,
+        )
+        self.configure()
+
+    def _make_session(self) -> Session:
+        session = super()._make_session()
+        retry = _make_retry(**self._retry_kwargs)
+        retry.wait = retry.wait + wait_random(0, self._retry_kwargs["backoff_factor"])
+        session.send = retry.wraps(partial(type(session).send, session))  # type: ignore[method-assign]
+        return session
+
+
+class ZohoClient:
+    """Calls Zoho CRM's API for one org.
+
+    At most `max_concurrency` calls are in flight at once across all threads, so the pipeline
+    stays under Zoho's per-org concurrency cap instead of causing 429s and retrying them.
+    """
+
+    def __init__(
+        self,
+        auth: ZohoAuth,
+        api_domain: Optional[str],
+        default_api_domain: str,
+        api_version: str,
+        max_concurrency: int,
+        http: RetryingHttp,
+    ) -> None:
+        self.auth = auth
+        self._api_domain = api_domain  # explicit config wins over what the token says
+        self._default_api_domain = default_api_domain
+        self.api_version = api_version
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._http = http
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()  # kind of call -> calls answered by Zoho
+
+    def base_url(self) -> str:
+        domain = self._api_domain or self.auth.api_domain or self._default_api_domain
+        return f"{domain.rstrip('/')}/crm/{self.api_version}"
+
+    def get(
+        self,
+        path: str,
+        params: Optional[Dict[str, Any]] = None,
+        headers: Optional[Dict[str, str]] = None,
+        module: Optional[str] = None,
+        kind: str = "api",
+    ) -> Optional[Dict[str, Any]]:
+        """GET `path` (below /crm/{version}); None when Zoho says there is nothing there."""
+        endpoint = f"GET /crm/{self.api_version}/{path}"
+        for attempt in (1, 2):
+            token = self.auth.token()
+            with self._slots:
+                response = self._http.get(
+                    f"{self.base_url()}/{path}",
+                    params=params,
+                    headers={**(headers or {}), "Authorization": f"Zoho-oauthtoken {token}"},
+                )
+            self._count(kind)
+            if response.status_code in NO_DATA:
+                return None
+            body = response.__dict__.get("zoho_json")
+            if body is None:
+                body = _json_or_none(response)
+            if response.status_code == 401 and _code(body) == "INVALID_TOKEN" and attempt == 1:
+                self.auth.invalidate(token)
+                continue
+            if response.status_code >= 400:
+                raise _api_error(response, body, endpoint, module)
+            if not isinstance(body, dict):
+                raise ZohoResponseError(
+                    f"{endpoint} kept answering HTTP {response.status_code} with a body that is "
+                    "not Zoho's JSON (cut short, or a proxy's page); nothing from it was loaded"
+                )
+            return body
+        raise AssertionError("unreachable")
+
+    def pages(
+        self,
+        path: str,
+        data_key: str,
+        params: Optional[Dict[str, Any]] = None,
+        headers: Optional[Dict[str, str]] = None,
+        module: Optional[str] = None,
+        kind: str = "api",
+    ) -> Iterator[List[Dict[str, Any]]]:
+        """Yield each page's records, 200 at a time, until Zoho says there are no more.
+
+        Zoho's `page` reaches only the first 2,000 records; whenever Zoho hands out a
+        `next_page_token` it is followed instead (it may not be combined with `page`).
+        """
+        query = {**(params or {}), "per_page": MAX_PER_PAGE, "page": 1}
+        while True:
+            body = self.get(path, query, headers, module, kind)
+            if body is None:
+                return
+            records = body.get(data_key) or []
+            if records:
+                yield records
+            info = body.get("info") or {}
+            if not info.get("more_records"):
+                return
+            token = info.get("next_page_token")
+            query = {k: v for k, v in query.items() if k not in ("page", "page_token")}
+            if token:
+                query["page_token"] = token
+            else:
+                query["page"] = int(info.get("page", 1)) + 1
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.calls[kind] += 1
+
+
+def _json_or_none(response: Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _code(body: Any) -> Optional[str]:
+    return body.get("code") if isinstance(body, dict) else None
+
+
+def _api_error(response: Response, body: Any, endpoint: str, module: Optional[str]) -> ZohoApiError:
+    if isinstance(body, dict) and body.get("code"):
+        message = str(body.get("message", ""))
+        details = body.get("details")
+        if details:
+            message = f"{message} {details}"
+        return ZohoApiError(response.status_code, str(body["code"]), message, endpoint, module)
+    reason = response.reason or "no Zoho error JSON"
+    return ZohoApiError(
+        response.status_code, f"HTTP_{response.status_code}", reason, endpoint, module
+    )

@@ -1,0 +1,46 @@
+"""Errors a run can end with. Every message is one line a user can act on, and none carries a
+secret: tokens and client secrets never reach these strings."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+# Zoho codes that mean "this user/token may not read this module": the run goes on with the
+# other modules and then fails, naming the module.
+PERMISSION_CODES = frozenset({"NO_PERMISSION", "OAUTH_SCOPE_MISMATCH", "AUTHORIZATION_FAILED"})
+
+
+class ZohoError(Exception):
+    """Base of every error this source raises on purpose."""
+
+
+class ZohoConfigError(ZohoError):
+    """A configuration value is wrong; the message names it and the accepted values."""
+
+
+class ZohoAuthError(ZohoError):
+    """Zoho refused the OAuth grant (wrong client, wrong or revoked refresh token)."""
+
+
+class ZohoApiError(ZohoError):
+    """Zoho answered an API call with its error JSON (or with an unexpected status)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        endpoint: str,
+        module: Optional[str] = None,
+    ) -> None:
+        self.status, self.code, self.endpoint, self.module = status, code, endpoint, module
+        where = f" (module {module})" if module else ""
+        super().__init__(f"Zoho answered HTTP {status} {code} on {endpoint}{where}: {message}")
+
+    @property
+    def is_permission(self) -> bool:
+        return self.code in PERMISSION_CODES
+
+
+class ZohoResponseError(ZohoError):
+    """Zoho (or a proxy before it) kept answering with something that is not Zoho's JSON."""

@@ -1,0 +1,110 @@
+"""Turn Zoho's JSON pages into Arrow tables with typed columns.
+
+Times become UTC instants (Zoho mixes offsets such as +05:30 and -08:00, and sometimes `Z`), so
+the incremental cursor compares instants, never strings.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Dict, List, Optional
+
+import pyarrow as pa
+
+from sources.zoho_crm.settings import RETENTION
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+_USER_FIELDS = ("deleted_by", "created_by")
+
+DELETED_RECORDS_SCHEMA = pa.schema(
+    [
+        pa.field("module", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        ("type", pa.string()),
+        ("display_name", pa.string()),
+        ("deleted_time", TIMESTAMP),
+        ("expires_at", TIMESTAMP),
+        ("deleted_by__name", pa.string()),
+        ("deleted_by__id", pa.string()),
+        ("created_by__name", pa.string()),
+        ("created_by__id", pa.string()),
+        ("observed_at", TIMESTAMP),
+    ]
+)
+DETAIL_COLUMNS = (
+    "display_name",
+    "deleted_by__name",
+    "deleted_by__id",
+    "created_by__name",
+    "created_by__id",
+)
+
+RECYCLE_BIN_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        ("module__api_name", pa.string()),
+        ("module__id", pa.string()),
+        ("display_name", pa.string()),
+        ("deleted_time", TIMESTAMP),
+        ("deleted_by__name", pa.string()),
+        ("deleted_by__id", pa.string()),
+        ("owner__name", pa.string()),
+        ("owner__id", pa.string()),
+        ("observed_at", TIMESTAMP),
+    ]
+)
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time with an offset (or `Z`) as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"Zoho time {value!r} has no offset")
+    return parsed.astimezone(UTC)
+
+
+def zoho_time(instant: datetime) -> str:
+    """An instant the way Zoho writes it: ISO 8601, whole seconds, with an offset."""
+    return instant.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def _user(value: Optional[Dict[str, Any]], key: str) -> Optional[str]:
+    return None if not value else value.get(key)
+
+
+def deleted_row(module: str, item: Dict[str, Any], observed_at: datetime) -> Dict[str, Any]:
+    deleted_time = parse_time(item["deleted_time"])
+    kind = item.get("type") or "recycle"
+    row = {
+        "module": module,
+        "id": str(item["id"]),
+        "type": kind,
+        "display_name": item.get("display_name"),
+        "deleted_time": deleted_time,
+        "expires_at": deleted_time + RETENTION.get(kind, RETENTION["permanent"]),
+        "observed_at": observed_at,
+    }
+    for field in _USER_FIELDS:
+        row[f"{field}__name"] = _user(item.get(field), "name")
+        row[f"{field}__id"] = _user(item.get(field), "id")
+    return row
+
+
+def bin_row(item: Dict[str, Any], observed_at: datetime) -> Dict[str, Any]:
+    module = item.get("module") or {}
+    return {
+        "id": str(item["id"]),
+        "module__api_name": module.get("api_name"),
+        "module__id": module.get("id"),
+        "display_name": item.get("display_name"),
+        "deleted_time": parse_time(item["deleted_time"]),
+        "deleted_by__name": _user(item.get("deleted_by"), "name"),
+        "deleted_by__id": _user(item.get("deleted_by"), "id"),
+        "owner__name": _user(item.get("owner"), "name"),
+        "owner__id": _user(item.get("owner"), "id"),
+        "observed_at": observed_at,
+    }
+
+
+def to_table(rows: List[Dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)

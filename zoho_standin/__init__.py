@@ -1,0 +1,6 @@
+"""A local stand-in for Zoho CRM's deleted-records APIs, for the demo, tests and benchmark."""
+
+from zoho_standin.org import Org
+from zoho_standin.server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, StandinServer
+
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "Org", "StandinServer"]

@@ -1,0 +1,154 @@
+"""The stand-in's model of one Zoho CRM org: modules, deleted records, the bin, related records.
+
+It keeps what Zoho keeps and forgets what Zoho forgets: a record in the recycle bin has its
+name, deleter, creator and owner; a purged (permanent) one keeps only its id and a new
+`deleted_time` (the purge time), which is what makes the purge visible to `If-Modified-Since`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Dict, List, Optional, Tuple
+
+
+@dataclass
+class User:
+    name: str
+    id: str
+
+    def as_json(self) -> Dict[str, str]:
+        return {"name": self.name, "id": self.id}
+
+
+@dataclass
+class DeletedEntry:
+    module: str
+    id: str
+    deleted_time: datetime  # aware; its offset is the deleting user's
+    type: str  # "recycle" or "permanent"
+    display_name: Optional[str] = None
+    deleted_by: Optional[User] = None
+    created_by: Optional[User] = None
+    owner: Optional[User] = None
+
+    def deleted_json(self) -> Dict[str, object]:
+        """The entry as `GET /{module}/deleted` shows it."""
+        return {
+            "deleted_by": self.deleted_by.as_json() if self.deleted_by else None,
+            "id": self.id,
+            "display_name": self.display_name,
+            "type": self.type,
+            "created_by": self.created_by.as_json() if self.created_by else None,
+            "deleted_time": self.deleted_time.isoformat(),
+        }
+
+    def bin_json(self, module_id: str) -> Dict[str, object]:
+        """The entry as `GET /settings/recycle_bin` shows it."""
+        return {
+            "owner": self.owner.as_json() if self.owner else None,
+            "module": {"api_name": self.module, "id": module_id},
+            "deleted_by": self.deleted_by.as_json() if self.deleted_by else None,
+            "id": self.id,
+            "display_name": self.display_name,
+            "deleted_time": self.deleted_time.isoformat(),
+        }
+
+
+@dataclass
+class RelatedList:
+    api_name: str
+    module: str  # the related module
+    type: str = "default"  # default | multiselectlookup | custom
+    fields: Tuple[str, ...] = ("Owner", "Name")
+
+
+@dataclass
+class Module:
+    api_name: str
+    id: str
+    api_supported: bool = True
+    deletable: bool = True
+    generated_type: str = "default"
+    related_lists: Dict[str, RelatedList] = field(default_factory=dict)
+
+
+class Org:
+    """Thread-safe store of one org's deleted records, as the stand-in server serves them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.modules: Dict[str, Module] = {}
+        self.entries: Dict[Tuple[str, str], DeletedEntry] = {}
+        # (module, parent id, related list) -> related records (dicts with "id" and fields)
+        self.related: Dict[Tuple[str, str, str], List[Dict[str, object]]] = {}
+        self._version = 0
+        self._sorted: Dict[str, Tuple[int, List[float], List[DeletedEntry]]] = {}
+
+    # -- changes -------------------------------------------------------------------------------
+    def add_module(self, module: Module) -> Module:
+        with self.lock:
+            self.modules[module.api_name] = module
+            return module
+
+    def delete(
+        self,
+        module: str,
+        record_id: str,
+        at: datetime,
+        display_name: Optional[str],
+        deleted_by: Optional[User],
+        created_by: Optional[User] = None,
+        owner: Optional[User] = None,
+    ) -> DeletedEntry:
+        """Move a record to the recycle bin."""
+        entry = DeletedEntry(
+            module, record_id, at, "recycle", display_name, deleted_by, created_by, owner
+        )
+        self._put(entry)
+        return entry
+
+    def purge(self, module: str, record_id: str, at: datetime) -> DeletedEntry:
+        """Empty a record from the bin: Zoho keeps only its id and the purge time."""
+        with self.lock:
+            entry = DeletedEntry(module, record_id, at, "permanent")
+            self._put(entry)
+            return entry
+
+    def restore(self, module: str, record_id: str) -> None:
+        """Restore a record from the bin: it leaves every deleted list."""
+        with self.lock:
+            self.entries.pop((module, record_id))
+            self._version += 1
+
+    def add_related(
+        self, module: str, record_id: str, related_list: str, rows: List[Dict[str, object]]
+    ) -> None:
+        with self.lock:
+            self.related[(module, record_id, related_list)] = rows
+
+    def _put(self, entry: DeletedEntry) -> None:
+        with self.lock:
+            self.entries[(entry.module, entry.id)] = entry
+            self._version += 1
+
+    # -- queries -------------------------------------------------------------------------------
+    def newest_first(self, module: Optional[str], since: Optional[datetime]) -> List[DeletedEntry]:
+        """Entries of a module (or all) deleted at or after `since`, newest first."""
+        key = module or "*"
+        with self.lock:
+            cached = self._sorted.get(key)
+            if cached is None or cached[0] != self._version:
+                chosen = [e for e in self.entries.values() if module is None or e.module == module]
+                chosen.sort(key=lambda e: (e.deleted_time.timestamp(), e.id))
+                cached = (self._version, [e.deleted_time.timestamp() for e in chosen], chosen)
+                self._sorted[key] = cached
+        _, stamps, chosen = cached
+        start = 0 if since is None else bisect.bisect_left(stamps, since.timestamp())
+        return chosen[start:][::-1]
+
+    def entry(self, module: str, record_id: str) -> Optional[DeletedEntry]:
+        with self.lock:
+            return self.entries.get((module, record_id))
