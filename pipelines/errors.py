@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from requests.exceptions import RequestException
@@ -37,12 +37,21 @@ def _causes(error: BaseException) -> list:
     return chain
 
 
+def _missing_fields(error: ConfigFieldMissingException) -> List[str]:
+    """Dotted names of the missing keys, nested specs (credentials) included."""
+    names = []
+    for field, traces in error.traces.items():
+        nested = [f"{field}.{key}" for trace in traces for key in getattr(trace, "traces", {})]
+        names.extend(nested or [field])
+    return names
+
+
 def _missing_config(error: ConfigFieldMissingException) -> str:
-    names = ", ".join(error.fields)
-    env = ", ".join(f"SOURCES__ZOHO_CRM__CREDENTIALS__{f.upper()}" for f in error.fields)
+    names = _missing_fields(error)
+    env = ", ".join("SOURCES__ZOHO_CRM__" + n.replace(".", "__").upper() for n in names)
     return (
-        f"missing configuration {names} ({error.spec_name}): set them under "
-        f"[sources.zoho_crm.credentials] in .dlt/secrets.toml or as {env}"
+        f"missing configuration {', '.join(names)}: set it under [sources.zoho_crm] in "
+        f".dlt/secrets.toml (credentials) or .dlt/config.toml, or as {env}"
     )
 
 

@@ -1,0 +1,121 @@
+"""The `zoho-deleted` command: summaries, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import CLIENT_SECRET, NOW, REFRESH_TOKEN, delete, env_for
+
+from pipelines.cli import main
+
+ZOHO_DELETED = str(Path(sys.executable).parent / "zoho-deleted")
+
+
+def cli(server, tmp_path, *argv: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [ZOHO_DELETED, *argv],
+        cwd=tmp_path,
+        env=env_for(server, tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def in_process(server, tmp_path, monkeypatch, capsys):
+    """Run `main()` in this process with the stand-in's config in the environment."""
+    monkeypatch.chdir(tmp_path)
+    for key, value in env_for(server, tmp_path).items():
+        monkeypatch.setenv(key, value)
+
+    def call(*argv: str, **env: str):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+def test_run_prints_a_summary_and_status_reads_it(org, server, tmp_path):
+    for n in range(3):
+        delete(org, "Leads", f"10{n}", NOW - timedelta(days=1))
+    never = cli(server, tmp_path, "status")
+    assert never.returncode == 1 and "No successful run yet" in never.stdout
+
+    first = cli(server, tmp_path, "run")
+    assert first.returncode == 0, first.stderr
+    assert "deleted_records                  3 rows" in first.stdout
+    assert "API calls: 5 (deleted 4, recycle_bin 1)" in first.stdout
+
+    second = cli(server, tmp_path, "run")
+    assert second.returncode == 0 and "deleted_records                  0 rows" in second.stdout
+
+    status = cli(server, tmp_path, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "Last successful run:" in status.stdout
+    assert "Leads" in status.stdout and "3" in status.stdout
+    assert (tmp_path / "zoho.duckdb").exists()
+
+
+def test_a_user_mistake_is_one_line_without_traceback(server, tmp_path):
+    result = cli(server, tmp_path, "run", SOURCES__ZOHO_CRM__DATA_CENTER="mars")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "'mars'" in result.stderr and "us, eu, in" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "words"),
+    [
+        ({"SOURCES__ZOHO_CRM__MODULES": '{"Leads": 1}'}, 2, ["modules", "list of module API"]),
+        ({"SOURCES__ZOHO_CRM__MODULES": '["Leads", "Leeds"]'}, 2, ["'Leeds'", "Leads, Contacts"]),
+        ({"SOURCES__ZOHO_CRM__MAX_CONCURRENCY": "0"}, 2, ["max_concurrency", "1 to 25"]),
+        ({"SOURCES__ZOHO_CRM__RELATED_LISTS": "[1]"}, 2, ["related_lists", "auto"]),
+        ({"SOURCES__ZOHO_CRM__API_DOMAIN": "zohoapis.com"}, 2, ["api_domain", "https://"]),
+        ({"SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN": "1000.revoked"}, 3, ["invalid_code"]),
+        ({"SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_SECRET": "wrong"}, 3, ["invalid_client"]),
+    ],
+)
+def test_bad_input_exits_non_zero_naming_the_value(in_process, env, code, words):
+    exit_code, out, err = in_process("run", **env)
+    assert exit_code == code, err
+    line = err.strip()
+    assert line.startswith("zoho-deleted: ") and "\n" not in line
+    for word in words:
+        assert word in line
+    assert REFRESH_TOKEN not in out + err and CLIENT_SECRET not in out + err
+
+
+def test_missing_credentials_name_the_keys(in_process, monkeypatch):
+    monkeypatch.delenv("SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN")
+    code, _, err = in_process("run")
+    assert code == 2
+    assert "refresh_token" in err and "SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN" in err
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["demo"], ["status"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert "usage: zoho-deleted" in capsys.readouterr().out
+
+
+def test_demo_runs_against_the_stand_in(tmp_path):
+    env = {"DLT_DATA_DIR": str(tmp_path / "dlt"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [ZOHO_DELETED, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Run 2: reads only what changed" in result.stdout
+    assert "API calls: 5 (deleted 4, recycle_bin 1)" in result.stdout
+    assert "Last successful run" in result.stdout
+    assert (tmp_path / "zoho_crm_demo.duckdb").exists()

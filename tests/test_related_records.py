@@ -1,0 +1,117 @@
+"""Related records of deleted records: fetched once per bin entry, kept after the parent goes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from conftest import NOW, api_calls, delete, query, run_once, source_args
+
+from pipelines.errors import explain
+from pipelines.zoho_crm_deleted import run
+from sources.zoho_crm.errors import ZohoConfigError
+
+DS = "zoho_crm_deleted"
+OWNER = {"name": "Patricia Boyle", "id": "410888000000086001", "email": "p@example.com"}
+RELATED = {
+    "Leads": {"Campaigns": ["Owner", "Campaign_Name"], "Products": ["Product_Name"]},
+    "Contacts": {"Deals": ["Deal_Name", "Amount"]},
+}
+
+
+def bin_lead(org, rid: str, at, campaigns: int = 2) -> None:
+    delete(org, "Leads", rid, at)
+    org.add_related(
+        "Leads",
+        rid,
+        "Campaigns",
+        [{"id": f"c{rid}{k}", "Owner": OWNER, "Campaign_Name": f"C{k}"} for k in range(campaigns)],
+    )
+    org.add_related("Leads", rid, "Products", [{"id": f"p{rid}", "Product_Name": "Widget"}])
+
+
+def test_related_records_are_fetched_once_per_bin_entry_and_kept(org, server, pipeline):
+    bin_lead(org, "101", NOW - timedelta(days=2))
+    bin_lead(org, "102", NOW - timedelta(days=1), campaigns=1)
+    delete(org, "Contacts", "201", NOW - timedelta(days=1))
+    org.add_related("Contacts", "201", "Deals", [{"id": "d1", "Deal_Name": "Big", "Amount": 5.0}])
+
+    first = run_once(server, pipeline, related_lists=RELATED)
+
+    # 2 leads x 2 related lists + 1 contact x 1 related list.
+    assert first.api_calls["related"] == 5
+    assert first.row_counts["deleted_related_records"] == 3 + 2 + 1
+    rows = query(
+        pipeline,
+        f"SELECT parent_id, related_list, id, campaign_name, owner__name, product_name, amount "
+        f"FROM {DS}.deleted_related_records ORDER BY id",
+    )
+    assert ("101", "Campaigns", "c1010", "C0", "Patricia Boyle", None, None) in rows
+    assert ("101", "Products", "p101", None, None, "Widget", None) in rows
+    assert ("201", "Deals", "d1", None, None, None, 5.0) in rows
+
+    # Nothing new in the bin: no related calls at all.
+    second = run_once(server, pipeline, related_lists=RELATED)
+    assert "related" not in second.api_calls and "related" not in api_calls(server)
+
+    # One new bin entry: one call per configured related list of its module, no more.
+    bin_lead(org, "103", NOW - timedelta(minutes=5))
+    org.purge("Leads", "101", NOW - timedelta(minutes=1))  # the parent leaves the bin
+    third = run_once(server, pipeline, related_lists=RELATED)
+    assert third.api_calls["related"] == 2
+    kept = query(
+        pipeline,
+        f"SELECT count(*) FROM {DS}.deleted_related_records WHERE parent_id = '101'",
+    )
+    assert kept == [(3,)]  # captured while 101 was in the bin; kept after it was purged
+    keys = query(
+        pipeline,
+        f"SELECT count(*), count(DISTINCT (parent_module, parent_id, related_list, id)) "
+        f"FROM {DS}.deleted_related_records",
+    )
+    assert keys == [(9, 9)]
+
+
+def test_auto_discovers_lookup_related_lists_and_their_fields(org, server, pipeline):
+    bin_lead(org, "301", NOW - timedelta(hours=3))
+    result = run_once(server, pipeline, related_lists="auto")
+    assert result.api_calls["metadata"] >= 1
+    # Campaigns and Products are lookups; Tags (multi-select lookup) is left out.
+    lists = query(pipeline, f"SELECT DISTINCT related_list FROM {DS}.deleted_related_records")
+    assert sorted(lists) == [("Campaigns",), ("Products",)]
+    requested = [p for _, p, _ in server.requests if "/deleted/301/" in p]
+    assert all("fields=" in p for p in requested) and not any("/Tags" in p for p in requested)
+
+
+def test_a_multiselect_lookup_is_refused_before_anything_loads(org, server, pipeline):
+    bin_lead(org, "401", NOW - timedelta(hours=3))
+    with pytest.raises(Exception) as raised:
+        run(pipeline, **source_args(server, related_lists={"Leads": {"Tags": ["Name"]}}))
+    code, message = explain(raised.value)
+    assert code == 2 and "related_lists.Leads.Tags" in message and "Campaigns, Products" in message
+    assert loaded_tables(pipeline) == []
+
+
+def test_an_empty_field_list_is_refused_before_any_call(org, server, pipeline):
+    with pytest.raises(ZohoConfigError, match="related_lists.Leads.Campaigns has no fields"):
+        run(pipeline, **source_args(server, related_lists={"Leads": {"Campaigns": []}}))
+    assert api_calls(server) == {}
+
+
+def loaded_tables(pipeline) -> list:
+    with pipeline.sql_client() as client:
+        return [
+            t
+            for t in ("deleted_records", "recycle_bin")
+            if client.has_dataset() and _has(client, t)
+        ]
+
+
+def _has(client, table: str) -> bool:
+    return bool(
+        client.execute_sql(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            DS,
+            table,
+        )
+    )
