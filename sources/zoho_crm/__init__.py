@@ -6,10 +6,12 @@ Config lives in `[sources.zoho_crm]` (see the README); credentials in `.dlt/secr
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
 from collections import Counter
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
@@ -126,7 +128,7 @@ def zoho_crm(
     resources: List[DltResource] = [
         _deleted_records_resource(client, module, details, report) for module in module_list
     ]
-    bin_resource = _recycle_bin_resource(client, module_list)
+    bin_resource = _recycle_bin_resource(client, module_list, report)
     resources.append(bin_resource)
     if related:
         resources.append(bin_resource | _related_records_transformer(client, related))
@@ -158,24 +160,42 @@ def _deleted_records_resource(
         if deleted_time.start_value is not None:
             headers["If-Modified-Since"] = zoho_time(deleted_time.start_value)
         observed_at = datetime.now(UTC)
-        try:
-            for page in client.pages(
-                f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="deleted"
-            ):
-                rows = [deleted_row(module, item, observed_at) for item in page]
-                details.fill(module, rows)
-                yield to_table(rows, DELETED_RECORDS_SCHEMA)
-        except ZohoApiError as error:
-            if error.code == "INVALID_MODULE":
-                raise unknown_module_error(client, module) from None
-            if not error.is_permission:
+        with _refusal_reported(report, module, deleted_time):
+            try:
+                for page in client.pages(
+                    f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="deleted"
+                ):
+                    rows = [deleted_row(module, item, observed_at) for item in page]
+                    details.fill(module, rows)
+                    yield to_table(rows, DELETED_RECORDS_SCHEMA)
+            except ZohoApiError as error:
+                if error.code == "INVALID_MODULE":
+                    raise unknown_module_error(client, module) from None
                 raise
-            report.module_failed(module, error)
 
     return deleted_records
 
 
-def _recycle_bin_resource(client: ZohoClient, modules: List[str]) -> DltResource:
+@contextmanager
+def _refusal_reported(report: RunReport, name: str, cursor: Any) -> Iterator[None]:
+    """Let the run go on when Zoho refuses `name` for lack of permission, and report it.
+
+    Pages read before the refusal still load, but the cursor goes back to where it was, so the
+    next run reads `name` again from there: nothing is skipped.
+    """
+    state = cursor.get_state()
+    before = copy.deepcopy(state)
+    try:
+        yield
+    except ZohoApiError as error:
+        if not error.is_permission:
+            raise
+        state.clear()
+        state.update(before)
+        report.module_failed(name, error)
+
+
+def _recycle_bin_resource(client: ZohoClient, modules: List[str], report: RunReport) -> DltResource:
     wanted = set(modules)
 
     @dlt.resource(name="recycle_bin", primary_key="id", write_disposition="merge")
@@ -194,11 +214,13 @@ def _recycle_bin_resource(client: ZohoClient, modules: List[str]) -> DltResource
             since = deleted_time.start_value - timedelta(seconds=1)
             params["filters"] = _json_filter("deleted_time", "greater_than", zoho_time(since))
         observed_at = datetime.now(UTC)
-        for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="recycle_bin"):
-            rows = [bin_row(item, observed_at) for item in page]
-            rows = [row for row in rows if row["module__api_name"] in wanted]
-            if rows:
-                yield to_table(rows, RECYCLE_BIN_SCHEMA)
+        pages = client.pages("settings/recycle_bin", "recycle_bin", params, kind="recycle_bin")
+        with _refusal_reported(report, "recycle_bin", deleted_time):
+            for page in pages:
+                rows = [bin_row(item, observed_at) for item in page]
+                rows = [row for row in rows if row["module__api_name"] in wanted]
+                if rows:
+                    yield to_table(rows, RECYCLE_BIN_SCHEMA)
 
     return recycle_bin
 
