@@ -52,6 +52,16 @@ def test_retry_after_is_honoured(org, server, pipeline, monkeypatch):
     assert keys_loaded(pipeline) == [(6, 6)]
 
 
+def test_spent_daily_credits_stop_the_run_at_once_with_a_clear_message(org, server, pipeline):
+    seed(org, per_module=5)
+    server.faults.add(r"/Leads/deleted$", "429-credits", times=None)
+    with pytest.raises(Exception) as raised:
+        run_once(server, pipeline)
+    code, message = explain(raised.value)
+    assert code == 4 and "24-hour API credit allowance is spent" in message
+    assert server.calls["fault"] == 1  # not retried: it would not clear for hours
+
+
 def test_a_body_that_stays_broken_fails_naming_the_endpoint_and_loads_nothing(
     org, server, pipeline
 ):

@@ -11,6 +11,7 @@ from typing import List, Optional
 FAULT_KINDS = (
     "429",  # HTTP 429 TOO_MANY_REQUESTS, no Retry-After (as Zoho usually answers)
     "429-retry-after",  # HTTP 429 with Retry-After: 1
+    "429-credits",  # HTTP 429 with X-API-CREDITS-REMAINING: 0 (the daily allowance is spent)
     "500",  # HTTP 500 INTERNAL_ERROR
     "502-html",  # a proxy's HTML error page
     "drop",  # close the connection without answering

@@ -103,6 +103,10 @@ class StandinServer:
     def api_calls(self) -> int:
         return sum(n for route, n in self.calls.items() if route != "token")
 
+    def issued_tokens(self) -> List[str]:
+        with self._lock:
+            return list(self._tokens)
+
     def expire_tokens(self) -> None:
         with self._lock:
             self._tokens = {token: 0.0 for token in self._tokens}
@@ -272,11 +276,13 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "drop":
             self.close_connection = True
             self.connection.close()
-        elif kind in ("429", "429-retry-after"):
+        elif kind.startswith("429"):
             self.send_response(429)
             body = json.dumps(_error(429, "TOO_MANY_REQUESTS", "too many requests").body()).encode()
             if kind == "429-retry-after":
                 self.send_header("Retry-After", "1")
+            if kind == "429-credits":
+                self.send_header("X-API-CREDITS-REMAINING", "0")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -16,6 +16,17 @@ from sources.zoho_crm.errors import ZohoApiError, ZohoResponseError
 from sources.zoho_crm.settings import MAX_PER_PAGE
 
 NO_DATA = (204, 304)  # "nothing there" / "nothing newer than If-Modified-Since"
+CREDITS_HEADER = "X-API-CREDITS-REMAINING"
+
+
+def credits_spent(response: Response) -> bool:
+    """A 429 because the org's rolling 24-hour API credits are gone: retrying cannot help."""
+    return response.status_code == 429 and response.headers.get(CREDITS_HEADER, "").strip() == "0"
+
+
+def _retryable_429(response: Optional[Response], exception: Optional[BaseException]) -> bool:
+    """A concurrency 429 clears in seconds: retry it. A spent daily allowance does not."""
+    return response is not None and response.status_code == 429 and not credits_spent(response)
 
 
 def _unreadable_body(response: Optional[Response], exception: Optional[BaseException]) -> bool:
@@ -42,7 +53,8 @@ class RetryingHttp(Client):
         super().__init__(
             max_connections=max_connections,
             raise_for_status=False,
-            retry_condition=_unreadable_body,
+            status_codes=range(500, 600),  # 429s go through _retryable_429
+            retry_condition=[_retryable_429, _unreadable_body],
         )
         self.configure()
 
@@ -110,6 +122,15 @@ class ZohoClient:
             if response.status_code == 401 and _code(body) == "INVALID_TOKEN" and attempt == 1:
                 self.auth.invalidate(token)
                 continue
+            if credits_spent(response):
+                raise ZohoApiError(
+                    429,
+                    "TOO_MANY_REQUESTS",
+                    "the org's 24-hour API credit allowance is spent; the next run after it "
+                    "refills completes this one",
+                    endpoint,
+                    module,
+                )
             if response.status_code >= 400:
                 raise _api_error(response, body, endpoint, module)
             if not isinstance(body, dict):
