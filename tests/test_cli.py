@@ -78,6 +78,7 @@ def test_a_user_mistake_is_one_line_without_traceback(server, tmp_path):
         ({"SOURCES__ZOHO_CRM__MODULES": '{"Leads": 1}'}, 2, ["modules", "list of module API"]),
         ({"SOURCES__ZOHO_CRM__MODULES": '["Leads", "Leeds"]'}, 2, ["'Leeds'", "Leads, Contacts"]),
         ({"SOURCES__ZOHO_CRM__MAX_CONCURRENCY": "0"}, 2, ["max_concurrency", "1 to 25"]),
+        ({"SOURCES__ZOHO_CRM__PER_PAGE": "500"}, 2, ["per_page 500", "1 to 200"]),
         ({"SOURCES__ZOHO_CRM__RELATED_LISTS": "[1]"}, 2, ["related_lists", "auto"]),
         ({"SOURCES__ZOHO_CRM__API_DOMAIN": "zohoapis.com"}, 2, ["api_domain", "https://"]),
         ({"SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN": "1000.revoked"}, 3, ["invalid_code"]),

@@ -81,11 +81,13 @@ class ZohoClient:
         api_version: str,
         max_concurrency: int,
         http: RetryingHttp,
+        per_page: int = MAX_PER_PAGE,
     ) -> None:
         self.auth = auth
         self._api_domain = api_domain  # explicit config wins over what the token says
         self._default_api_domain = default_api_domain
         self.api_version = api_version
+        self.per_page = per_page
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._http = http
         self._lock = threading.Lock()
@@ -150,12 +152,12 @@ class ZohoClient:
         module: Optional[str] = None,
         kind: str = "api",
     ) -> Iterator[List[Dict[str, Any]]]:
-        """Yield each page's records, 200 at a time, until Zoho says there are no more.
+        """Yield each page's records, `per_page` (200) at a time, until Zoho says there are no more.
 
         Zoho's `page` reaches only the first 2,000 records; whenever Zoho hands out a
         `next_page_token` it is followed instead (it may not be combined with `page`).
         """
-        query = {**(params or {}), "per_page": MAX_PER_PAGE, "page": 1}
+        query = {**(params or {}), "per_page": self.per_page, "page": 1}
         while True:
             body = self.get(path, query, headers, module, kind)
             if body is None:
