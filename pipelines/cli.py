@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from typing import Any, List, Optional, Sequence
@@ -10,7 +11,7 @@ from typing import Any, List, Optional, Sequence
 import dlt
 
 from pipelines.errors import EXIT_OK, EXIT_PARTIAL, explain
-from pipelines.status import read_status
+from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import DATASET_NAME, TABLES, RunResult, make_pipeline, run
 
 
@@ -19,6 +20,8 @@ def _say(line: str = "") -> None:
 
 
 def print_result(result: RunResult) -> None:
+    if result.recovered_packages:
+        _say(f"  loaded {result.recovered_packages} package(s) an interrupted run left behind")
     for table in TABLES:
         _say(f"  {table:<26}{result.row_counts.get(table, 0):>8} rows")
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.api_calls.items()))
@@ -45,23 +48,19 @@ def _show_tables(pipeline: dlt.Pipeline) -> None:
             )
 
 
-def _print_status(pipeline: dlt.Pipeline) -> int:
+def _print_status(pipeline: dlt.Pipeline, as_json: bool = False) -> int:
     status = read_status(pipeline)
-    if status.last_success_at is None:
-        _say("No successful run yet: run `zoho-deleted run`.")
-        return EXIT_PARTIAL
-    _say(f"Last successful run: {status.last_success_at:%Y-%m-%d %H:%M:%S %Z}")
-    if status.last_run_failed_modules:
-        _say(f"Last run failed for: {status.last_run_failed_modules}")
-    _say(f"  {'module':<16}{'recycle':>9}{'permanent':>11}")
-    for module, counts in sorted(status.modules.items()):
-        _say(f"  {module:<16}{counts['recycle']:>9}{counts['permanent']:>11}")
-    return EXIT_PARTIAL if status.last_run_failed_modules else EXIT_OK
+    if as_json:
+        print(json.dumps(status.as_json()))
+    else:
+        for line in describe(status):
+            _say(line)
+    return EXIT_OK if status.healthy else EXIT_PARTIAL
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     _say(f"Running pipeline into dataset {DATASET_NAME}")
-    result = run(make_pipeline())
+    result = run(make_pipeline(), **({"reconcile": True} if args.reconcile else {}))
     print_result(result)
     if result.failed_modules:
         _say(
@@ -83,7 +82,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return _print_status(make_pipeline())
+    return _print_status(make_pipeline(), as_json=args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read what changed in Zoho CRM since the last run and load it. Configuration "
         "comes from .dlt/config.toml, .dlt/secrets.toml or SOURCES__ZOHO_CRM__* variables.",
     )
+    run_parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="also run the reconciliation pass now (full bin listing; finds restores)",
+    )
     run_parser.set_defaults(handler=cmd_run)
     demo_parser = commands.add_parser(
         "demo",
@@ -110,12 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser = commands.add_parser(
         "status",
         help="what is captured per module, and when the last run succeeded",
-        description="Print, per module, records in the bin and permanently deleted, and when "
-        "the last successful run was. Exit code 0 when the last run succeeded.",
+        description="Print, per module, records in the bin, permanent, expiring within 7 "
+        "days, captured without details and restored; when the last successful run was; and "
+        "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
+        "last one older than max_run_gap, or the last run failed for a module).",
+    )
+    status_parser.add_argument(
+        "--json", action="store_true", help="print one JSON object on stdout instead"
     )
     status_parser.set_defaults(handler=cmd_status)
     for sub in (run_parser, demo_parser, status_parser):
-        sub.add_argument("--verbose", action="store_true", help="log more and show tracebacks")
+        sub.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,  # keeps a --verbose given before the command
+            help="log more and show tracebacks",
+        )
     return parser
 
 

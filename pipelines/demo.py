@@ -53,7 +53,8 @@ def change_between_runs(org: Org) -> str:
     )
     for rid in binned[:2]:
         org.purge("Leads", rid, now + timedelta(seconds=1))
-    return "3 new Deals deleted, 2 Leads purged from the bin"
+    org.restore("Leads", binned[2])
+    return "3 new Deals deleted, 2 Leads purged from the bin, 1 Lead restored"
 
 
 def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) -> dlt.Pipeline:
@@ -71,6 +72,6 @@ def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) 
         say(f"\nRun 1: pipeline {PIPELINE_NAME} into {DEMO_DUCKDB_FILE}")
         print_result(run(pipeline, **demo_source_args(server)))
         say(f"\nIn Zoho meanwhile: {change_between_runs(org)}")
-        say("Run 2: reads only what changed")
-        print_result(run(pipeline, **demo_source_args(server)))
+        say("Run 2 (zoho-deleted run --reconcile): what changed, plus the full pass for restores")
+        print_result(run(pipeline, reconcile=True, **demo_source_args(server)))
     return pipeline

@@ -24,6 +24,10 @@ EXIT_BUSY = 5  # another run of the same pipeline is in progress
 EXIT_UNEXPECTED = 70
 
 
+class PipelineBusyError(ZohoError):
+    """Another run of the same pipeline holds its lock."""
+
+
 def _causes(error: BaseException) -> list:
     """The error and everything it wraps (dlt wraps source errors several layers deep)."""
     seen, stack, chain = set(), [error], []
@@ -57,8 +61,6 @@ def _missing_config(error: ConfigFieldMissingException) -> str:
 
 def explain(error: BaseException) -> Tuple[int, str]:
     """(exit code, one line) for an error that ended a run."""
-    from pipelines.zoho_crm_deleted import PipelineBusyError
-
     chain = _causes(error)
     found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
     if found is None:
@@ -79,8 +81,9 @@ def explain(error: BaseException) -> Tuple[int, str]:
             f"could not reach Zoho after retries ({type(network).__name__}); nothing from this "
             "run was loaded, the next run retries it"
         )
-    first_line = str(error).splitlines()[0] if str(error) else ""
+    root = next((e for e in chain if not type(e).__module__.startswith("dlt.")), error)
+    first_line = next(iter(str(root).splitlines()), "")
     return EXIT_UNEXPECTED, (
-        f"unexpected error {type(error).__name__}: {first_line} "
+        f"unexpected error {type(root).__name__}: {first_line} "
         "(run again with --verbose for the details)"
     )

@@ -1,49 +1,145 @@
-"""What the warehouse holds, per module, and when the pipeline last ran well."""
+"""`status`: what the warehouse holds per module, what is at risk, and whether runs are healthy.
+
+Healthy means: a run has succeeded, the last success is more recent than `max_run_gap`
+(`[sources.zoho_crm] max_run_gap`, default 2 days), and the last run failed for no module.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, List, Optional
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipelines.zoho_crm_deleted import RUNS_TABLE
+from sources.zoho_crm.config import duration_setting
+
+DEFAULT_MAX_RUN_GAP = "2d"
+EXPIRY_HORIZON = timedelta(days=7)
+COUNTS = ("recycle", "permanent", "expiring_within_7d", "details_missing", "restored")
+
+MODULE_COUNTS = """
+SELECT module,
+  count(*) FILTER (WHERE type = 'recycle' AND restored_at IS NULL),
+  count(*) FILTER (WHERE type = 'permanent'),
+  count(*) FILTER (WHERE type = 'recycle' AND restored_at IS NULL
+                   AND expires_at >= %s AND expires_at < %s),
+  count(*) FILTER (WHERE type = 'permanent' AND display_name IS NULL
+                   AND deleted_by__name IS NULL AND created_by__name IS NULL),
+  count(*) FILTER (WHERE restored_at IS NOT NULL)
+FROM {ds}.deleted_records
+GROUP BY module ORDER BY module
+"""
+LAST_RUNS = f"""
+SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at) FROM {{ds}}.{RUNS_TABLE}
+"""
+LAST_RUN = f"""
+SELECT succeeded, failed_modules, error FROM {{ds}}.{RUNS_TABLE} ORDER BY finished_at DESC LIMIT 1
+"""
 
 
 @dataclass
 class Status:
     last_success_at: Optional[datetime]
     last_run_at: Optional[datetime]
-    last_run_failed_modules: Optional[str]
+    healthy: bool
+    problems: List[str] = field(default_factory=list)
+    last_run_failed_modules: Optional[str] = None
+    last_run_error: Optional[str] = None
+    max_run_gap_hours: float = 48.0
     modules: Dict[str, Dict[str, int]] = field(default_factory=dict)
 
+    def as_json(self) -> Dict[str, Any]:
+        data = asdict(self)
+        for key in ("last_success_at", "last_run_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
 
-def _query(pipeline: dlt.Pipeline, sql: str) -> List[Any]:
+
+def _query(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[Any]:
     try:
         with pipeline.sql_client() as client:
-            return list(
-                client.execute_sql(sql.format(ds=client.fully_qualified_dataset_name())) or []
-            )
+            found = client.execute_sql(sql.format(ds=client.fully_qualified_dataset_name()), *args)
+            return [tuple(row) for row in found or []]
     except DatabaseUndefinedRelation:
         return []
 
 
-def read_status(pipeline: dlt.Pipeline) -> Status:
-    runs = _query(
-        pipeline,
-        "SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at) "
-        f"FROM {{ds}}.{RUNS_TABLE}",
-    )
+def max_run_gap() -> timedelta:
+    configured = dlt.config.get("sources.zoho_crm.max_run_gap")
+    return duration_setting("max_run_gap", configured or DEFAULT_MAX_RUN_GAP)
+
+
+def read_status(pipeline: dlt.Pipeline, now: Optional[datetime] = None) -> Status:
+    now = now or datetime.now(UTC)
+    gap = max_run_gap()
+    runs = _query(pipeline, LAST_RUNS)
     last_success, last_run = runs[0] if runs else (None, None)
-    failed = _query(
-        pipeline,
-        f"SELECT failed_modules FROM {{ds}}.{RUNS_TABLE} ORDER BY finished_at DESC LIMIT 1",
+    last = _query(pipeline, LAST_RUN)
+    succeeded, failed_modules, error = last[0] if last else (None, None, None)
+    status = Status(
+        last_success_at=last_success,
+        last_run_at=last_run,
+        healthy=True,
+        last_run_failed_modules=failed_modules,
+        last_run_error=error,
+        max_run_gap_hours=gap.total_seconds() / 3600,
     )
-    status = Status(last_success, last_run, failed[0][0] if failed else None)
-    for module, kind, count in _query(
-        pipeline, "SELECT module, type, count(*) FROM {ds}.deleted_records GROUP BY 1, 2 ORDER BY 1"
-    ):
-        status.modules.setdefault(module, {"recycle": 0, "permanent": 0})[kind] = count
+    for module, *counts in _query(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON):
+        status.modules[module] = dict(zip(COUNTS, counts, strict=True))
+    status.problems = _problems(status, now, gap, succeeded)
+    status.healthy = not status.problems
     return status
+
+
+def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> List[str]:
+    if status.last_success_at is None:
+        return ["no run has succeeded yet: run `zoho-deleted run` and schedule it"]
+    problems = []
+    age = now - status.last_success_at
+    if age > gap:
+        problems.append(
+            f"the last successful run was {_hours(age)} ago, more than max_run_gap "
+            f"({_hours(gap)}): check the scheduler; deletions purged in between lose their "
+            "names and deleters, and after 120 days Zoho forgets them entirely"
+        )
+    if status.last_run_failed_modules:
+        problems.append(
+            f"the last run could not read {status.last_run_failed_modules}: grant the Zoho user "
+            "and token read access to those modules, or remove them from modules"
+        )
+    elif succeeded is False:
+        problems.append(f"the last run failed: {status.last_run_error}")
+    return problems
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+
+
+def describe(status: Status) -> List[str]:
+    """The human form: counts, then in words what is at risk and what to do."""
+    if status.last_success_at is None:
+        return [f"UNHEALTHY: {p}" for p in status.problems]
+    lines = [f"Last successful run: {status.last_success_at:%Y-%m-%d %H:%M:%S} UTC"]
+    header = ("module", "in bin", "permanent", "exp.<7d", "no details", "restored")
+    lines.append("  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}".format(*header))
+    for module, c in sorted(status.modules.items()):
+        lines.append("  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}".format(module, *(c[k] for k in COUNTS)))
+    expiring = sum(c["expiring_within_7d"] for c in status.modules.values())
+    missing = sum(c["details_missing"] for c in status.modules.values())
+    if expiring:
+        lines.append(
+            f"{expiring} bin entries leave Zoho's bin within 7 days; they are captured here, "
+            "and a restore in Zoho is only possible until then."
+        )
+    if missing:
+        lines.append(
+            f"{missing} records were purged before any run saw them in the bin, so their names "
+            "and deleters are lost: run more often (at least daily) to catch them in the bin."
+        )
+    lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
+    return lines

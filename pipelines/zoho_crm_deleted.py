@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,20 +14,20 @@ from typing import Any, Dict, Iterator, Optional
 import dlt
 from dlt.common.pipeline import LoadInfo
 
+from pipelines.errors import PipelineBusyError, explain
+from pipelines.views import create_views
 from sources.zoho_crm import RunReport, zoho_crm
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoError
+from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 
 PIPELINE_NAME = "zoho_crm_deleted"
 DATASET_NAME = "zoho_crm_deleted"
 # DuckDB cannot tell a catalog from a schema of the same name, so the file must not be named
 # after the dataset (dlt's default, `<pipeline>.duckdb`, would be).
 DEFAULT_DUCKDB_FILE = "zoho_crm.duckdb"
+SCHEMA_NAME = "zoho_crm"
+logger = logging.getLogger(__name__)
 TABLES = ("deleted_records", "recycle_bin", "deleted_related_records")
 RUNS_TABLE = "runs"
-
-
-class PipelineBusyError(ZohoError):
-    """Another run of the same pipeline holds its lock."""
 
 
 @dataclass
@@ -37,6 +38,7 @@ class RunResult:
     api_calls: Dict[str, int]
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
     load_info: Optional[LoadInfo] = None
+    recovered_packages: int = 0
 
     @property
     def total_calls(self) -> int:
@@ -97,8 +99,15 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     report = RunReport()
     started_at = datetime.now(UTC)
     with exclusive(pipeline):
-        source = zoho_crm(report=report, **source_args)
-        info = pipeline.run(source, loader_file_format="parquet")
+        recovered = finish_interrupted(pipeline)
+        try:
+            info = pipeline.run(
+                zoho_crm(report=report, **source_args), loader_file_format="parquet"
+            )
+        except Exception as error:
+            _record_failure(pipeline, started_at, report, error)
+            raise
+        create_views(pipeline)
         trace = pipeline.last_trace
         counts = dict(trace.last_normalize_info.row_counts) if trace.last_normalize_info else {}
         result = RunResult(
@@ -106,9 +115,50 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
             load_info=info,
+            recovered_packages=recovered,
         )
-        pipeline.run(_runs_resource(_run_row(started_at, result)), schema=source.schema)
+        _record(pipeline, _run_row(started_at, result))
     return result
+
+
+def finish_interrupted(pipeline: dlt.Pipeline) -> int:
+    """Load what an interrupted run extracted; returns how many packages that was.
+
+    dlt's `run()` would do it too, but then skip extracting new data for that run; and
+    earlier captured details are read back from the destination while extracting.
+    """
+    if not pipeline.has_pending_data:
+        return 0
+    pending = len(pipeline.list_extracted_load_packages()) + len(
+        pipeline.list_normalized_load_packages()
+    )
+    pipeline.run()
+    return pending
+
+
+def _record(pipeline: dlt.Pipeline, row: Dict[str, Any]) -> None:
+    schema = pipeline.default_schema if pipeline.default_schema_name else dlt.Schema(SCHEMA_NAME)
+    pipeline.run(_runs_resource(row), schema=schema)
+
+
+def _record_failure(
+    pipeline: dlt.Pipeline, started_at: datetime, report: RunReport, error: BaseException
+) -> None:
+    """Note a failed run in `runs` for `status`, if the destination can take it."""
+    if pipeline.has_pending_data:
+        return  # the load itself failed: the next run loads the package first
+    row = {
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC),
+        "succeeded": False,
+        "failed_modules": None,
+        "error": explain(error)[1],
+        "api_calls": sum(report.calls.values()),
+    }
+    try:
+        _record(pipeline, row)
+    except Exception as unrecorded:  # the original error is what the user needs to see
+        logger.warning("could not record the failed run: %s", type(unrecorded).__name__)
 
 
 def _runs_resource(row: Dict[str, Any]) -> Any:
@@ -122,6 +172,7 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
             "finished_at": {"data_type": "timestamp"},
             "succeeded": {"data_type": "bool"},
             "failed_modules": {"data_type": "text", "nullable": True},
+            "error": {"data_type": "text", "nullable": True},
             "api_calls": {"data_type": "bigint"},
         },
     )

@@ -47,7 +47,7 @@ def test_run_prints_a_summary_and_status_reads_it(org, server, tmp_path):
     for n in range(3):
         delete(org, "Leads", f"10{n}", NOW - timedelta(days=1))
     never = cli(server, tmp_path, "status")
-    assert never.returncode == 1 and "No successful run yet" in never.stdout
+    assert never.returncode == 1 and "UNHEALTHY: no run has succeeded yet" in never.stdout
 
     first = cli(server, tmp_path, "run")
     assert first.returncode == 0, first.stderr
@@ -59,8 +59,8 @@ def test_run_prints_a_summary_and_status_reads_it(org, server, tmp_path):
 
     status = cli(server, tmp_path, "status")
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "Last successful run:" in status.stdout
-    assert "Leads" in status.stdout and "3" in status.stdout
+    assert "Last successful run:" in status.stdout and "Healthy." in status.stdout
+    assert "  Leads                  3          0        0           0         0" in status.stdout
     assert (tmp_path / "zoho.duckdb").exists()
 
 
@@ -116,7 +116,7 @@ def test_demo_runs_against_the_stand_in(tmp_path):
         [ZOHO_DELETED, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert "Run 2: reads only what changed" in result.stdout
-    assert "API calls: 5 (deleted 4, recycle_bin 1)" in result.stdout
-    assert "Last successful run" in result.stdout
+    assert "Run 2 (zoho-deleted run --reconcile)" in result.stdout
+    assert "API calls: 11 (deleted 4, reconcile 6, recycle_bin 1)" in result.stdout
+    assert "Last successful run" in result.stdout and "Healthy." in result.stdout
     assert (tmp_path / "zoho_crm_demo.duckdb").exists()

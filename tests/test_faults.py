@@ -72,8 +72,9 @@ def test_a_body_that_stays_broken_fails_naming_the_endpoint_and_loads_nothing(
     code, message = explain(raised.value)
     assert code == 4
     assert "GET /crm/v8/Leads/deleted" in message and "not Zoho's JSON" in message
-    with pipeline.sql_client() as client:
-        assert not client.has_dataset()  # nothing loaded, not even the other module
+    assert "deleted_records" not in pipeline.default_schema.tables  # not even the other module
+    (failed,) = query(pipeline, f"SELECT succeeded, error FROM {DS}.runs")
+    assert failed[0] is False and "GET /crm/v8/Leads/deleted" in failed[1]  # status sees it
 
     server.faults.clear()  # Zoho is back: the next run is complete
     run_once(server, pipeline)

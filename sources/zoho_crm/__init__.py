@@ -23,13 +23,13 @@ from sources.zoho_crm.client import RetryingHttp, ZohoClient
 from sources.zoho_crm.config import (
     RelatedListsConfig,
     ZohoCredentials,
+    duration_setting,
     modules_setting,
     per_page_setting,
     positive_int,
     related_lists_setting,
     servers,
 )
-from sources.zoho_crm.details import EarlierDetails
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.metadata import (
     RelatedListCheck,
@@ -37,15 +37,18 @@ from sources.zoho_crm.metadata import (
     readable_modules,
     unknown_module_error,
 )
+from sources.zoho_crm.reconcile import reconcile_resource
 from sources.zoho_crm.records import (
     DELETED_RECORDS_SCHEMA,
     RECYCLE_BIN_SCHEMA,
     bin_row,
     deleted_row,
+    events_of,
     to_table,
     zoho_time,
 )
 from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
+from sources.zoho_crm.warehouse import Warehouse
 
 DEFAULT_MAX_CONCURRENCY = 4
 
@@ -83,6 +86,8 @@ def zoho_crm(
     related_lists: Any = None,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     per_page: int = MAX_PER_PAGE,
+    reconcile_every: Any = "1d",
+    reconcile: bool = False,
     report: Optional[RunReport] = None,
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
@@ -97,10 +102,13 @@ def zoho_crm(
         related_lists: module -> {related list -> [field API names]}, or `"auto"`.
         max_concurrency: most API calls in flight at once toward the org (1 to 25).
         per_page: records asked for per call, 1 to 200; 200 (Zoho's maximum) costs fewest calls.
+        reconcile_every: how often the full reconciliation pass runs (seconds, or "1d", "12h").
+        reconcile: run the reconciliation pass now, whenever the last one was.
         report: filled with calls made and modules that failed, for the caller's summary.
 
     Returns:
-        One `deleted_records` resource per module, `recycle_bin` and `deleted_related_records`.
+        Per module, a `deleted_records` resource and its `deletion_events` transformer; then
+        `recycle_bin`, `deleted_related_records` and `reconcile`.
     """
     accounts, default_api = servers(data_center, accounts_server, None)
     if api_domain:
@@ -109,6 +117,7 @@ def zoho_crm(
     related = related_lists_setting(related_lists)
     concurrency = positive_int("max_concurrency", max_concurrency, 25)
     page_size = per_page_setting(per_page)
+    every = duration_setting("reconcile_every", reconcile_every)
     http = RetryingHttp(max_connections=concurrency)
     auth = ZohoAuth(
         accounts, credentials.client_id, credentials.client_secret, credentials.refresh_token, http
@@ -128,19 +137,21 @@ def zoho_crm(
                 f"({', '.join(module_list)}): add them to modules or remove them"
             )
 
-    details = EarlierDetails()
-    resources: List[DltResource] = [
-        _deleted_records_resource(client, module, details, report) for module in module_list
-    ]
+    warehouse = Warehouse()
+    resources: List[DltResource] = []
+    for module in module_list:
+        records = _deleted_records_resource(client, module, warehouse, report)
+        resources += [records, records | _events_transformer(module)]
     bin_resource = _recycle_bin_resource(client, module_list, report)
     resources.append(bin_resource)
     if related:
         resources.append(bin_resource | _related_records_transformer(client, related))
+    resources.append(reconcile_resource(client, module_list, warehouse, report, every, reconcile))
     return resources
 
 
 def _deleted_records_resource(
-    client: ZohoClient, module: str, details: EarlierDetails, report: RunReport
+    client: ZohoClient, module: str, warehouse: Warehouse, report: RunReport
 ) -> DltResource:
     @dlt.resource(
         name=resource_name(module),
@@ -170,7 +181,7 @@ def _deleted_records_resource(
                     f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="deleted"
                 ):
                     rows = [deleted_row(module, item, observed_at) for item in page]
-                    details.fill(module, rows)
+                    warehouse.fill_details(module, rows)
                     yield to_table(rows, DELETED_RECORDS_SCHEMA)
             except ZohoApiError as error:
                 if error.code == "INVALID_MODULE":
@@ -197,6 +208,20 @@ def _refusal_reported(report: RunReport, name: str, cursor: Any) -> Iterator[Non
         state.clear()
         state.update(before)
         report.module_failed(name, error)
+
+
+def _events_transformer(module: str) -> DltResource:
+    @dlt.transformer(
+        name=resource_name(module).replace("deleted_records", "deletion_events"),
+        table_name="deletion_events",
+        primary_key=("module", "id", "event"),
+        write_disposition={"disposition": "merge", "strategy": "insert-only"},
+    )
+    def deletion_events(records: Any) -> Iterator[Any]:
+        """`binned` / `purged` events of the rows its module loads; a repeat is not inserted."""
+        yield events_of(records)
+
+    return deletion_events
 
 
 def _recycle_bin_resource(client: ZohoClient, modules: List[str], report: RunReport) -> DltResource:

@@ -6,6 +6,7 @@ Every check raises `ZohoConfigError` with one line naming the bad value and the 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from dlt.common.configuration import configspec
@@ -122,6 +123,24 @@ def positive_int(name: str, value: Any, upper: Optional[int] = None) -> int:
         bound = f"1 to {upper}" if upper else "1 or more"
         raise ZohoConfigError(f"{name} {value!r} is out of range: use a whole number from {bound}")
     return number
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_setting(name: str, value: Any) -> timedelta:
+    """A duration: seconds as a number, or a number with a unit, e.g. "36h", "2d", "90m"."""
+    text = str(value).strip().lower()
+    try:
+        seconds = float(text[:-1]) * _UNITS[text[-1]] if text[-1:] in _UNITS else float(text)
+    except (ValueError, IndexError):
+        seconds = -1
+    if seconds <= 0:
+        raise ZohoConfigError(
+            f"{name} {value!r} is not a duration: use seconds or a number with s, m, h or d, "
+            'e.g. "1d"'
+        )
+    return timedelta(seconds=seconds)
 
 
 def per_page_setting(per_page: Any) -> int:

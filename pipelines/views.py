@@ -1,0 +1,92 @@
+"""The analyst layer: views created in the dataset after every load.
+
+Plain SQL that DuckDB and PostgreSQL both accept; each view is dropped and created again so a
+new column in the tables below never blocks it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import dlt
+
+RELATED_TABLE = "deleted_related_records"
+NEEDED = ("deleted_records", "deletion_events")
+_RELATED_KEYS = {"parent_module", "parent_id", "related_list", "id"}
+
+EXPIRING_SOON = """
+SELECT module, id, display_name, deleted_by__name AS deleted_by, deleted_time, expires_at
+FROM {ds}.deleted_records
+WHERE type = 'recycle' AND restored_at IS NULL
+  AND expires_at >= CURRENT_TIMESTAMP AND expires_at < CURRENT_TIMESTAMP + INTERVAL '7 days'
+ORDER BY expires_at, module, id
+"""
+
+# The day a record was deleted: when it was binned where a run saw it in the bin (a purge
+# moves Zoho's deleted_time to the purge), else Zoho's deleted_time. Days are UTC days.
+DELETIONS_DAILY = """
+SELECT CAST(timezone('UTC', COALESCE(b.event_time, r.deleted_time)) AS DATE) AS day,
+       r.module,
+       r.deleted_by__name AS deleted_by,
+       count(*) AS deletions
+FROM {ds}.deleted_records r
+LEFT JOIN {ds}.deletion_events b
+  ON b.module = r.module AND b.id = r.id AND b.event = 'binned'
+GROUP BY 1, 2, 3
+"""
+
+DELETED_WITH_RELATED = """
+SELECT r.module, r.id, r.type, r.display_name, r.deleted_time, r.deleted_by__name AS deleted_by,
+       {related_columns}
+FROM {ds}.deleted_records r
+{related_join}
+"""
+
+
+def _related_columns(pipeline: dlt.Pipeline) -> List[str]:
+    schema = pipeline.default_schema
+    if RELATED_TABLE not in schema.tables:
+        return []
+    columns = schema.get_table_columns(RELATED_TABLE)
+    return [c for c in columns if c not in _RELATED_KEYS and not c.startswith("_dlt")]
+
+
+def view_sql(pipeline: dlt.Pipeline, dataset: str) -> Dict[str, str]:
+    """Each view's SELECT, for the tables the dataset holds now."""
+    extra = _related_columns(pipeline)
+    if RELATED_TABLE in pipeline.default_schema.tables:
+        related_columns = ", ".join(
+            [
+                "rel.related_list",
+                "rel.id AS related_id",
+                *(f"rel.{c} AS related_{c}" for c in extra),
+            ]
+        )
+        related_join = (
+            f"LEFT JOIN {dataset}.{RELATED_TABLE} rel "
+            "ON rel.parent_module = r.module AND rel.parent_id = r.id"
+        )
+    else:  # no related lists configured yet: same shape, nothing related
+        related_columns = (
+            "CAST(NULL AS VARCHAR) AS related_list, CAST(NULL AS VARCHAR) AS related_id"
+        )
+        related_join = ""
+    return {
+        "expiring_soon": EXPIRING_SOON.format(ds=dataset),
+        "deletions_daily": DELETIONS_DAILY.format(ds=dataset),
+        "deleted_with_related": DELETED_WITH_RELATED.format(
+            ds=dataset, related_columns=related_columns, related_join=related_join
+        ),
+    }
+
+
+def create_views(pipeline: dlt.Pipeline) -> None:
+    """(Re)create the analyst views, once the tables they read exist."""
+    tables = pipeline.default_schema.tables
+    if not all(t in tables and tables[t].get("columns") for t in NEEDED):
+        return
+    with pipeline.sql_client() as client:
+        dataset = client.capabilities.escape_identifier(pipeline.dataset_name)
+        for name, select in view_sql(pipeline, dataset).items():
+            client.execute_sql(f"DROP VIEW IF EXISTS {dataset}.{name}")
+            client.execute_sql(f"CREATE VIEW {dataset}.{name} AS {select}")
