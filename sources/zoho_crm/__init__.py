@@ -31,6 +31,7 @@ from sources.zoho_crm.config import (
     servers,
 )
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
+from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
 from sources.zoho_crm.metadata import (
     RelatedListCheck,
     discover_related_lists,
@@ -43,7 +44,6 @@ from sources.zoho_crm.records import (
     RECYCLE_BIN_SCHEMA,
     bin_row,
     deleted_row,
-    events_of,
     to_table,
     zoho_time,
 )
@@ -137,16 +137,18 @@ def zoho_crm(
                 f"({', '.join(module_list)}): add them to modules or remove them"
             )
 
-    warehouse = Warehouse()
+    warehouse, ledger = Warehouse(), EventLedger()
     resources: List[DltResource] = []
     for module in module_list:
         records = _deleted_records_resource(client, module, warehouse, report)
-        resources += [records, records | _events_transformer(module)]
+        resources += [records, records | _events_transformer(module, ledger)]
     bin_resource = _recycle_bin_resource(client, module_list, report)
     resources.append(bin_resource)
     if related:
         resources.append(bin_resource | _related_records_transformer(client, related))
-    resources.append(reconcile_resource(client, module_list, warehouse, report, every, reconcile))
+    resources.append(
+        reconcile_resource(client, module_list, warehouse, ledger, report, every, reconcile)
+    )
     return resources
 
 
@@ -210,16 +212,14 @@ def _refusal_reported(report: RunReport, name: str, cursor: Any) -> Iterator[Non
         report.module_failed(name, error)
 
 
-def _events_transformer(module: str) -> DltResource:
+def _events_transformer(module: str, ledger: EventLedger) -> DltResource:
     @dlt.transformer(
         name=resource_name(module).replace("deleted_records", "deletion_events"),
-        table_name="deletion_events",
-        primary_key=("module", "id", "event"),
-        write_disposition={"disposition": "merge", "strategy": "insert-only"},
+        **EVENTS_HINTS,
     )
     def deletion_events(records: Any) -> Iterator[Any]:
         """`binned` / `purged` events of the rows its module loads; a repeat is not inserted."""
-        yield events_of(records)
+        yield ledger.fresh(events_of(records))
 
     return deletion_events
 

@@ -17,14 +17,12 @@ from dlt.extract.resource import DltResource
 
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of, restored_events
 from sources.zoho_crm.records import (
     DELETED_RECORDS_SCHEMA,
-    EVENTS_SCHEMA,
     RECYCLE_BIN_SCHEMA,
     bin_row,
     deleted_row,
-    events_of,
-    restored_event,
     to_table,
     zoho_time,
 )
@@ -39,17 +37,13 @@ RECYCLE_BIN_HINTS = dlt.mark.make_hints(
     primary_key="id",
     write_disposition="merge",
 )
-EVENTS_HINTS = dlt.mark.make_hints(
-    table_name="deletion_events",
-    primary_key=("module", "id", "event"),
-    write_disposition={"disposition": "merge", "strategy": "insert-only"},
-)
 
 
 def reconcile_resource(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
+    ledger: EventLedger,
     report: Any,
     every: timedelta,
     force: bool,
@@ -88,7 +82,7 @@ def reconcile_resource(
         readable = []
         for module in modules:
             try:
-                yield from _reread(client, warehouse, module, since, now, seen)
+                yield from _reread(client, warehouse, ledger, module, since, now, seen)
                 readable.append(module)
             except ZohoApiError as error:
                 if not error.is_permission:
@@ -99,15 +93,14 @@ def reconcile_resource(
         restored = [r for r in held if (r["module"], r["id"]) not in in_bin.keys() | seen]
         if restored:
             yield to_table([{**r, "restored_at": now} for r in restored], DELETED_RECORDS_SCHEMA)
-            events = [restored_event(r, now) for r in restored]
-            yield _variant(to_table(events, EVENTS_SCHEMA), EVENTS_HINTS)
+            yield _variant(ledger.fresh(restored_events(restored, now)), EVENTS_HINTS)
 
         held_keys = {(r["module"], r["id"]) for r in held}
         missed = [r for key, r in in_bin.items() if key not in held_keys | seen]
         if missed:
             table = to_table([_record_from_bin(r) for r in missed], DELETED_RECORDS_SCHEMA)
             yield table
-            yield _variant(events_of(table), EVENTS_HINTS)
+            yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
         state["last_started_at"] = now.isoformat()
 
     return reconcile
@@ -116,6 +109,7 @@ def reconcile_resource(
 def _reread(
     client: ZohoClient,
     warehouse: Warehouse,
+    ledger: EventLedger,
     module: str,
     since: Any,
     now: datetime,
@@ -130,7 +124,7 @@ def _reread(
         seen.update((module, row["id"]) for row in rows)
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
         yield table
-        yield _variant(events_of(table), EVENTS_HINTS)
+        yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
 
 
 def _record_from_bin(row: Dict[str, Any]) -> Dict[str, Any]:

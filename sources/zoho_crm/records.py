@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any, Dict, List, Optional
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sources.zoho_crm.settings import RETENTION
 
@@ -53,17 +52,6 @@ RECYCLE_BIN_SCHEMA = pa.schema(
         ("owner__name", pa.string()),
         ("owner__id", pa.string()),
         ("observed_at", TIMESTAMP),
-    ]
-)
-
-
-EVENTS_SCHEMA = pa.schema(
-    [
-        pa.field("module", pa.string(), nullable=False),
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("event", pa.string(), nullable=False),  # binned | purged | restored
-        ("event_time", TIMESTAMP),  # Zoho's time where it gives one
-        ("observed_at", TIMESTAMP),  # when a run saw it
     ]
 )
 
@@ -115,26 +103,6 @@ def bin_row(item: Dict[str, Any], observed_at: datetime) -> Dict[str, Any]:
         "deleted_by__id": _user(item.get("deleted_by"), "id"),
         "owner__name": _user(item.get("owner"), "name"),
         "owner__id": _user(item.get("owner"), "id"),
-        "observed_at": observed_at,
-    }
-
-
-def events_of(records: pa.Table) -> pa.Table:
-    """A `binned` or `purged` event for each `deleted_records` row, at Zoho's deleted_time."""
-    event = pc.if_else(pc.equal(records["type"], "recycle"), "binned", "purged")
-    return pa.Table.from_arrays(
-        [records["module"], records["id"], event, records["deleted_time"], records["observed_at"]],
-        schema=EVENTS_SCHEMA,
-    )
-
-
-def restored_event(row: Dict[str, Any], observed_at: datetime) -> Dict[str, Any]:
-    """Zoho does not say when a record was restored: only when a run noticed."""
-    return {
-        "module": row["module"],
-        "id": row["id"],
-        "event": "restored",
-        "event_time": None,
         "observed_at": observed_at,
     }
 
