@@ -11,8 +11,10 @@ from typing import Any, List, Optional, Sequence
 import dlt
 
 from pipelines.errors import EXIT_OK, EXIT_PARTIAL, explain
+from pipelines.orgs import org_source_args
 from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import DATASET_NAME, TABLES, RunResult, make_pipeline, run
+from sources.zoho_crm import DEFAULT_ORG
 
 
 def _say(line: str = "") -> None:
@@ -48,8 +50,8 @@ def _show_tables(pipeline: dlt.Pipeline) -> None:
             )
 
 
-def _print_status(pipeline: dlt.Pipeline, as_json: bool = False) -> int:
-    status = read_status(pipeline)
+def _print_status(pipeline: dlt.Pipeline, org: str = DEFAULT_ORG, as_json: bool = False) -> int:
+    status = read_status(pipeline, org)
     if as_json:
         print(json.dumps(status.as_json()))
     else:
@@ -60,7 +62,10 @@ def _print_status(pipeline: dlt.Pipeline, as_json: bool = False) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _say(f"Running pipeline into dataset {DATASET_NAME}")
-    result = run(make_pipeline(), **({"reconcile": True} if args.reconcile else {}))
+    source_args = org_source_args(args.org)
+    if args.reconcile:
+        source_args["reconcile"] = True
+    result = run(make_pipeline(args.destination, org=args.org), **source_args)
     print_result(result)
     if result.failed_modules:
         _say(
@@ -82,7 +87,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return _print_status(make_pipeline(), as_json=args.json)
+    pipeline = make_pipeline(args.destination, org=args.org)
+    return _print_status(pipeline, args.org, as_json=args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object on stdout instead"
     )
     status_parser.set_defaults(handler=cmd_status)
+    for sub in (run_parser, status_parser):
+        sub.add_argument(
+            "--org",
+            default=DEFAULT_ORG,
+            help="a Zoho org configured under [sources.zoho_crm.orgs.ORG] (default: the one "
+            "in [sources.zoho_crm])",
+        )
+        sub.add_argument(
+            "--destination",
+            default=None,
+            help="any dlt destination (duckdb, postgres, motherduck, snowflake, ...), "
+            "configured as dlt configures it; default duckdb",
+        )
     for sub in (run_parser, demo_parser, status_parser):
         sub.add_argument(
             "--verbose",

@@ -14,6 +14,7 @@ import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipelines.zoho_crm_deleted import RUNS_TABLE
+from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
 
 DEFAULT_MAX_RUN_GAP = "2d"
@@ -30,18 +31,22 @@ SELECT module,
                    AND deleted_by__name IS NULL AND created_by__name IS NULL),
   count(*) FILTER (WHERE restored_at IS NOT NULL)
 FROM {ds}.deleted_records
+WHERE org = %s
 GROUP BY module ORDER BY module
 """
 LAST_RUNS = f"""
-SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at) FROM {{ds}}.{RUNS_TABLE}
+SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at)
+FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 """
 LAST_RUN = f"""
-SELECT succeeded, failed_modules, error FROM {{ds}}.{RUNS_TABLE} ORDER BY finished_at DESC LIMIT 1
+SELECT succeeded, failed_modules, error FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
+ORDER BY finished_at DESC LIMIT 1
 """
 
 
 @dataclass
 class Status:
+    org: str
     last_success_at: Optional[datetime]
     last_run_at: Optional[datetime]
     healthy: bool
@@ -72,14 +77,18 @@ def max_run_gap() -> timedelta:
     return duration_setting("max_run_gap", configured or DEFAULT_MAX_RUN_GAP)
 
 
-def read_status(pipeline: dlt.Pipeline, now: Optional[datetime] = None) -> Status:
+def read_status(
+    pipeline: dlt.Pipeline, org: str = DEFAULT_ORG, now: Optional[datetime] = None
+) -> Status:
+    """The status of one org's runs and records."""
     now = now or datetime.now(UTC)
     gap = max_run_gap()
-    runs = _query(pipeline, LAST_RUNS)
+    runs = _query(pipeline, LAST_RUNS, org)
     last_success, last_run = runs[0] if runs else (None, None)
-    last = _query(pipeline, LAST_RUN)
+    last = _query(pipeline, LAST_RUN, org)
     succeeded, failed_modules, error = last[0] if last else (None, None, None)
     status = Status(
+        org=org,
         last_success_at=last_success,
         last_run_at=last_run,
         healthy=True,
@@ -87,7 +96,7 @@ def read_status(pipeline: dlt.Pipeline, now: Optional[datetime] = None) -> Statu
         last_run_error=error,
         max_run_gap_hours=gap.total_seconds() / 3600,
     )
-    for module, *counts in _query(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON):
+    for module, *counts in _query(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
     status.problems = _problems(status, now, gap, succeeded)
     status.healthy = not status.problems
@@ -123,8 +132,10 @@ def _hours(delta: timedelta) -> str:
 def describe(status: Status) -> List[str]:
     """The human form: counts, then in words what is at risk and what to do."""
     if status.last_success_at is None:
-        return [f"UNHEALTHY: {p}" for p in status.problems]
-    lines = [f"Last successful run: {status.last_success_at:%Y-%m-%d %H:%M:%S} UTC"]
+        return [f"Org {status.org}: UNHEALTHY: {p}" for p in status.problems]
+    lines = [
+        f"Org {status.org}: last successful run {status.last_success_at:%Y-%m-%d %H:%M:%S} UTC"
+    ]
     header = ("module", "in bin", "permanent", "exp.<7d", "no details", "restored")
     lines.append("  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}".format(*header))
     for module, c in sorted(status.modules.items()):

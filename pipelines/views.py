@@ -12,32 +12,33 @@ import dlt
 
 RELATED_TABLE = "deleted_related_records"
 NEEDED = ("deleted_records", "deletion_events")
-_RELATED_KEYS = {"parent_module", "parent_id", "related_list", "id"}
+_RELATED_KEYS = {"org", "parent_module", "parent_id", "related_list", "id"}
 
 EXPIRING_SOON = """
-SELECT module, id, display_name, deleted_by__name AS deleted_by, deleted_time, expires_at
+SELECT org, module, id, display_name, deleted_by__name AS deleted_by, deleted_time, expires_at
 FROM {ds}.deleted_records
 WHERE type = 'recycle' AND restored_at IS NULL
   AND expires_at >= CURRENT_TIMESTAMP AND expires_at < CURRENT_TIMESTAMP + INTERVAL '7 days'
-ORDER BY expires_at, module, id
+ORDER BY expires_at, org, module, id
 """
 
 # The day a record was deleted: when it was binned where a run saw it in the bin (a purge
 # moves Zoho's deleted_time to the purge), else Zoho's deleted_time. Days are UTC days.
 DELETIONS_DAILY = """
 SELECT CAST(timezone('UTC', COALESCE(b.event_time, r.deleted_time)) AS DATE) AS day,
+       r.org,
        r.module,
        r.deleted_by__name AS deleted_by,
        count(*) AS deletions
 FROM {ds}.deleted_records r
 LEFT JOIN {ds}.deletion_events b
-  ON b.module = r.module AND b.id = r.id AND b.event = 'binned'
-GROUP BY 1, 2, 3
+  ON b.org = r.org AND b.module = r.module AND b.id = r.id AND b.event = 'binned'
+GROUP BY 1, 2, 3, 4
 """
 
 DELETED_WITH_RELATED = """
-SELECT r.module, r.id, r.type, r.display_name, r.deleted_time, r.deleted_by__name AS deleted_by,
-       {related_columns}
+SELECT r.org, r.module, r.id, r.type, r.display_name, r.deleted_time,
+       r.deleted_by__name AS deleted_by, {related_columns}
 FROM {ds}.deleted_records r
 {related_join}
 """
@@ -64,7 +65,7 @@ def view_sql(pipeline: dlt.Pipeline, dataset: str) -> Dict[str, str]:
         )
         related_join = (
             f"LEFT JOIN {dataset}.{RELATED_TABLE} rel "
-            "ON rel.parent_module = r.module AND rel.parent_id = r.id"
+            "ON rel.org = r.org AND rel.parent_module = r.module AND rel.parent_id = r.id"
         )
     else:  # no related lists configured yet: same shape, nothing related
         related_columns = (

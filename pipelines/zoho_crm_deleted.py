@@ -16,7 +16,7 @@ from dlt.common.pipeline import LoadInfo
 
 from pipelines.errors import PipelineBusyError, explain
 from pipelines.views import create_views
-from sources.zoho_crm import RunReport, zoho_crm
+from sources.zoho_crm import DEFAULT_ORG, RunReport, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 
 PIPELINE_NAME = "zoho_crm_deleted"
@@ -59,10 +59,19 @@ def duckdb_destination() -> Any:
     return dlt.destinations.duckdb(credentials=path)
 
 
-def make_pipeline(destination: Any = None, pipelines_dir: Optional[str] = None) -> dlt.Pipeline:
-    """The pipeline; its destination and working folder follow dlt's own config."""
+def pipeline_name(org: str = DEFAULT_ORG) -> str:
+    """`zoho_crm_deleted`, or `zoho_crm_deleted_<org>` for a named org (its own state)."""
+    return PIPELINE_NAME if org == DEFAULT_ORG else f"{PIPELINE_NAME}_{org}"
+
+
+def make_pipeline(
+    destination: Any = None, pipelines_dir: Optional[str] = None, org: str = DEFAULT_ORG
+) -> dlt.Pipeline:
+    """The pipeline of one org; its destination and working folder follow dlt's config."""
+    if isinstance(destination, str) and destination == "duckdb":
+        destination = None
     return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
+        pipeline_name=pipeline_name(org),
         destination=destination or duckdb_destination(),
         dataset_name=DATASET_NAME,
         pipelines_dir=pipelines_dir,
@@ -95,7 +104,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     nothing a killed run extracted is lost and incremental state never runs ahead of the data.
     After the data, one row goes to the `runs` table, which `status` reads.
     """
-    pipeline = pipeline or make_pipeline()
+    org = source_args.get("org", DEFAULT_ORG)
+    pipeline = pipeline or make_pipeline(org=org)
     report = RunReport()
     started_at = datetime.now(UTC)
     with exclusive(pipeline):
@@ -105,7 +115,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
                 zoho_crm(report=report, **source_args), loader_file_format="parquet"
             )
         except Exception as error:
-            _record_failure(pipeline, started_at, report, error)
+            _record_failure(pipeline, org, started_at, report, error)
             raise
         create_views(pipeline)
         trace = pipeline.last_trace
@@ -117,7 +127,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             load_info=info,
             recovered_packages=recovered,
         )
-        _record(pipeline, _run_row(started_at, result))
+        _record(pipeline, {"org": org, **_run_row(started_at, result)})
     return result
 
 
@@ -142,12 +152,13 @@ def _record(pipeline: dlt.Pipeline, row: Dict[str, Any]) -> None:
 
 
 def _record_failure(
-    pipeline: dlt.Pipeline, started_at: datetime, report: RunReport, error: BaseException
+    pipeline: dlt.Pipeline, org: str, started_at: datetime, report: RunReport, error: BaseException
 ) -> None:
     """Note a failed run in `runs` for `status`, if the destination can take it."""
     if pipeline.has_pending_data:
         return  # the load itself failed: the next run loads the package first
     row = {
+        "org": org,
         "started_at": started_at,
         "finished_at": datetime.now(UTC),
         "succeeded": False,
@@ -168,6 +179,7 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
         name=RUNS_TABLE,
         write_disposition="append",
         columns={
+            "org": {"data_type": "text", "nullable": False},
             "started_at": {"data_type": "timestamp"},
             "finished_at": {"data_type": "timestamp"},
             "succeeded": {"data_type": "bool"},

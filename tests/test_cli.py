@@ -59,7 +59,7 @@ def test_run_prints_a_summary_and_status_reads_it(org, server, tmp_path):
 
     status = cli(server, tmp_path, "status")
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "Last successful run:" in status.stdout and "Healthy." in status.stdout
+    assert "Org default: last successful run" in status.stdout and "Healthy." in status.stdout
     assert "  Leads                  3          0        0           0         0" in status.stdout
     assert (tmp_path / "zoho.duckdb").exists()
 
@@ -118,5 +118,5 @@ def test_demo_runs_against_the_stand_in(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Run 2 (zoho-deleted run --reconcile)" in result.stdout
     assert "API calls: 11 (deleted 4, reconcile 6, recycle_bin 1)" in result.stdout
-    assert "Last successful run" in result.stdout and "Healthy." in result.stdout
+    assert "Org default: last successful run" in result.stdout and "Healthy." in result.stdout
     assert (tmp_path / "zoho_crm_demo.duckdb").exists()

@@ -51,6 +51,7 @@ from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
 from sources.zoho_crm.warehouse import Warehouse
 
 DEFAULT_MAX_CONCURRENCY = 4
+DEFAULT_ORG = "default"
 
 
 class RunReport:
@@ -68,6 +69,16 @@ class RunReport:
     @property
     def calls(self) -> Counter:
         return self.client.calls if self.client else Counter()
+
+
+def org_name(org: Any) -> str:
+    """An org name: letters, digits and underscores (it names a pipeline too)."""
+    name = str(org or "").strip()
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ZohoConfigError(
+            f"org {org!r} is not a valid org name: use letters, digits and underscores"
+        )
+    return name
 
 
 def resource_name(module: str) -> str:
@@ -88,6 +99,7 @@ def zoho_crm(
     per_page: int = MAX_PER_PAGE,
     reconcile_every: Any = "1d",
     reconcile: bool = False,
+    org: str = DEFAULT_ORG,
     report: Optional[RunReport] = None,
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
@@ -104,6 +116,7 @@ def zoho_crm(
         per_page: records asked for per call, 1 to 200; 200 (Zoho's maximum) costs fewest calls.
         reconcile_every: how often the full reconciliation pass runs (seconds, or "1d", "12h").
         reconcile: run the reconciliation pass now, whenever the last one was.
+        org: the name this org's rows carry in the `org` column (part of every key).
         report: filled with calls made and modules that failed, for the caller's summary.
 
     Returns:
@@ -137,15 +150,16 @@ def zoho_crm(
                 f"({', '.join(module_list)}): add them to modules or remove them"
             )
 
-    warehouse, ledger = Warehouse(), EventLedger()
+    warehouse, ledger = Warehouse(org_name(org)), EventLedger()
     resources: List[DltResource] = []
     for module in module_list:
         records = _deleted_records_resource(client, module, warehouse, report)
         resources += [records, records | _events_transformer(module, ledger)]
-    bin_resource = _recycle_bin_resource(client, module_list, report)
+    bin_resource = _recycle_bin_resource(client, module_list, warehouse.org, report)
     resources.append(bin_resource)
     if related:
-        resources.append(bin_resource | _related_records_transformer(client, related))
+        related_records = _related_records_transformer(client, related, warehouse.org)
+        resources.append(bin_resource | related_records)
     resources.append(
         reconcile_resource(client, module_list, warehouse, ledger, report, every, reconcile)
     )
@@ -158,7 +172,7 @@ def _deleted_records_resource(
     @dlt.resource(
         name=resource_name(module),
         table_name="deleted_records",
-        primary_key=("module", "id"),
+        primary_key=("org", "module", "id"),
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         columns={"deleted_time": {"dedup_sort": "desc"}},
         parallelized=True,
@@ -182,7 +196,7 @@ def _deleted_records_resource(
                 for page in client.pages(
                     f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="deleted"
                 ):
-                    rows = [deleted_row(module, item, observed_at) for item in page]
+                    rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
                     warehouse.fill_details(module, rows)
                     yield to_table(rows, DELETED_RECORDS_SCHEMA)
             except ZohoApiError as error:
@@ -224,10 +238,12 @@ def _events_transformer(module: str, ledger: EventLedger) -> DltResource:
     return deletion_events
 
 
-def _recycle_bin_resource(client: ZohoClient, modules: List[str], report: RunReport) -> DltResource:
+def _recycle_bin_resource(
+    client: ZohoClient, modules: List[str], org: str, report: RunReport
+) -> DltResource:
     wanted = set(modules)
 
-    @dlt.resource(name="recycle_bin", primary_key="id", write_disposition="merge")
+    @dlt.resource(name="recycle_bin", primary_key=("org", "id"), write_disposition="merge")
     def recycle_bin(
         deleted_time: dlt.sources.incremental[datetime] = dlt.sources.incremental(
             "deleted_time", range_start="closed", row_order="asc"
@@ -246,7 +262,7 @@ def _recycle_bin_resource(client: ZohoClient, modules: List[str], report: RunRep
         pages = client.pages("settings/recycle_bin", "recycle_bin", params, kind="recycle_bin")
         with _refusal_reported(report, "recycle_bin", deleted_time):
             for page in pages:
-                rows = [bin_row(item, observed_at) for item in page]
+                rows = [bin_row(org, item, observed_at) for item in page]
                 rows = [row for row in rows if row["module__api_name"] in wanted]
                 if rows:
                     yield to_table(rows, RECYCLE_BIN_SCHEMA)
@@ -259,12 +275,14 @@ def _json_filter(field: str, comparator: str, value: str) -> str:
     return json.dumps({"group_operator": "AND", "group": [condition]})
 
 
-def _related_records_transformer(client: ZohoClient, related: RelatedListsConfig) -> DltResource:
+def _related_records_transformer(
+    client: ZohoClient, related: RelatedListsConfig, org: str
+) -> DltResource:
     check = RelatedListCheck(client, related)
 
     @dlt.transformer(
         name="deleted_related_records",
-        primary_key=("parent_module", "parent_id", "related_list", "id"),
+        primary_key=("org", "parent_module", "parent_id", "related_list", "id"),
         write_disposition="merge",
     )
     def deleted_related_records(bin_page: Any) -> Iterator[List[Dict[str, Any]]]:
@@ -280,7 +298,13 @@ def _related_records_transformer(client: ZohoClient, related: RelatedListsConfig
                 params = {"fields": ",".join(fields)}
                 for page in client.pages(path, "data", params, module=module, kind="related"):
                     yield [
-                        {"parent_module": module, "parent_id": parent_id, "related_list": name, **r}
+                        {
+                            "org": org,
+                            "parent_module": module,
+                            "parent_id": parent_id,
+                            "related_list": name,
+                            **r,
+                        }
                         for r in page
                     ]
 

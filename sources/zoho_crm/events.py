@@ -1,4 +1,4 @@
-"""`deletion_events`: binned, purged and restored, one row per (module, id, event).
+"""`deletion_events`: binned, purged and restored, one row per (org, module, id, event).
 
 The table is loaded with dlt's insert-only merge, so an event already in the warehouse is never
 inserted again. That MERGE does not de-duplicate within one load, though, so each run keeps a
@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 EVENTS_TABLE = "deletion_events"
 EVENTS_SCHEMA = pa.schema(
     [
+        pa.field("org", pa.string(), nullable=False),
         pa.field("module", pa.string(), nullable=False),
         pa.field("id", pa.string(), nullable=False),
         pa.field("event", pa.string(), nullable=False),  # binned | purged | restored
@@ -28,7 +29,7 @@ EVENTS_SCHEMA = pa.schema(
 )
 EVENTS_HINTS = dlt.mark.make_hints(
     table_name=EVENTS_TABLE,
-    primary_key=("module", "id", "event"),
+    primary_key=("org", "module", "id", "event"),
     write_disposition={"disposition": "merge", "strategy": "insert-only"},
 )
 
@@ -37,7 +38,14 @@ def events_of(records: pa.Table) -> pa.Table:
     """A `binned` or `purged` event for each `deleted_records` row, at Zoho's deleted_time."""
     event = pc.if_else(pc.equal(records["type"], "recycle"), "binned", "purged")
     return pa.Table.from_arrays(
-        [records["module"], records["id"], event, records["deleted_time"], records["observed_at"]],
+        [
+            records["org"],
+            records["module"],
+            records["id"],
+            event,
+            records["deleted_time"],
+            records["observed_at"],
+        ],
         schema=EVENTS_SCHEMA,
     )
 
@@ -46,7 +54,13 @@ def restored_events(rows: List[Dict[str, Any]], observed_at: datetime) -> pa.Tab
     """Zoho does not say when a record was restored: only when a run noticed."""
     return pa.Table.from_pylist(
         [
-            {"module": r["module"], "id": r["id"], "event": "restored", "observed_at": observed_at}
+            {
+                "org": r["org"],
+                "module": r["module"],
+                "id": r["id"],
+                "event": "restored",
+                "observed_at": observed_at,
+            }
             for r in rows
         ],
         schema=EVENTS_SCHEMA,
@@ -54,7 +68,7 @@ def restored_events(rows: List[Dict[str, Any]], observed_at: datetime) -> pa.Tab
 
 
 class EventLedger:
-    """The events one run has emitted; thread-safe."""
+    """The events one run (of one org) has emitted; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

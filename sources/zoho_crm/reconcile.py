@@ -34,7 +34,7 @@ Key = Tuple[str, str]
 
 RECYCLE_BIN_HINTS = dlt.mark.make_hints(
     table_name="recycle_bin",
-    primary_key="id",
+    primary_key=("org", "id"),
     write_disposition="merge",
 )
 
@@ -53,7 +53,7 @@ def reconcile_resource(
     @dlt.resource(
         name="reconcile",
         table_name="deleted_records",
-        primary_key=("module", "id"),
+        primary_key=("org", "module", "id"),
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
     )  # deleted_records' column hints come from the per-module resources; variants inherit these
     def reconcile() -> Iterator[Any]:
@@ -72,7 +72,7 @@ def reconcile_resource(
         in_bin: Dict[Key, Dict[str, Any]] = {}
         params = {"sort_by": "deleted_time", "sort_order": "asc"}
         for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
-            rows = [bin_row(item, now) for item in page]
+            rows = [bin_row(warehouse.org, item, now) for item in page]
             rows = [row for row in rows if row["module__api_name"] in wanted]
             in_bin.update({(row["module__api_name"], row["id"]): row for row in rows})
             if rows:
@@ -119,7 +119,7 @@ def _reread(
     for page in client.pages(
         f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="reconcile"
     ):
-        rows = [deleted_row(module, item, now) for item in page]
+        rows = [deleted_row(warehouse.org, module, item, now) for item in page]
         warehouse.fill_details(module, rows)
         seen.update((module, row["id"]) for row in rows)
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
@@ -130,6 +130,7 @@ def _reread(
 def _record_from_bin(row: Dict[str, Any]) -> Dict[str, Any]:
     """A deleted_records row from a bin entry (the bin does not say who created the record)."""
     return deleted_row(
+        row["org"],
         row["module__api_name"],
         {
             "id": row["id"],

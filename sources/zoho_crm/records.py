@@ -16,8 +16,10 @@ from sources.zoho_crm.settings import RETENTION
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 _USER_FIELDS = ("deleted_by", "created_by")
 
+ORG = pa.field("org", pa.string(), nullable=False)  # the Zoho org; part of every key
 DELETED_RECORDS_SCHEMA = pa.schema(
     [
+        ORG,
         pa.field("module", pa.string(), nullable=False),
         pa.field("id", pa.string(), nullable=False),
         ("type", pa.string()),
@@ -42,6 +44,7 @@ DETAIL_COLUMNS = (
 
 RECYCLE_BIN_SCHEMA = pa.schema(
     [
+        ORG,
         pa.field("id", pa.string(), nullable=False),
         ("module__api_name", pa.string()),
         ("module__id", pa.string()),
@@ -73,10 +76,13 @@ def _user(value: Optional[Dict[str, Any]], key: str) -> Optional[str]:
     return None if not value else value.get(key)
 
 
-def deleted_row(module: str, item: Dict[str, Any], observed_at: datetime) -> Dict[str, Any]:
+def deleted_row(
+    org: str, module: str, item: Dict[str, Any], observed_at: datetime
+) -> Dict[str, Any]:
     deleted_time = parse_time(item["deleted_time"])
     kind = item.get("type") or "recycle"
     row = {
+        "org": org,
         "module": module,
         "id": str(item["id"]),
         "type": kind,
@@ -91,9 +97,10 @@ def deleted_row(module: str, item: Dict[str, Any], observed_at: datetime) -> Dic
     return row
 
 
-def bin_row(item: Dict[str, Any], observed_at: datetime) -> Dict[str, Any]:
+def bin_row(org: str, item: Dict[str, Any], observed_at: datetime) -> Dict[str, Any]:
     module = item.get("module") or {}
     return {
+        "org": org,
         "id": str(item["id"]),
         "module__api_name": module.get("api_name"),
         "module__id": module.get("id"),

@@ -25,7 +25,8 @@ TABLE = "deleted_records"
 class Warehouse:
     """Reads the destination's `deleted_records` table; thread-safe, one query at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, org: str) -> None:
+        self.org = org
         self._lock = threading.Lock()
         self._table_exists: Optional[bool] = None
 
@@ -38,7 +39,8 @@ class Warehouse:
         marks = ", ".join(["%s"] * len(bare))
         known = self._select(
             ("id", *DETAIL_COLUMNS),
-            f"module = %s AND id IN ({marks}) AND ({with_details})",
+            f"org = %s AND module = %s AND id IN ({marks}) AND ({with_details})",
+            self.org,
             module,
             *[row["id"] for row in bare],
         )
@@ -47,11 +49,12 @@ class Warehouse:
             row.update(by_id.get(row["id"], {}))
 
     def binned(self, modules: Sequence[str]) -> List[Dict[str, Any]]:
-        """Every row held as `recycle` and not restored, for the given modules."""
+        """Every row of this org held as `recycle` and not restored, for the given modules."""
         marks = ", ".join(["%s"] * len(modules))
         return self._select(
             DELETED_RECORDS_SCHEMA.names,
-            f"type = 'recycle' AND restored_at IS NULL AND module IN ({marks})",
+            f"org = %s AND type = 'recycle' AND restored_at IS NULL AND module IN ({marks})",
+            self.org,
             *modules,
         )
 

@@ -1,0 +1,52 @@
+"""Several Zoho orgs: `[sources.zoho_crm.orgs.NAME]` holds the same keys as `[sources.zoho_crm]`.
+
+Keys an org leaves out fall back to `[sources.zoho_crm]`, as dlt's own lookup would. Each org
+runs as its own pipeline (its own state), into the same dataset, its rows told apart by `org`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import dlt
+
+from sources.zoho_crm import DEFAULT_ORG, org_name
+from sources.zoho_crm.errors import ZohoConfigError
+
+ORG_KEYS = (
+    "data_center",
+    "accounts_server",
+    "api_domain",
+    "api_version",
+    "modules",
+    "related_lists",
+    "max_concurrency",
+    "per_page",
+    "reconcile_every",
+)
+CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
+
+
+def org_source_args(org: str) -> Dict[str, Any]:
+    """Source arguments for one org, read from its own config section."""
+    name = org_name(org)
+    if name == DEFAULT_ORG:
+        return {}
+    section = f"sources.zoho_crm.orgs.{name}"
+    args: Dict[str, Any] = {"org": name}
+    for key in ORG_KEYS:
+        value = dlt.config.get(f"{section}.{key}")
+        if value is not None:
+            args[key] = value
+    credentials = {k: dlt.secrets.get(f"{section}.credentials.{k}") for k in CREDENTIAL_KEYS}
+    missing = [k for k, v in credentials.items() if v is None]
+    if missing:
+        env = ", ".join(
+            f"SOURCES__ZOHO_CRM__ORGS__{name.upper()}__CREDENTIALS__{k.upper()}" for k in missing
+        )
+        raise ZohoConfigError(
+            f"org {name} has no {', '.join(missing)}: set them under [{section}.credentials] "
+            f"in .dlt/secrets.toml, or as {env}"
+        )
+    args["credentials"] = credentials
+    return args
