@@ -1,0 +1,75 @@
+"""The same invariants on a real PostgreSQL server (CI starts one: .ci/postgres.sh)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import dlt
+import pytest
+from conftest import NOW, delete, query, run_once
+from test_readme_queries import QUERIES
+
+from pipelines.demo import DEMO_RELATED_LISTS, change_between_runs
+from pipelines.zoho_crm_deleted import make_pipeline
+from zoho_standin.seed import DEMO_MODULES, seed_demo
+
+URL = os.environ.get("ZOHO_TEST_POSTGRES")
+pytestmark = pytest.mark.skipif(
+    not URL,
+    reason="no PostgreSQL server: set ZOHO_TEST_POSTGRES=postgresql://user:pass@127.0.0.1/db "
+    "(bash .ci/postgres.sh starts one and prints the URL; CI does)",
+)
+DS = "zoho_crm_deleted"
+
+
+@pytest.fixture
+def pg_pipeline(tmp_path):
+    import psycopg2
+
+    with psycopg2.connect(URL) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {DS} CASCADE")
+    return make_pipeline(
+        destination=dlt.destinations.postgres(credentials=URL),
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+
+
+def test_the_invariants_hold_on_postgres(org, server, pg_pipeline):
+    seed_demo(org, per_module=120)
+    args = {"modules": list(DEMO_MODULES), "related_lists": DEMO_RELATED_LISTS}
+    first = run_once(server, pg_pipeline, **args)
+    assert first.row_counts["deleted_records"] == len(org.entries)
+
+    binned = sorted(k for k, e in org.entries.items() if e.type == "recycle")
+    module, kept = binned[0]
+    name = org.entries[(module, kept)].display_name
+    org.purge(module, kept, NOW + timedelta(seconds=2))
+    delete(org, "Deals", "9001", NOW + timedelta(seconds=1))
+    change_between_runs(org)
+    for _ in range(2):
+        run_once(server, pg_pipeline, reconcile=True, **args)
+
+    def one(sql):
+        return query(pg_pipeline, sql)
+
+    assert one(
+        f"SELECT count(*) FROM (SELECT org, module, id FROM {DS}.deleted_records "
+        "GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+    ) == [(0,)]
+    assert one(f"SELECT count(*) FROM {DS}.deleted_records") == [(len(org.entries) + 1,)]
+    assert one(
+        f"SELECT type, display_name FROM {DS}.deleted_records WHERE module = '{module}' "
+        f"AND id = '{kept}'"
+    ) == [("permanent", name)]
+    assert one(
+        f"SELECT count(*) FROM (SELECT org, module, id, event FROM {DS}.deletion_events "
+        "GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d"
+    ) == [(0,)]
+    assert one(f"SELECT count(*) FROM {DS}.deletion_events WHERE event = 'restored'") == [(1,)]
+    assert one(
+        f"SELECT count(*) FROM (SELECT 1 FROM {DS}.deleted_related_records "
+        "GROUP BY org, parent_module, parent_id, related_list, id HAVING count(*) > 1) d"
+    ) == [(0,)]
+    for sql in QUERIES:  # the README's queries, and so the views, on PostgreSQL too
+        assert query(pg_pipeline, sql.strip().rstrip(";")), sql
