@@ -149,6 +149,19 @@ class Org:
         start = 0 if since is None else bisect.bisect_left(stamps, since.timestamp())
         return chosen[start:][::-1]
 
+    def in_bin(self, oldest_first: bool) -> List[DeletedEntry]:
+        """Every recycle bin entry by deleted time; cached until the org changes."""
+        key = "bin-asc" if oldest_first else "bin-desc"
+        with self.lock:
+            cached = self._sorted.get(key)
+            if cached is None or cached[0] != self._version:
+                entries = [e for e in self.newest_first(None, None) if e.type == "recycle"]
+                if oldest_first:
+                    entries.reverse()
+                cached = (self._version, [], entries)
+                self._sorted[key] = cached
+        return cached[2]
+
     def entry(self, module: str, record_id: str) -> Optional[DeletedEntry]:
         with self.lock:
             return self.entries.get((module, record_id))

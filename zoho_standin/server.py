@@ -407,19 +407,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _recycle_bin(self, parts: List[str], query: Dict[str, str]) -> Tuple[int, Optional[Dict]]:
         org = self.standin.org
-        entries = [e for e in org.newest_first(None, None) if e.type == "recycle"]
+        sort_by = query.get("sort_by", "deleted_time")
+        if sort_by not in ("deleted_time", "display_name", "deleted_by"):
+            raise _error(400, "INVALID_DATA", f"invalid sort_by {sort_by}")
+        descending = query.get("sort_order", "desc") == "desc"
+        entries = org.in_bin(oldest_first=not descending)
         if parts:
             entries = [e for e in entries if e.id == parts[0]]
         elif query.get("ids"):
             wanted = set(query["ids"].split(","))
             entries = [e for e in entries if e.id in wanted]
         elif query.get("filters"):
-            entries = [e for e in entries if _bin_filter(query["filters"])(e)]
-        sort_by = query.get("sort_by", "deleted_time")
-        if sort_by not in ("deleted_time", "display_name", "deleted_by"):
-            raise _error(400, "INVALID_DATA", f"invalid sort_by {sort_by}")
-        if query.get("sort_order", "desc") == "asc" or sort_by != "deleted_time":
-            entries.sort(key=_sort_key(sort_by), reverse=query.get("sort_order", "desc") == "desc")
+            matches = _bin_filter(query["filters"])
+            entries = [e for e in entries if matches(e)]
+        if sort_by != "deleted_time":
+            entries = sorted(entries, key=_sort_key(sort_by), reverse=descending)
         if not entries:
             return 204, None
         chunk, info = _page(entries, query)
