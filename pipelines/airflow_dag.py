@@ -13,11 +13,15 @@ Nothing else in the project imports Airflow.
 from __future__ import annotations
 
 import pendulum
-from airflow.decorators import dag, task
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
 from pipelines.zoho_crm_deleted import PIPELINE_NAME, make_pipeline, publish
 from sources.zoho_crm import zoho_crm
+
+try:
+    from airflow.sdk import dag, task  # Airflow 3
+except ImportError:  # Airflow 2
+    from airflow.decorators import dag, task
 
 
 @dag(
