@@ -75,6 +75,12 @@ def explain(error: BaseException) -> Tuple[int, str]:
         return EXIT_AUTH, str(found)
     if isinstance(found, (ZohoApiError, ZohoResponseError)):
         return EXIT_ZOHO, f"{found}; nothing from this run was loaded, the next run retries it"
+    locked = next((e for e in chain if "Could not set lock on file" in str(e)), None)
+    if locked is not None:
+        return EXIT_BUSY, (
+            "the DuckDB file is open in another process (a run, or a DuckDB shell); try again "
+            "when it is closed"
+        )
     network = next((e for e in chain if isinstance(e, RequestException)), None)
     if network is not None:
         return EXIT_ZOHO, (

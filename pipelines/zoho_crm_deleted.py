@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ DATASET_NAME = "zoho_crm_deleted"
 # after the dataset (dlt's default, `<pipeline>.duckdb`, would be).
 DEFAULT_DUCKDB_FILE = "zoho_crm.duckdb"
 SCHEMA_NAME = "zoho_crm"
+DUCKDB_WAIT = 1800.0  # seconds a run waits for another org's run to release the DuckDB file
 logger = logging.getLogger(__name__)
 TABLES = ("deleted_records", "recycle_bin", "deleted_related_records")
 RUNS_TABLE = "runs"
@@ -79,22 +81,42 @@ def make_pipeline(
 
 
 @contextmanager
-def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
-    """Hold the pipeline's run lock; a second run at once fails fast with a clear message."""
-    os.makedirs(pipeline.pipelines_dir, exist_ok=True)
-    path = os.path.join(pipeline.pipelines_dir, f".{pipeline.pipeline_name}.lock")
+def _flock(path: str, wait_seconds: float, busy: str) -> Iterator[None]:
+    """An exclusive lock on `path`, waited for up to `wait_seconds`; then `busy` is raised."""
+    deadline = time.monotonic() + wait_seconds
     with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PipelineBusyError(
-                f"another run of pipeline {pipeline.pipeline_name} is in progress (lock {path}); "
-                "let it finish, or schedule runs further apart"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise PipelineBusyError(busy) from None
+                time.sleep(0.2)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """One run per pipeline at a time (a second one exits at once), and one writer per DuckDB
+    file (runs of other orgs into the same file wait their turn, up to DUCKDB_WAIT)."""
+    os.makedirs(pipeline.pipelines_dir, exist_ok=True)
+    path = os.path.join(pipeline.pipelines_dir, f".{pipeline.pipeline_name}.lock")
+    busy = (
+        f"another run of pipeline {pipeline.pipeline_name} is in progress (lock {path}); "
+        "let it finish, or schedule runs further apart"
+    )
+    with _flock(path, 0, busy):
+        if pipeline.destination is None or pipeline.destination.destination_name != "duckdb":
+            yield
+            return
+        database = str(pipeline.destination_client().config.credentials.database)
+        waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
+        with _flock(database + ".lock", DUCKDB_WAIT, waited):
+            yield
 
 
 def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResult:

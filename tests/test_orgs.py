@@ -133,3 +133,42 @@ refresh_token = "1000.refresh-acme"
     assert result.returncode == 0, result.stderr
     assert acme.calls["deleted"] == 3  # the org's own modules win over the shared ones
     assert "deleted_records                  3 rows" in result.stdout
+
+
+def test_two_orgs_at_once_into_one_duckdb_file_take_turns(two_orgs, tmp_path):
+    env = org_env(two_orgs, tmp_path)
+    for server in two_orgs.values():
+        server.latency = 0.05  # long enough for the runs to overlap
+    runs = [
+        subprocess.Popen(
+            [ZOHO_DELETED, "run", "--org", name],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("acme", "globex")
+    ]
+    for process in runs:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    with duckdb.connect(str(tmp_path / "zoho.duckdb"), read_only=True) as db:
+        rows = db.sql(f"SELECT org, count(*) FROM {DS}.deleted_records GROUP BY 1 ORDER BY 1")
+        assert rows.fetchall() == [("acme", 3), ("globex", 5)]
+
+
+def test_status_while_the_duckdb_file_is_held_says_so(two_orgs, tmp_path):
+    env = org_env(two_orgs, tmp_path)
+    assert zoho(tmp_path, env, "run", "--org", "acme").returncode == 0
+    with duckdb.connect(str(tmp_path / "zoho.duckdb")):  # another process writes to it
+        held = subprocess.run(
+            [ZOHO_DELETED, "status", "--org", "acme"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert held.returncode == 5
+    assert "the DuckDB file is open in another process" in held.stderr
