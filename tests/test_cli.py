@@ -52,7 +52,7 @@ def test_run_prints_a_summary_and_status_reads_it(org, server, tmp_path):
     first = cli(server, tmp_path, "run")
     assert first.returncode == 0, first.stderr
     assert "deleted_records                  3 rows" in first.stdout
-    assert "API calls: 5 (deleted 4, recycle_bin 1)" in first.stdout
+    assert "API calls: 8 (deleted 4, recycle_bin 4)" in first.stdout  # the bin by module
 
     second = cli(server, tmp_path, "run")
     assert second.returncode == 0 and "deleted_records                  0 rows" in second.stdout

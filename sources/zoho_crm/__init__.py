@@ -246,20 +246,29 @@ def _recycle_bin_resource(
     @dlt.resource(name="recycle_bin", primary_key=("org", "id"), write_disposition="merge")
     def recycle_bin(
         deleted_time: dlt.sources.incremental[datetime] = dlt.sources.incremental(
-            "deleted_time", range_start="closed", row_order="asc"
+            "deleted_time", range_start="closed"
         ),
     ) -> Iterator[Any]:
         """Entries of `/settings/recycle_bin` binned since the last loaded one, oldest first.
 
         Zoho's filter only offers `greater_than`, so it is asked for everything after the
         second *before* the high-water mark; the incremental drops what was already loaded.
+        The first run, which reads the whole bin, reads each module's part of it in parallel
+        (the bin is as large as all modules together); later runs ask once for what is new.
         """
         params: Dict[str, Any] = {"sort_by": "deleted_time", "sort_order": "asc"}
-        if deleted_time.start_value is not None:
+        observed_at = datetime.now(UTC)
+        if deleted_time.start_value is None:
+            pages = client.interleaved(
+                [
+                    _bin_pages(client, {**params, "filters": _json_filter("module", "equal", m)})
+                    for m in modules
+                ]
+            )
+        else:
             since = deleted_time.start_value - timedelta(seconds=1)
             params["filters"] = _json_filter("deleted_time", "greater_than", zoho_time(since))
-        observed_at = datetime.now(UTC)
-        pages = client.pages("settings/recycle_bin", "recycle_bin", params, kind="recycle_bin")
+            pages = _bin_pages(client, params)
         with _refusal_reported(report, "recycle_bin", deleted_time):
             for page in pages:
                 rows = [bin_row(org, item, observed_at) for item in page]
@@ -268,6 +277,10 @@ def _recycle_bin_resource(
                     yield to_table(rows, RECYCLE_BIN_SCHEMA)
 
     return recycle_bin
+
+
+def _bin_pages(client: ZohoClient, params: Dict[str, Any]) -> Iterator[List[Dict[str, Any]]]:
+    return client.pages("settings/recycle_bin", "recycle_bin", params, kind="recycle_bin")
 
 
 def _json_filter(field: str, comparator: str, value: str) -> str:
