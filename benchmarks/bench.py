@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python benchmarks/bench.py`: make the project importable
@@ -250,9 +250,19 @@ def child_env(data_dir: Path) -> Dict[str, str]:
 
 
 def _stream(route: str, target: str) -> str:
-    """The stream a request belongs to: a module's deleted records, or the recycle bin."""
+    """The stream a request belongs to: a module's deleted records, or (a module's part of)
+    the recycle bin."""
     if route == "deleted":
         return urlsplit(target).path.split("/")[3]
+    filters = parse_qs(urlsplit(target).query).get("filters")
+    if route == "recycle_bin" and filters:
+        module = [
+            c["value"]
+            for c in json.loads(filters[0])["group"]
+            if c["field"]["api_name"] == "module"
+        ]
+        if module:
+            return f"recycle_bin:{module[0]}"
     return route
 
 

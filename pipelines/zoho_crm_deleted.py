@@ -27,7 +27,7 @@ DATASET_NAME = "zoho_crm_deleted"
 # DuckDB cannot tell a catalog from a schema of the same name, so the file must not be named
 # after the dataset (dlt's default, `<pipeline>.duckdb`, would be).
 DEFAULT_DUCKDB_FILE = "zoho_crm.duckdb"
-DUCKDB_MEMORY_LIMIT = "256MB"
+DUCKDB_MEMORY_LIMIT = "192MB"
 SCHEMA_NAME = "zoho_crm"
 DUCKDB_WAIT = 1800.0  # seconds a run waits for another org's run to release the DuckDB file
 logger = logging.getLogger(__name__)

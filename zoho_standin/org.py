@@ -11,7 +11,7 @@ import bisect
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 
 @dataclass
@@ -149,13 +149,18 @@ class Org:
         start = 0 if since is None else bisect.bisect_left(stamps, since.timestamp())
         return chosen[start:][::-1]
 
-    def in_bin(self, oldest_first: bool) -> List[DeletedEntry]:
-        """Every recycle bin entry by deleted time; cached until the org changes."""
-        key = "bin-asc" if oldest_first else "bin-desc"
+    def in_bin(
+        self, oldest_first: bool, where: Optional[Tuple[str, Callable[[DeletedEntry], bool]]] = None
+    ) -> List[DeletedEntry]:
+        """Recycle bin entries by deleted time, optionally those matching `where` (a key and a
+        predicate); cached until the org changes, so paging through a large bin stays cheap."""
+        key = f"bin-{'asc' if oldest_first else 'desc'}-{where[0] if where else ''}"
         with self.lock:
             cached = self._sorted.get(key)
             if cached is None or cached[0] != self._version:
                 entries = [e for e in self.newest_first(None, None) if e.type == "recycle"]
+                if where:
+                    entries = [e for e in entries if where[1](e)]
                 if oldest_first:
                     entries.reverse()
                 cached = (self._version, [], entries)

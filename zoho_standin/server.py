@@ -411,15 +411,16 @@ class _Handler(BaseHTTPRequestHandler):
         if sort_by not in ("deleted_time", "display_name", "deleted_by"):
             raise _error(400, "INVALID_DATA", f"invalid sort_by {sort_by}")
         descending = query.get("sort_order", "desc") == "desc"
-        entries = org.in_bin(oldest_first=not descending)
         if parts:
-            entries = [e for e in entries if e.id == parts[0]]
+            entries = [e for e in org.in_bin(not descending) if e.id == parts[0]]
         elif query.get("ids"):
             wanted = set(query["ids"].split(","))
-            entries = [e for e in entries if e.id in wanted]
+            entries = [e for e in org.in_bin(not descending) if e.id in wanted]
         elif query.get("filters"):
-            matches = _bin_filter(query["filters"])
-            entries = [e for e in entries if matches(e)]
+            where = (query["filters"], _bin_filter(query["filters"]))
+            entries = org.in_bin(not descending, where)
+        else:
+            entries = org.in_bin(not descending)
         if sort_by != "deleted_time":
             entries = sorted(entries, key=_sort_key(sort_by), reverse=descending)
         if not entries:

@@ -177,7 +177,7 @@ class ZohoClient:
             else:
                 query["page"] = int(info.get("page", 1)) + 1
 
-    def interleaved(self, streams: Sequence[Iterator[T]], buffer: int = 8) -> Iterator[T]:
+    def interleaved(self, streams: Sequence[Iterator[T]], buffer: int = 4) -> Iterator[T]:
         """The items of several streams, each advanced in its own thread, as they arrive.
 
         Calls still take slots under `max_concurrency`. At most `buffer` items wait in memory;
