@@ -16,7 +16,7 @@ demo: $(BIN)/zoho-deleted
 
 test: $(BIN)/zoho-deleted
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(BIN)/zoho-deleted
 	$(BIN)/ruff check .
