@@ -61,7 +61,8 @@ def _raw_pages(
     session: Any, url: str, params: Dict[str, Any], data_key: str, wait: List[float]
 ) -> Iterator[List[Dict[str, Any]]]:
     """Every page of a Zoho list, following `next_page_token` (else `page`); adds HTTP time
-    to `wait[0]`."""
+    to `wait[0]`. The floor re-states Zoho's paging rule (`sources.zoho_crm.client.next_page`)
+    on purpose: it must not import the pipeline's code, or dlt with it."""
     query: Dict[str, Any] = {**params, "per_page": PER_PAGE, "page": 1}
     while True:
         started = time.perf_counter()

@@ -154,11 +154,8 @@ class ZohoClient:
         module: Optional[str] = None,
         kind: str = "api",
     ) -> Iterator[List[Dict[str, Any]]]:
-        """Yield each page's records, `per_page` (200) at a time, until Zoho says there are no more.
-
-        Zoho's `page` reaches only the first 2,000 records; whenever Zoho hands out a
-        `next_page_token` it is followed instead (it may not be combined with `page`).
-        """
+        """Yield each page's records, `per_page` (200) at a time, until Zoho says there are no
+        more (see `next_page`)."""
         query = {**(params or {}), "per_page": self.per_page, "page": 1}
         while True:
             body = self.get(path, query, headers, module, kind)
@@ -167,15 +164,9 @@ class ZohoClient:
             records = body.get(data_key) or []
             if records:
                 yield records
-            info = body.get("info") or {}
-            if not info.get("more_records"):
+            query = next_page(query, body)
+            if query is None:
                 return
-            token = info.get("next_page_token")
-            query = {k: v for k, v in query.items() if k not in ("page", "page_token")}
-            if token:
-                query["page_token"] = token
-            else:
-                query["page"] = int(info.get("page", 1)) + 1
 
     def interleaved(self, streams: Sequence[Iterator[T]], buffer: int = 4) -> Iterator[T]:
         """The items of several streams, each advanced in its own thread, as they arrive.
@@ -224,6 +215,24 @@ class ZohoClient:
     def _count(self, kind: str) -> None:
         with self._lock:
             self.calls[kind] += 1
+
+
+def next_page(query: Dict[str, Any], body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The query for the page after `body`'s, or None on the last page.
+
+    Zoho's `page` reaches only the first 2,000 records; whenever Zoho hands out a
+    `next_page_token` it is followed instead (it may not be combined with `page`).
+    """
+    info = body.get("info") or {}
+    if not info.get("more_records"):
+        return None
+    following = {k: v for k, v in query.items() if k not in ("page", "page_token")}
+    token = info.get("next_page_token")
+    if token:
+        following["page_token"] = token
+    else:
+        following["page"] = int(info.get("page", 1)) + 1
+    return following
 
 
 def _json_or_none(response: Response) -> Any:
