@@ -25,4 +25,4 @@ bench: $(BIN)/zoho-deleted
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) .zoho-demo *.duckdb *.egg-info
+	rm -rf $(VENV) .zoho-demo *.egg-info  # never *.duckdb: a real run may have written it

@@ -77,12 +77,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import demo
+    from pipelines.demo import DEMO_ORG, demo
 
     pipeline = demo(_say, print_result)
     _show_tables(pipeline)
     _say("Status:")
-    _print_status(pipeline)
+    _print_status(pipeline, DEMO_ORG)
     return EXIT_OK
 
 
@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run against the built-in Zoho stand-in",
         description="Start the Zoho stand-in on a free loopback port, run the pipeline twice "
-        "into zoho_crm_demo.duckdb (recreated each time) and show what landed.",
+        "into the DuckDB file (zoho_crm_deleted.duckdb unless configured; recreated each time, "
+        "never when it holds data the demo did not load) and show what landed.",
     )
     demo_parser.set_defaults(handler=cmd_demo)
     status_parser = commands.add_parser(

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any, Callable, Dict
 
 import dlt
+import duckdb
 
-from pipelines.zoho_crm_deleted import PIPELINE_NAME, RunResult, make_pipeline, run
+from pipelines.duckdb_file import attach_sql, configured_duckdb_file, duckdb_destination
+from pipelines.zoho_crm_deleted import DATASET_NAME, RunResult, make_pipeline, pipeline_name, run
+from sources.zoho_crm.errors import ZohoConfigError
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer
 from zoho_standin.seed import DEMO_MODULES, USERS, record_id, seed_demo
 
-DEMO_DUCKDB_FILE = "zoho_crm_demo.duckdb"
+DEMO_ORG = "demo"  # its own pipeline state, and org = 'demo' on every row it loads
 DEMO_STATE_DIR = ".zoho-demo"
 DEMO_RELATED_LISTS = {
     "Leads": {"Campaigns": ["Owner", "Campaign_Name"], "Products": ["Owner", "Product_Name"]},
@@ -57,21 +60,61 @@ def change_between_runs(org: Org) -> str:
     return "3 new Deals deleted, 2 Leads purged from the bin, 1 Lead restored"
 
 
-def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) -> dlt.Pipeline:
-    """Run against a fresh stand-in into a fresh demo DuckDB file; returns the pipeline."""
+def holds_only_demo_data(path: Path) -> bool:
+    """True when nothing but an earlier demo loaded into the DuckDB file at `path`."""
+    conn = duckdb.connect()
+    try:
+        conn.execute(attach_sql(str(path), "earlier", read_only=True))
+        schemas = {
+            schema
+            for (schema,) in conn.execute(
+                "SELECT schema_name FROM duckdb_tables() WHERE database_name = 'earlier'"
+            ).fetchall()
+        }
+        if not schemas:
+            return True
+        if not schemas <= {DATASET_NAME, f"{DATASET_NAME}_staging"}:  # dlt's merge staging
+            return False
+        loaders = conn.execute(
+            f"SELECT DISTINCT pipeline_name FROM earlier.{DATASET_NAME}._dlt_pipeline_state"
+        ).fetchall()
+        return {name for (name,) in loaders} == {pipeline_name(DEMO_ORG)}
+    except duckdb.Error:  # locked by a run, not a DuckDB file, no dlt state: not the demo's
+        return False
+    finally:
+        conn.close()
+
+
+def fresh_demo_file() -> Path:
+    """The configured DuckDB file, emptied of an earlier demo; never one holding real data."""
+    path = Path(configured_duckdb_file())
+    if path.exists() and not holds_only_demo_data(path):
+        raise ZohoConfigError(
+            f"{path} holds data the demo did not load, and the demo will not replace it: run "
+            "the demo in another directory, or point DESTINATION__DUCKDB__CREDENTIALS elsewhere"
+        )
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        leftover.unlink(missing_ok=True)
     shutil.rmtree(DEMO_STATE_DIR, ignore_errors=True)
-    Path(DEMO_DUCKDB_FILE).unlink(missing_ok=True)
+    return path
+
+
+def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) -> dlt.Pipeline:
+    """Run against a fresh stand-in into the DuckDB file (recreated); returns the pipeline."""
+    path = fresh_demo_file()
     pipeline = make_pipeline(
-        destination=dlt.destinations.duckdb(credentials=DEMO_DUCKDB_FILE),
+        destination=duckdb_destination(str(path)),
         pipelines_dir=str(Path(DEMO_STATE_DIR) / "pipelines"),
+        org=DEMO_ORG,
     )
     org = Org()
     seed_demo(org)
     with StandinServer(org) as server:
+        args = {"org": DEMO_ORG, **demo_source_args(server)}
         say(f"Zoho stand-in listening on {server.url} ({len(org.entries)} deleted records)")
-        say(f"\nRun 1: pipeline {PIPELINE_NAME} into {DEMO_DUCKDB_FILE}")
-        print_result(run(pipeline, **demo_source_args(server)))
+        say(f"\nRun 1: pipeline {pipeline.pipeline_name} (org {DEMO_ORG}) into {path.name}")
+        print_result(run(pipeline, **args))
         say(f"\nIn Zoho meanwhile: {change_between_runs(org)}")
         say("Run 2 (zoho-deleted run --reconcile): what changed, plus the full pass for restores")
-        print_result(run(pipeline, reconcile=True, **demo_source_args(server)))
+        print_result(run(pipeline, reconcile=True, **args))
     return pipeline

@@ -1,7 +1,9 @@
 """The analyst layer: views created in the dataset after every load.
 
 Plain SQL that DuckDB and PostgreSQL both accept; each view is dropped and created again so a
-new column in the tables below never blocks it.
+new column in the tables below never blocks it. On DuckDB a view names its tables without the
+schema: DuckDB looks them up in the view's own schema, so the views work in any client that
+opens the file, whatever catalog name it gives it (see pipelines/duckdb_file.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ _RELATED_KEYS = {"org", "parent_module", "parent_id", "related_list", "id"}
 
 EXPIRING_SOON = """
 SELECT org, module, id, display_name, deleted_by__name AS deleted_by, deleted_time, expires_at
-FROM {ds}.deleted_records
+FROM {records}
 WHERE type = 'recycle' AND restored_at IS NULL
   AND expires_at >= CURRENT_TIMESTAMP AND expires_at < CURRENT_TIMESTAMP + INTERVAL '7 days'
 ORDER BY expires_at, org, module, id
@@ -34,8 +36,8 @@ SELECT CAST(timezone('UTC', COALESCE(b.event_time, r.deleted_time)) AS DATE) AS 
        r.module,
        r.deleted_by__name AS deleted_by,
        count(*) AS deletions
-FROM {ds}.deleted_records r
-LEFT JOIN {ds}.deletion_events b
+FROM {records} r
+LEFT JOIN {events} b
   ON b.org = r.org AND b.module = r.module AND b.id = r.id AND b.event = 'binned'
 GROUP BY 1, 2, 3, 4
 """
@@ -43,7 +45,7 @@ GROUP BY 1, 2, 3, 4
 DELETED_WITH_RELATED = """
 SELECT r.org, r.module, r.id, r.type, r.display_name, r.deleted_time,
        r.deleted_by__name AS deleted_by, {related_columns}
-FROM {ds}.deleted_records r
+FROM {records} r
 {related_join}
 """
 
@@ -56,8 +58,8 @@ def _related_columns(pipeline: dlt.Pipeline) -> List[str]:
     return [c for c in columns if c not in _RELATED_KEYS and not c.startswith("_dlt")]
 
 
-def view_sql(pipeline: dlt.Pipeline, dataset: str) -> Dict[str, str]:
-    """Each view's SELECT, for the tables the dataset holds now."""
+def view_sql(pipeline: dlt.Pipeline, prefix: str) -> Dict[str, str]:
+    """Each view's SELECT, for the tables the dataset holds now; `prefix` qualifies tables."""
     extra = _related_columns(pipeline)
     if RELATED_TABLE in pipeline.default_schema.tables:
         related_columns = ", ".join(
@@ -68,7 +70,7 @@ def view_sql(pipeline: dlt.Pipeline, dataset: str) -> Dict[str, str]:
             ]
         )
         related_join = (
-            f"LEFT JOIN {dataset}.{RELATED_TABLE} rel "
+            f"LEFT JOIN {prefix}{RELATED_TABLE} rel "
             "ON rel.org = r.org AND rel.parent_module = r.module AND rel.parent_id = r.id"
         )
     else:  # no related lists configured yet: same shape, nothing related
@@ -77,10 +79,14 @@ def view_sql(pipeline: dlt.Pipeline, dataset: str) -> Dict[str, str]:
         )
         related_join = ""
     return {
-        "expiring_soon": EXPIRING_SOON.format(ds=dataset),
-        "deletions_daily": DELETIONS_DAILY.format(ds=dataset),
+        "expiring_soon": EXPIRING_SOON.format(records=f"{prefix}deleted_records"),
+        "deletions_daily": DELETIONS_DAILY.format(
+            records=f"{prefix}deleted_records", events=f"{prefix}deletion_events"
+        ),
         "deleted_with_related": DELETED_WITH_RELATED.format(
-            ds=dataset, related_columns=related_columns, related_join=related_join
+            records=f"{prefix}deleted_records",
+            related_columns=related_columns,
+            related_join=related_join,
         ),
     }
 
@@ -92,7 +98,8 @@ def create_views(pipeline: dlt.Pipeline) -> None:
         return
     with pipeline.sql_client() as client:
         dataset = client.capabilities.escape_identifier(pipeline.dataset_name)
-        for name, select in view_sql(pipeline, dataset).items():
+        on_duckdb = pipeline.destination.destination_type == "dlt.destinations.duckdb"
+        for name, select in view_sql(pipeline, "" if on_duckdb else f"{dataset}.").items():
             try:
                 client.execute_sql(f"DROP VIEW IF EXISTS {dataset}.{name}")
                 client.execute_sql(f"CREATE VIEW {dataset}.{name} AS {select}")

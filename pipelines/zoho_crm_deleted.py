@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 import dlt
 from dlt.common.pipeline import LoadInfo
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import PipelineBusyError, explain
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, zoho_crm
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
+from sources.zoho_crm.errors import ZohoApiError
 
 PIPELINE_NAME = "zoho_crm_deleted"
 DATASET_NAME = "zoho_crm_deleted"
-# DuckDB cannot tell a catalog from a schema of the same name, so the file must not be named
-# after the dataset (dlt's default, `<pipeline>.duckdb`, would be).
-DEFAULT_DUCKDB_FILE = "zoho_crm.duckdb"
-DUCKDB_MEMORY_LIMIT = "192MB"
 SCHEMA_NAME = "zoho_crm"
 DUCKDB_WAIT = 1800.0  # seconds a run waits for another org's run to release the DuckDB file
 logger = logging.getLogger(__name__)
@@ -48,36 +42,6 @@ class RunResult:
     @property
     def total_calls(self) -> int:
         return sum(self.api_calls.values())
-
-
-def _duckdb_setting(key: str) -> Any:
-    return dlt.config.get(f"destination.duckdb.{key}") or dlt.secrets.get(
-        f"destination.duckdb.{key}"
-    )
-
-
-def duckdb_destination() -> Any:
-    """dlt's DuckDB destination at the configured file, or `zoho_crm.duckdb` in the cwd.
-
-    DuckDB's `memory_limit` defaults to DUCKDB_MEMORY_LIMIT (DuckDB spills to disk beyond
-    it), which keeps a 200,000-record first run under 400 MB; `[destination.duckdb.credentials]
-    global_config` overrides it, as dlt's own config does.
-    """
-    configured = _duckdb_setting("credentials")
-    if isinstance(configured, dict):  # [destination.duckdb.credentials] as a table
-        configured = configured.get("database")
-    path = str(configured) if configured else DEFAULT_DUCKDB_FILE
-    if Path(path).stem == DATASET_NAME:
-        raise ZohoConfigError(
-            f"DuckDB file {path!r} has the dataset's name, which DuckDB cannot tell apart from "
-            f"the schema {DATASET_NAME}: name the file otherwise, e.g. {DEFAULT_DUCKDB_FILE}"
-        )
-    overrides = _duckdb_setting("credentials.global_config") or {}
-    if isinstance(overrides, str):  # from an environment variable: JSON
-        overrides = json.loads(overrides)
-    credentials = DuckDbCredentials(path)
-    credentials.global_config = {"memory_limit": DUCKDB_MEMORY_LIMIT, **overrides}
-    return dlt.destinations.duckdb(credentials=credentials)
 
 
 def pipeline_name(org: str = DEFAULT_ORG) -> str:

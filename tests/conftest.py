@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import dlt
+import duckdb
 import pytest
 
 # Fast retries for the whole suite (dlt's [runtime] config); the waits stay exponential.
@@ -16,7 +18,8 @@ os.environ["RUNTIME__REQUEST_MAX_RETRY_DELAY"] = "0.05"
 os.environ["RUNTIME__REQUEST_MAX_ATTEMPTS"] = "4"
 os.environ["RUNTIME__REQUEST_TIMEOUT"] = "5"
 
-from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run  # noqa: E402
+from pipelines.duckdb_file import duckdb_destination  # noqa: E402
+from pipelines.zoho_crm_deleted import DATASET_NAME, RunResult, make_pipeline, run  # noqa: E402
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer  # noqa: E402
 from zoho_standin.seed import USERS, add_standard_modules  # noqa: E402
 
@@ -24,6 +27,8 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 IST = timezone(timedelta(hours=5, minutes=30))
 PST = timezone(timedelta(hours=-8))
 MODULES = ["Leads", "Contacts", "Deals", "Accounts"]
+# dlt's default name: DuckDB gives the file the dataset's name as catalog name
+DUCKDB_FILE = "zoho_crm_deleted.duckdb"
 
 
 def delete(org: Org, module: str, rid: str, at: datetime, name: str = "") -> None:
@@ -48,7 +53,7 @@ def server(org: Org) -> Iterator[StandinServer]:
 @pytest.fixture
 def pipeline(tmp_path: Path) -> dlt.Pipeline:
     return make_pipeline(
-        destination=dlt.destinations.duckdb(str(tmp_path / "zoho.duckdb")),
+        destination=duckdb_destination(str(tmp_path / DUCKDB_FILE)),
         pipelines_dir=str(tmp_path / "pipelines"),
     )
 
@@ -83,6 +88,14 @@ def query(pipeline: dlt.Pipeline, sql: str) -> List[tuple]:
         return [tuple(row) for row in client.execute_sql(sql)]
 
 
+@contextmanager
+def analyst(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The DuckDB file opened as the README tells analysts to: `USE zoho_crm_deleted`."""
+    with duckdb.connect(str(path), read_only=True) as db:
+        db.execute(f"USE {DATASET_NAME}")
+        yield db
+
+
 def env_for(server: StandinServer, tmp_path: Path, **extra: str) -> Dict[str, str]:
     """Environment for running `zoho-deleted` as a subprocess against the stand-in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
@@ -94,7 +107,7 @@ def env_for(server: StandinServer, tmp_path: Path, **extra: str) -> Dict[str, st
             "SOURCES__ZOHO_CRM__ACCOUNTS_SERVER": server.url,
             "SOURCES__ZOHO_CRM__API_DOMAIN": server.url,
             "SOURCES__ZOHO_CRM__MODULES": '["Leads", "Contacts", "Deals", "Accounts"]',
-            "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "zoho.duckdb"),
+            "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DUCKDB_FILE),
             "DLT_DATA_DIR": str(tmp_path / "dlt"),
         }
     )

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CLIENT_SECRET, NOW, REFRESH_TOKEN, delete, env_for
+from conftest import CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, delete, env_for
 
 from pipelines.cli import main
 
@@ -61,7 +61,7 @@ def test_run_prints_a_summary_and_status_reads_it(org, server, tmp_path):
     assert status.returncode == 0, status.stdout + status.stderr
     assert "Org default: last successful run" in status.stdout and "Healthy." in status.stdout
     assert "  Leads                  3          0        0           0         0" in status.stdout
-    assert (tmp_path / "zoho.duckdb").exists()
+    assert (tmp_path / DUCKDB_FILE).exists()
 
 
 def test_a_user_mistake_is_one_line_without_traceback(server, tmp_path):
@@ -110,13 +110,31 @@ def test_help(command, capsys):
     assert "usage: zoho-deleted" in capsys.readouterr().out
 
 
-def test_demo_runs_against_the_stand_in(tmp_path):
+def demo(tmp_path: Path) -> subprocess.CompletedProcess:
     env = {"DLT_DATA_DIR": str(tmp_path / "dlt"), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
+    return subprocess.run(
         [ZOHO_DELETED, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def test_demo_runs_against_the_stand_in(tmp_path):
+    result = demo(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Run 2 (zoho-deleted run --reconcile)" in result.stdout
     assert "API calls: 11 (deleted 4, reconcile 6, recycle_bin 1)" in result.stdout
-    assert "Org default: last successful run" in result.stdout and "Healthy." in result.stdout
-    assert (tmp_path / "zoho_crm_demo.duckdb").exists()
+    assert "Org demo: last successful run" in result.stdout and "Healthy." in result.stdout
+    assert (tmp_path / DUCKDB_FILE).exists()
+    again = demo(tmp_path)  # recreates its own file: the same figures, nothing doubled
+    assert again.returncode == 0, again.stderr
+    assert "deleted_records                364 rows" in again.stdout
+
+
+def test_demo_never_replaces_a_file_a_real_run_loaded(org, server, tmp_path):
+    delete(org, "Leads", "101", NOW - timedelta(days=1))
+    assert cli(server, tmp_path, "run").returncode == 0
+    refused = demo(tmp_path)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert f"{tmp_path / DUCKDB_FILE} holds data the demo did not load" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    status = cli(server, tmp_path, "status")  # the real org's data and state are intact
+    assert status.returncode == 0 and "  Leads                  1" in status.stdout

@@ -10,12 +10,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
-from conftest import CLIENT_SECRET, NOW, REFRESH_TOKEN, delete, env_for
+from conftest import CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, analyst, delete, env_for
 from test_cli import ZOHO_DELETED, cli
 
-DS = "zoho_crm_deleted"
 RECORDS = 1_200  # per module: 6 pages each
 
 
@@ -45,11 +43,11 @@ def wait_for_calls(server, route: str, count: int, timeout: float = 60) -> None:
 
 
 def loaded(tmp_path: Path) -> tuple:
-    with duckdb.connect(str(tmp_path / "zoho.duckdb"), read_only=True) as db:
+    with analyst(tmp_path / DUCKDB_FILE) as db:
         records = db.sql(
-            f"SELECT count(*), count(DISTINCT (module, id)) FROM {DS}.deleted_records"
+            "SELECT count(*), count(DISTINCT (module, id)) FROM deleted_records"
         ).fetchall()[0]
-        bin_ = db.sql(f"SELECT count(*), count(DISTINCT id) FROM {DS}.recycle_bin").fetchall()[0]
+        bin_ = db.sql("SELECT count(*), count(DISTINCT id) FROM recycle_bin").fetchall()[0]
     return records, bin_
 
 

@@ -8,13 +8,11 @@ from datetime import timedelta
 
 import duckdb
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET, MODULES, NOW, delete
+from conftest import CLIENT_ID, CLIENT_SECRET, DUCKDB_FILE, MODULES, NOW, analyst, delete
 from test_cli import ZOHO_DELETED
 
 from zoho_standin import Org, StandinServer
 from zoho_standin.seed import add_standard_modules
-
-DS = "zoho_crm_deleted"
 
 
 @pytest.fixture
@@ -34,7 +32,7 @@ def two_orgs():
 
 def org_env(servers, tmp_path):
     env = {
-        "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "zoho.duckdb"),
+        "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DUCKDB_FILE),
         "DLT_DATA_DIR": str(tmp_path / "dlt"),
         "PATH": "/usr/bin:/bin",
         # shared by every org unless an org sets its own
@@ -67,18 +65,18 @@ def test_two_orgs_land_in_one_duckdb_file_without_collisions(two_orgs, tmp_path)
         assert result.returncode == 0, result.stderr
         assert two_orgs[name].calls["deleted"] == 2  # Leads and Contacts, from the shared key
 
-    with duckdb.connect(str(tmp_path / "zoho.duckdb"), read_only=True) as db:
+    with analyst(tmp_path / DUCKDB_FILE) as db:
         rows = db.sql(
-            f"SELECT org, count(*), count(DISTINCT id) FROM {DS}.deleted_records GROUP BY org "
+            "SELECT org, count(*), count(DISTINCT id) FROM deleted_records GROUP BY org "
             "ORDER BY org"
         ).fetchall()
         assert rows == [("acme", 3, 3), ("globex", 5, 5)]  # ids 100..102 exist in both
         names = db.sql(
-            f"SELECT org, display_name FROM {DS}.deleted_records WHERE id = '100' ORDER BY org"
+            "SELECT org, display_name FROM deleted_records WHERE id = '100' ORDER BY org"
         ).fetchall()
         assert names == [("acme", "acme lead 0"), ("globex", "globex lead 0")]
         for table in ("recycle_bin", "deletion_events", "runs"):
-            orgs = db.sql(f"SELECT DISTINCT org FROM {DS}.{table} ORDER BY org").fetchall()
+            orgs = db.sql(f"SELECT DISTINCT org FROM {table} ORDER BY org").fetchall()
             assert orgs == [("acme",), ("globex",)], table
 
     # Each org keeps its own state: a second run of acme finds nothing new.
@@ -125,7 +123,7 @@ refresh_token = "1000.refresh-acme"
 """
     )
     env = {
-        "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "zoho.duckdb"),
+        "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DUCKDB_FILE),
         "DLT_DATA_DIR": str(tmp_path / "dlt"),
         "PATH": "/usr/bin:/bin",
     }
@@ -153,15 +151,15 @@ def test_two_orgs_at_once_into_one_duckdb_file_take_turns(two_orgs, tmp_path):
     for process in runs:
         _, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
-    with duckdb.connect(str(tmp_path / "zoho.duckdb"), read_only=True) as db:
-        rows = db.sql(f"SELECT org, count(*) FROM {DS}.deleted_records GROUP BY 1 ORDER BY 1")
+    with analyst(tmp_path / DUCKDB_FILE) as db:
+        rows = db.sql("SELECT org, count(*) FROM deleted_records GROUP BY 1 ORDER BY 1")
         assert rows.fetchall() == [("acme", 3), ("globex", 5)]
 
 
 def test_status_while_the_duckdb_file_is_held_says_so(two_orgs, tmp_path):
     env = org_env(two_orgs, tmp_path)
     assert zoho(tmp_path, env, "run", "--org", "acme").returncode == 0
-    with duckdb.connect(str(tmp_path / "zoho.duckdb")):  # another process writes to it
+    with duckdb.connect(str(tmp_path / DUCKDB_FILE)):  # another process writes to it
         held = subprocess.run(
             [ZOHO_DELETED, "status", "--org", "acme"],
             cwd=tmp_path,

@@ -1,4 +1,4 @@
-"""Every SQL query in the README runs against a loaded dataset and returns rows."""
+"""Every SQL query in the README runs, as an analyst opens the DuckDB file, and returns rows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import query, run_once
+from conftest import DUCKDB_FILE, analyst, run_once
 
 from pipelines.demo import DEMO_RELATED_LISTS, change_between_runs
 from zoho_standin.seed import DEMO_MODULES, seed_demo
@@ -18,14 +18,13 @@ QUERIES = re.findall(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """The demo's data, loaded twice (with a reconciliation), as the README's reader has it."""
-    import dlt
-
+    from pipelines.duckdb_file import duckdb_destination
     from pipelines.zoho_crm_deleted import make_pipeline
     from zoho_standin import Org, StandinServer
 
     tmp = tmp_path_factory.mktemp("readme")
     pipeline = make_pipeline(
-        destination=dlt.destinations.duckdb(str(tmp / "zoho.duckdb")),
+        destination=duckdb_destination(str(tmp / DUCKDB_FILE)),
         pipelines_dir=str(tmp / "pipelines"),
     )
     org = Org()
@@ -35,7 +34,7 @@ def loaded(tmp_path_factory):
         run_once(server, pipeline, **args)
         change_between_runs(org)
         run_once(server, pipeline, reconcile=True, **args)
-    return pipeline
+    return tmp / DUCKDB_FILE
 
 
 def test_the_readme_has_queries():
@@ -44,5 +43,6 @@ def test_the_readme_has_queries():
 
 @pytest.mark.parametrize("sql", QUERIES, ids=[f"query{i}" for i in range(len(QUERIES))])
 def test_readme_query_runs_and_returns_rows(loaded, sql):
-    rows = query(loaded, sql.strip().rstrip(";"))
+    with analyst(loaded) as db:
+        rows = db.sql(sql).fetchall()
     assert rows, "the query returned nothing on the demo data"

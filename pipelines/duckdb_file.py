@@ -1,0 +1,102 @@
+"""The DuckDB file the pipeline loads into, opened so its catalog never clashes with the dataset.
+
+DuckDB names a file's catalog after the file, so `zoho_crm_deleted.duckdb` (dlt's default file
+for this pipeline) holds a catalog `zoho_crm_deleted` next to the schema `zoho_crm_deleted`, and
+DuckDB refuses every `zoho_crm_deleted.<table>` as ambiguous — dlt's own loads included. The
+pipeline therefore opens an in-memory database and attaches the file under the catalog name
+CATALOG; nothing is stored differently, and the file opens in any DuckDB client as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Optional
+
+import dlt
+from dlt.common.configuration import configspec
+from dlt.destinations.impl.duckdb.configuration import (
+    DuckDbClientConfiguration,
+    DuckDbCredentials,
+)
+
+from sources.zoho_crm.errors import ZohoConfigError
+
+DEFAULT_DUCKDB_FILE = "zoho_crm_deleted.duckdb"  # dlt's default for the pipeline; all orgs share it
+DUCKDB_MEMORY_LIMIT = "192MB"
+CATALOG = "zoho_crm_warehouse"
+
+
+@configspec(init=False)
+class AttachedDuckDbCredentials(DuckDbCredentials):
+    """dlt's DuckDB credentials for a file that is attached as CATALOG rather than opened."""
+
+    def _conn_str(self) -> str:
+        return ":memory:"
+
+
+@configspec(init=False)
+class AttachedDuckDbConfiguration(DuckDbClientConfiguration):
+    credentials: AttachedDuckDbCredentials = None
+
+
+class AttachedDuckDb(dlt.destinations.duckdb):
+    """dlt's DuckDB destination whose credentials attach the file (see the module's text)."""
+
+    spec = AttachedDuckDbConfiguration
+
+    @property
+    def destination_type(self) -> str:
+        return "dlt.destinations.duckdb"  # the same engine: state and dlt's checks see duckdb
+
+
+def _duckdb_setting(key: str) -> Any:
+    return dlt.config.get(f"destination.duckdb.{key}") or dlt.secrets.get(
+        f"destination.duckdb.{key}"
+    )
+
+
+def configured_duckdb_file() -> str:
+    """The file in dlt's destination config (`DESTINATION__DUCKDB__CREDENTIALS`), else the
+    default, as an absolute path."""
+    configured = _duckdb_setting("credentials")
+    if isinstance(configured, dict):  # [destination.duckdb.credentials] as a table
+        configured = configured.get("database")
+    path = str(configured) if configured else DEFAULT_DUCKDB_FILE
+    if path.startswith(":"):
+        raise ZohoConfigError(
+            f"DuckDB credentials {path!r} name no file: set destination.duckdb.credentials to a "
+            f"file path, e.g. {DEFAULT_DUCKDB_FILE}"
+        )
+    return os.path.abspath(path)
+
+
+def attach_sql(path: str, alias: str, read_only: bool = False) -> str:
+    """DuckDB's ATTACH of the file at `path` as catalog `alias`."""
+    quoted = path.replace("'", "''")
+    return f"ATTACH IF NOT EXISTS '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else "")
+
+
+def duckdb_destination(path: Optional[str] = None) -> Any:
+    """dlt's DuckDB destination at `path`, else at the configured file.
+
+    DuckDB's `memory_limit` defaults to DUCKDB_MEMORY_LIMIT (DuckDB spills to `<file>.tmp`
+    beyond it), which keeps a 200,000-record first run under 400 MB; `[destination.duckdb.
+    credentials] global_config` overrides it, as dlt's own config does.
+    """
+    database = os.path.abspath(path) if path else configured_duckdb_file()
+    overrides = _duckdb_setting("credentials.global_config") or {}
+    if isinstance(overrides, str):  # from an environment variable: JSON
+        overrides = json.loads(overrides)
+    global_config: Dict[str, Any] = {
+        "memory_limit": DUCKDB_MEMORY_LIMIT,
+        "temp_directory": f"{database}.tmp",
+        **overrides,
+    }
+    credentials = AttachedDuckDbCredentials(
+        database,
+        global_config=global_config,
+        # every connection dlt clones from this one then defaults to the file's catalog
+        statements=[attach_sql(database, CATALOG), f"USE {CATALOG}", "DETACH memory"],
+    )
+    return AttachedDuckDb(credentials=credentials)
