@@ -65,8 +65,8 @@ def configured_duckdb_file() -> str:
     path = str(configured) if configured else DEFAULT_DUCKDB_FILE
     if path.startswith(":"):
         raise ZohoConfigError(
-            f"DuckDB credentials {path!r} name no file: set destination.duckdb.credentials to a "
-            f"file path, e.g. {DEFAULT_DUCKDB_FILE}"
+            f"destination.duckdb.credentials {path!r} is not a file: set it to a DuckDB file "
+            f"path, e.g. {DEFAULT_DUCKDB_FILE}"
         )
     return os.path.abspath(path)
 

@@ -110,6 +110,14 @@ def test_help(command, capsys):
     assert "usage: zoho-deleted" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("special", [":memory:", ":pipeline:"])
+def test_duckdb_credentials_that_name_no_file_are_refused(in_process, special):
+    code, out, err = in_process("run", DESTINATION__DUCKDB__CREDENTIALS=special)
+    assert code == 2
+    assert f"destination.duckdb.credentials '{special}' is not a file" in err
+    assert "deleted_records" not in out  # refused before anything ran
+
+
 def demo(tmp_path: Path) -> subprocess.CompletedProcess:
     env = {"DLT_DATA_DIR": str(tmp_path / "dlt"), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
