@@ -3,7 +3,7 @@
 Copy (or symlink) this file into Airflow's `dags/` folder, with the project installed in
 Airflow's environment and `.dlt/` next to the DAGs. Airflow parses DAG files often and the
 source is built at parse time, so set `modules` to an explicit list there (`"all"` would ask
-Zoho on every parse), and point `[destination.duckdb] credentials` at an absolute path (or use
+Zoho on every parse), and point `DESTINATION__DUCKDB__CREDENTIALS` at an absolute path (or use
 another destination): dlt's helper runs each task in a fresh working folder and restores the
 pipeline state from the destination.
 

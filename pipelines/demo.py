@@ -10,7 +10,12 @@ from typing import Any, Callable, Dict
 import dlt
 import duckdb
 
-from pipelines.duckdb_file import attach_sql, configured_duckdb_file, duckdb_destination
+from pipelines.duckdb_file import (
+    NEWER_DUCKDB_FILE,
+    attach_sql,
+    configured_duckdb_file,
+    duckdb_destination,
+)
 from pipelines.zoho_crm_deleted import DATASET_NAME, RunResult, make_pipeline, pipeline_name, run
 from sources.zoho_crm.errors import ZohoConfigError
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer
@@ -79,7 +84,9 @@ def holds_only_demo_data(path: Path) -> bool:
             f"SELECT DISTINCT pipeline_name FROM earlier.{DATASET_NAME}._dlt_pipeline_state"
         ).fetchall()
         return {name for (name,) in loaders} == {pipeline_name(DEMO_ORG)}
-    except duckdb.Error:  # locked by a run, not a DuckDB file, no dlt state: not the demo's
+    except duckdb.Error as error:  # locked by a run, not a DuckDB file, no dlt state
+        if NEWER_DUCKDB_FILE in str(error):
+            raise  # nothing can be told of it here; the command says what to do
         return False
     finally:
         conn.close()

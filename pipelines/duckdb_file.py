@@ -25,6 +25,7 @@ from sources.zoho_crm.errors import ZohoConfigError
 DEFAULT_DUCKDB_FILE = "zoho_crm_deleted.duckdb"  # dlt's default for the pipeline; all orgs share it
 DUCKDB_MEMORY_LIMIT = "192MB"
 CATALOG = "zoho_crm_warehouse"
+NEWER_DUCKDB_FILE = "created with a newer version of DuckDB"  # DuckDB's words for such a file
 
 
 @configspec(init=False)
@@ -82,21 +83,38 @@ def duckdb_destination(path: Optional[str] = None) -> Any:
 
     DuckDB's `memory_limit` defaults to DUCKDB_MEMORY_LIMIT (DuckDB spills to `<file>.tmp`
     beyond it), which keeps a 200,000-record first run under 400 MB; `[destination.duckdb.
-    credentials] global_config` overrides it, as dlt's own config does.
+    credentials] global_config` and `local_config` override these, as in dlt's own config.
     """
     database = os.path.abspath(path) if path else configured_duckdb_file()
-    overrides = _duckdb_setting("credentials.global_config") or {}
-    if isinstance(overrides, str):  # from an environment variable: JSON
-        overrides = json.loads(overrides)
     global_config: Dict[str, Any] = {
         "memory_limit": DUCKDB_MEMORY_LIMIT,
         "temp_directory": f"{database}.tmp",
-        **overrides,
+        **_duckdb_mapping("global_config"),
     }
     credentials = AttachedDuckDbCredentials(
         database,
         global_config=global_config,
-        # every connection dlt clones from this one then defaults to the file's catalog
-        statements=[attach_sql(database, CATALOG), f"USE {CATALOG}", "DETACH memory"],
+        statements=[attach_sql(database, CATALOG)],
+        # each session dlt clones defaults to the file's catalog (`USE` on the pool's own
+        # connection would not reach them); dlt then sets `search_path` to the dataset
+        local_config={"schema": f"{CATALOG}.main", **_duckdb_mapping("local_config")},
     )
     return AttachedDuckDb(credentials=credentials)
+
+
+def _duckdb_mapping(key: str) -> Dict[str, Any]:
+    """`[destination.duckdb.credentials] <key>`, a table in TOML or JSON in an environment
+    variable."""
+    configured = _duckdb_setting(f"credentials.{key}") or {}
+    value = configured
+    if isinstance(configured, str):
+        try:
+            value = json.loads(configured)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise ZohoConfigError(
+            f"destination.duckdb.credentials.{key} {configured!r} is not a mapping: give a TOML "
+            f'table or a JSON object, e.g. {{"threads": 2}}'
+        )
+    return value

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from requests.exceptions import RequestException
 
+from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
 from sources.zoho_crm.errors import (
     ZohoApiError,
     ZohoAuthError,
@@ -59,6 +61,13 @@ def _missing_config(error: ConfigFieldMissingException) -> str:
     )
 
 
+def _duckdb_file_name() -> str:
+    try:
+        return configured_duckdb_file()
+    except ZohoConfigError:
+        return "the DuckDB file"
+
+
 def explain(error: BaseException) -> Tuple[int, str]:
     """(exit code, one line) for an error that ended a run."""
     chain = _causes(error)
@@ -80,6 +89,14 @@ def explain(error: BaseException) -> Tuple[int, str]:
         return EXIT_BUSY, (
             "the DuckDB file is open in another process (a run, or a DuckDB shell); try again "
             "when it is closed"
+        )
+    newer = next((e for e in chain if NEWER_DUCKDB_FILE in str(e)), None)
+    if newer is not None:
+        return EXIT_CONFIG, (
+            f"{_duckdb_file_name()} was written by a newer DuckDB than this one "
+            f"({duckdb.__version__}): move its data over with EXPORT DATABASE in that DuckDB "
+            "and IMPORT DATABASE in this one, or point DESTINATION__DUCKDB__CREDENTIALS at "
+            "another file"
         )
     network = next((e for e in chain if isinstance(e, RequestException)), None)
     if network is not None:

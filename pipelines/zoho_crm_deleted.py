@@ -181,7 +181,11 @@ def _record_failure(
     try:
         _record(pipeline, row)
     except Exception as unrecorded:  # the original error is what the user needs to see
-        logger.warning("could not record the failed run: %s", type(unrecorded).__name__)
+        logger.warning(
+            "this failed run could not be noted in the runs table, so status will not show "
+            "it (%s)",
+            type(unrecorded).__name__,
+        )
 
 
 def _runs_resource(row: Dict[str, Any]) -> Any:

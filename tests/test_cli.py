@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from conftest import CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, delete, env_for
 
@@ -116,6 +118,40 @@ def test_duckdb_credentials_that_name_no_file_are_refused(in_process, special):
     assert code == 2
     assert f"destination.duckdb.credentials '{special}' is not a file" in err
     assert "deleted_records" not in out  # refused before anything ran
+
+
+def test_duckdb_session_settings_that_are_not_a_mapping_are_refused(in_process):
+    code, out, err = in_process(
+        "run", DESTINATION__DUCKDB__CREDENTIALS__LOCAL_CONFIG="threads=2"
+    )
+    assert code == 2
+    assert "destination.duckdb.credentials.local_config 'threads=2' is not a mapping" in err
+    assert "Traceback" not in err and "deleted_records" not in out
+
+
+def a_file_from_a_newer_duckdb(path: Path) -> None:
+    """A DuckDB file whose header claims a storage version this DuckDB cannot read, as a newer
+    DuckDB writes it (the header's checksum recomputed the way DuckDB does, so the version is
+    what DuckDB objects to)."""
+    duckdb.connect(str(path)).close()
+    header = bytearray(path.read_bytes()[:4096])
+    header[12:20] = struct.pack("<Q", 200)  # after the checksum and b"DUCK"
+    checksum = 5381
+    for (word,) in struct.iter_unpack("<Q", bytes(header[8:])):
+        checksum ^= (word * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    header[:8] = struct.pack("<Q", checksum)
+    with path.open("r+b") as file:
+        file.write(header)
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "status"])
+def test_a_file_from_a_newer_duckdb_is_named_with_what_to_do(in_process, tmp_path, command):
+    newer = tmp_path / "newer.duckdb"
+    a_file_from_a_newer_duckdb(newer)
+    code, _, err = in_process(command, DESTINATION__DUCKDB__CREDENTIALS=str(newer))
+    assert code == 2
+    assert f"{newer} was written by a newer DuckDB than this one ({duckdb.__version__})" in err
+    assert "EXPORT DATABASE" in err and "Traceback" not in err
 
 
 def demo(tmp_path: Path) -> subprocess.CompletedProcess:

@@ -13,6 +13,7 @@ from zoho_standin.seed import DEMO_MODULES, seed_demo
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 QUERIES = re.findall(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
+PYTHON = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +47,21 @@ def test_readme_query_runs_and_returns_rows(loaded, sql):
     with analyst(loaded) as db:
         rows = db.sql(sql).fetchall()
     assert rows, "the query returned nothing on the demo data"
+
+
+def test_readme_python_reads_the_tables_with_dlts_dataset_api(loaded, monkeypatch, capsys):
+    """The README's Python example, run where `zoho-deleted run` would have loaded the file."""
+    monkeypatch.chdir(loaded.parent)
+    monkeypatch.setenv("DLT_DATA_DIR", str(loaded.parent))  # the fixture's pipelines folder
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS", raising=False)
+    assert len(PYTHON) == 1
+    names: dict = {}
+    exec(PYTHON[0], names)
+    with analyst(loaded) as db:
+        expected = db.sql(
+            "SELECT module, id, display_name FROM deleted_records WHERE type = 'permanent'"
+        ).fetchall()
+    table = names["purged"].arrow()
+    rows = list(zip(*table.to_pydict().values(), strict=True))
+    assert expected and sorted(rows, key=str) == sorted(expected, key=str)
+    assert "pyarrow.Table" in capsys.readouterr().out
