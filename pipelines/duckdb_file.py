@@ -9,7 +9,6 @@ CATALOG; nothing is stored differently, and the file opens in any DuckDB client 
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, Optional
 
@@ -20,6 +19,7 @@ from dlt.destinations.impl.duckdb.configuration import (
     DuckDbCredentials,
 )
 
+from sources.zoho_crm.config import json_setting
 from sources.zoho_crm.errors import ZohoConfigError
 
 DEFAULT_DUCKDB_FILE = "zoho_crm_deleted.duckdb"  # dlt's default for the pipeline; all orgs share it
@@ -87,8 +87,8 @@ def duckdb_destination(path: Optional[str] = None) -> Any:
 
     DuckDB's `memory_limit` defaults to DUCKDB_MEMORY_LIMIT (DuckDB spills to `<file>.tmp`
     beyond it) and load jobs run one at a time, which keeps a 200,000-record first run under
-    400 MB; `[destination.duckdb.
-    credentials] global_config` and `local_config` override these, as in dlt's own config.
+    400 MB; `[destination.duckdb.credentials] global_config` and `local_config` override these,
+    as in dlt's own config.
     """
     database = os.path.abspath(path) if path else configured_duckdb_file()
     global_config: Dict[str, Any] = {
@@ -111,12 +111,7 @@ def _duckdb_mapping(key: str) -> Dict[str, Any]:
     """`[destination.duckdb.credentials] <key>`, a table in TOML or JSON in an environment
     variable."""
     configured = _duckdb_setting(f"credentials.{key}") or {}
-    value = configured
-    if isinstance(configured, str):
-        try:
-            value = json.loads(configured)
-        except ValueError:
-            value = None
+    value = json_setting(configured)
     if not isinstance(value, dict):
         raise ZohoConfigError(
             f"destination.duckdb.credentials.{key} {configured!r} is not a mapping: give a TOML "

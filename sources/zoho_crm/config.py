@@ -47,7 +47,9 @@ def servers(
     )
 
 
-def _maybe_json(value: Any) -> Any:
+def json_setting(value: Any) -> Any:
+    """A setting as given, or parsed when it is a JSON list or object (environment variables
+    carry lists and mappings as JSON)."""
     if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
         try:
             return json.loads(value)
@@ -58,7 +60,7 @@ def _maybe_json(value: Any) -> Any:
 
 def modules_setting(modules: Any) -> Union[str, List[str]]:
     """`"all"` or a non-empty list of module API names (a JSON list or comma list in env vars)."""
-    value = _maybe_json(modules)
+    value = json_setting(modules)
     if isinstance(value, str):
         if value.strip().lower() == "all":
             return "all"
@@ -77,7 +79,7 @@ def modules_setting(modules: Any) -> Union[str, List[str]]:
 
 def related_lists_setting(related_lists: Any) -> Union[str, RelatedListsConfig]:
     """`"auto"`, nothing, or module -> {related list -> non-empty list of ≤50 field names}."""
-    value = _maybe_json(related_lists)
+    value = json_setting(related_lists)
     if value is None or value == "" or value == {}:
         return {}
     if isinstance(value, str) and value.strip().lower() == "auto":
