@@ -13,6 +13,8 @@ import pytest
 from conftest import CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, delete, env_for
 
 from pipelines.cli import main
+from pipelines.duckdb_file import CATALOG, duckdb_destination
+from pipelines.zoho_crm_deleted import make_pipeline
 
 ZOHO_DELETED = str(Path(sys.executable).parent / "zoho-deleted")
 
@@ -128,6 +130,25 @@ def test_duckdb_session_settings_that_are_not_a_mapping_are_refused(in_process):
     assert "destination.duckdb.credentials.local_config 'threads=2' is not a mapping" in err
     assert "Traceback" not in err and "deleted_records" not in out
 
+
+def test_duckdb_settings_from_the_environment_reach_every_session(tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "300MB"}'
+    )
+    monkeypatch.setenv(
+        "DESTINATION__DUCKDB__CREDENTIALS__LOCAL_CONFIG",
+        '{"default_null_order": "nulls_first_on_asc_last_on_desc"}',
+    )
+    pipeline = make_pipeline(
+        destination=duckdb_destination(str(tmp_path / DUCKDB_FILE)),
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    with pipeline.sql_client() as client:
+        [settings] = client.execute_sql(
+            "SELECT current_setting('memory_limit'), current_setting('default_null_order'), "
+            "current_database()"
+        )
+    assert settings == ("286.1 MiB", "NULLS_FIRST_ON_ASC_LAST_ON_DESC", CATALOG)
 
 def a_file_from_a_newer_duckdb(path: Path) -> None:
     """A DuckDB file whose header claims a storage version this DuckDB cannot read, as a newer
