@@ -10,7 +10,7 @@ from typing import Any, List, Optional, Sequence
 
 import dlt
 
-from pipelines.errors import EXIT_OK, EXIT_PARTIAL, explain
+from pipelines.errors import EXIT_BACKLOG, EXIT_OK, EXIT_PARTIAL, explain
 from pipelines.orgs import org_source_args
 from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import DATASET_NAME, TABLES, RunResult, make_pipeline, run
@@ -30,6 +30,10 @@ def print_result(result: RunResult) -> None:
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
         _say(f"  FAILED module {module}: {error.code} - {error}")
+    for name, error in sorted(result.refused_lists.items()):
+        _say(f"  FAILED related list {name}: {error.code} - {error}")
+    if result.related_stop:
+        _say(f"  related records stopped: {result.related_stop}; the next runs go on")
 
 
 def _show_tables(pipeline: dlt.Pipeline) -> None:
@@ -67,12 +71,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         source_args["reconcile"] = True
     result = run(make_pipeline(args.destination, org=args.org), **source_args)
     print_result(result)
-    if result.failed_modules:
+    if result.failed_modules or result.refused_lists:
         _say(
-            "Some modules were not read (see FAILED above): grant the Zoho user/token read "
-            "access to them, or remove them from sources.zoho_crm.modules."
+            "Some modules or related lists were not read (see FAILED above): grant the Zoho "
+            "user/token read access to them, or remove them from sources.zoho_crm.modules / "
+            "related_lists; the next run reads them from where they were."
         )
         return EXIT_PARTIAL
+    if result.related_stop:
+        return EXIT_BACKLOG
     return EXIT_OK
 
 

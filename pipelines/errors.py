@@ -23,11 +23,27 @@ EXIT_CONFIG = 2  # bad configuration or command line
 EXIT_AUTH = 3  # Zoho refused the OAuth grant
 EXIT_ZOHO = 4  # Zoho or the network kept failing after retries; nothing from this run loaded
 EXIT_BUSY = 5  # another run of the same pipeline is in progress
+EXIT_BACKLOG = 6  # the run loaded; related records left for the next runs (budget, credits)
+EXIT_LOAD_STUCK = 7  # the destination refused a pending package again: nothing new captured
 EXIT_UNEXPECTED = 70
 
 
 class PipelineBusyError(ZohoError):
     """Another run of the same pipeline holds its lock."""
+
+
+class LoadStuckError(ZohoError):
+    """A package an earlier run extracted cannot be loaded: the run stops before capturing."""
+
+    def __init__(self, pipeline_name: str, error: BaseException) -> None:
+        cause = _root(error)
+        first_line = next(iter(str(cause).splitlines()), type(cause).__name__)
+        super().__init__(
+            f"a load package of an earlier run still cannot be loaded ({type(cause).__name__}: "
+            f"{first_line}); nothing new is captured until it is. Fix the destination (disk "
+            "space, permissions, memory: see destination.duckdb.credentials.global_config) "
+            f"and run again; `dlt pipeline {pipeline_name} failed-jobs` shows the details"
+        )
 
 
 def _causes(error: BaseException) -> list:
@@ -41,6 +57,11 @@ def _causes(error: BaseException) -> list:
         chain.append(current)
         stack.extend([getattr(current, "exception", None), current.__cause__, current.__context__])
     return chain
+
+
+def _root(error: BaseException) -> BaseException:
+    """The first error in the chain that is not one of dlt's wrappers."""
+    return next((e for e in _causes(error) if not type(e).__module__.startswith("dlt.")), error)
 
 
 def _missing_fields(error: ConfigFieldMissingException) -> List[str]:
@@ -78,6 +99,8 @@ def explain(error: BaseException) -> Tuple[int, str]:
         return EXIT_CONFIG, _missing_config(found)
     if isinstance(found, PipelineBusyError):
         return EXIT_BUSY, str(found)
+    if isinstance(found, LoadStuckError):
+        return EXIT_LOAD_STUCK, str(found)
     if isinstance(found, ZohoConfigError):
         return EXIT_CONFIG, f"configuration error: {found}"
     if isinstance(found, ZohoAuthError):
@@ -104,7 +127,7 @@ def explain(error: BaseException) -> Tuple[int, str]:
             f"could not reach Zoho after retries ({type(network).__name__}); nothing from this "
             "run was loaded, the next run retries it"
         )
-    root = next((e for e in chain if not type(e).__module__.startswith("dlt.")), error)
+    root = _root(error)
     first_line = next(iter(str(root).splitlines()), "")
     return EXIT_UNEXPECTED, (
         f"unexpected error {type(root).__name__}: {first_line} "

@@ -6,19 +6,21 @@ import fcntl
 import logging
 import os
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, Optional
 
 import dlt
-from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.duckdb_file import duckdb_destination
-from pipelines.errors import PipelineBusyError, explain
+from pipelines.errors import LoadStuckError, PipelineBusyError, explain
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE
 
 PIPELINE_NAME = "zoho_crm_deleted"
 DATASET_NAME = "zoho_crm_deleted"
@@ -36,7 +38,9 @@ class RunResult:
     row_counts: Dict[str, int]
     api_calls: Dict[str, int]
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
-    load_info: Optional[LoadInfo] = None
+    refused_lists: Dict[str, ZohoApiError] = field(default_factory=dict)  # "Module.List"
+    related_stop: Optional[str] = None  # why related records stopped short, if they did
+    packages: int = 0
     recovered_packages: int = 0
 
     @property
@@ -105,35 +109,64 @@ def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
 def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResult:
     """Extract what changed in Zoho and load it. Keyword arguments override dlt config.
 
-    Pending packages of a killed run are loaded first (dlt does that before extracting), so
-    nothing a killed run extracted is lost and incremental state never runs ahead of the data.
-    After the data, one row goes to the `runs` table, which `status` reads.
+    Pending packages of a killed run are loaded first, so nothing a killed run extracted is
+    lost and state never runs ahead of the data. Then the deleted lists and the bin, in load
+    packages of at most `load_chunk_rows` rows a table (a longer pass goes on in the next
+    package); then related records from their backlog, a package at a time, within the run's
+    budget. After the data, one row goes to the `runs` table, which `status` reads.
     """
     org = source_args.get("org", DEFAULT_ORG)
     pipeline = pipeline or make_pipeline(org=org)
     report = RunReport()
+    counts: Counter = Counter()
     started_at = datetime.now(UTC)
     with exclusive(pipeline):
         recovered = finish_interrupted(pipeline)
+        packages = 0
         try:
-            info = pipeline.run(
-                zoho_crm(report=report, **source_args), loader_file_format="parquet"
-            )
+            for source in _packages(report, source_args):
+                pipeline.run(source, loader_file_format="parquet")
+                counts.update(_row_counts(pipeline))
+                packages += 1
         except Exception as error:
             _record_failure(pipeline, org, started_at, report, error)
             raise
         create_views(pipeline)
-        trace = pipeline.last_trace
-        counts = dict(trace.last_normalize_info.row_counts) if trace.last_normalize_info else {}
         result = RunResult(
             row_counts={t: counts.get(t, 0) for t in TABLES},
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
-            load_info=info,
+            refused_lists={f"{m}.{n}": e for (m, n), e in report.refused_lists.items()},
+            related_stop=report.related_stop,
+            packages=packages,
             recovered_packages=recovered,
         )
-        _record(pipeline, {"org": org, **_run_row(started_at, result)})
+        _record(pipeline, {"org": org, **_run_row(started_at, result, report)})
     return result
+
+
+def _packages(report: RunReport, source_args: Dict[str, Any]) -> Iterator[Any]:
+    """The sources of a run's load packages, each built when the one before has loaded."""
+    first = True
+    while first or report.unfinished_passes:
+        report.unfinished_passes.clear()
+        source = zoho_crm(report=report, **source_args)
+        capture = [n for n in source.resources if n not in (RELATED_TABLE, RELATED_BACKLOG)]
+        yield source.with_resources(*capture)
+        if first:  # a forced reconciliation runs once, with the run's first package
+            source_args = {**source_args, "reconcile": False}
+            first = False
+    while report.related and not report.related_stop:
+        source = zoho_crm(report=report, **source_args)
+        fetched_before = sum(report.calls.values())
+        yield source.with_resources(RELATED_TABLE)
+        if sum(report.calls.values()) == fetched_before:
+            return  # nothing left in the backlog (or nothing it may ask for)
+
+
+def _row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
+    trace = pipeline.last_trace
+    return dict(trace.last_normalize_info.row_counts) if trace.last_normalize_info else {}
 
 
 def publish(pipeline: dlt.Pipeline, org: str = DEFAULT_ORG) -> None:
@@ -147,14 +180,21 @@ def finish_interrupted(pipeline: dlt.Pipeline) -> int:
     """Load what an interrupted run extracted; returns how many packages that was.
 
     dlt's `run()` would do it too, but then skip extracting new data for that run; and
-    earlier captured details are read back from the destination while extracting.
+    earlier captured details are read back from the destination while extracting. A package
+    the destination refuses again stops the run with `LoadStuckError`: nothing new is captured
+    on top of a load that is not in, and the message says what to do.
     """
     if not pipeline.has_pending_data:
         return 0
     pending = len(pipeline.list_extracted_load_packages()) + len(
         pipeline.list_normalized_load_packages()
     )
-    pipeline.run()
+    try:
+        pipeline.run()
+    except PipelineStepFailed as error:
+        if error.step != "load":
+            raise
+        raise LoadStuckError(pipeline.pipeline_name, error) from error
     return pending
 
 
@@ -206,8 +246,8 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
     )
 
 
-def _run_row(started_at: datetime, result: RunResult) -> Dict[str, Any]:
-    failed = {m: e.code for m, e in result.failed_modules.items()}
+def _run_row(started_at: datetime, result: RunResult, report: RunReport) -> Dict[str, Any]:
+    failed = report.summary()
     return {
         "started_at": started_at,
         "finished_at": datetime.now(UTC),

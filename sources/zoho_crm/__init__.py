@@ -6,14 +6,10 @@ Config lives in `[sources.zoho_crm]` (see the README); credentials in `.dlt/secr
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-import threading
-from collections import Counter
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -21,7 +17,6 @@ from dlt.extract.resource import DltResource
 from sources.zoho_crm.auth import ZohoAuth
 from sources.zoho_crm.client import RetryingHttp, ZohoClient
 from sources.zoho_crm.config import (
-    RelatedListsConfig,
     ZohoCredentials,
     duration_setting,
     modules_setting,
@@ -33,11 +28,11 @@ from sources.zoho_crm.config import (
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
 from sources.zoho_crm.metadata import (
-    RelatedListCheck,
     discover_related_lists,
     readable_modules,
     unknown_module_error,
 )
+from sources.zoho_crm.passes import ListPass
 from sources.zoho_crm.reconcile import reconcile_resource
 from sources.zoho_crm.records import (
     DELETED_RECORDS_SCHEMA,
@@ -47,28 +42,21 @@ from sources.zoho_crm.records import (
     to_table,
     zoho_time,
 )
+from sources.zoho_crm.related import related_lists_check, related_resources
+from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
 from sources.zoho_crm.warehouse import Warehouse
 
+__all__ = ["DEFAULT_ORG", "RunReport", "org_name", "zoho_crm"]
+
 DEFAULT_MAX_CONCURRENCY = 4
+# Rows of one table per load package: the merge's de-duplication runs over one package's rows,
+# so this bounds the load's memory whatever the org's size (measured: see the README).
+DEFAULT_LOAD_CHUNK_ROWS = 100_000
+# A Free org has 5,000 credits a day; hourly runs with nothing new spend about 150 of them.
+DEFAULT_RELATED_CALLS_PER_RUN = 1_000
+DEFAULT_API_CREDITS_RESERVE = 1_000
 DEFAULT_ORG = "default"
-
-
-class RunReport:
-    """What a run did, for the summary: calls made and modules Zoho refused to show."""
-
-    def __init__(self) -> None:
-        self.client: Optional[ZohoClient] = None
-        self.failed_modules: Dict[str, ZohoApiError] = {}
-        self._lock = threading.Lock()
-
-    def module_failed(self, module: str, error: ZohoApiError) -> None:
-        with self._lock:
-            self.failed_modules[module] = error
-
-    @property
-    def calls(self) -> Counter:
-        return self.client.calls if self.client else Counter()
 
 
 def org_name(org: Any) -> str:
@@ -100,6 +88,9 @@ def zoho_crm(
     reconcile_every: Any = "1d",
     reconcile: bool = False,
     org: str = DEFAULT_ORG,
+    load_chunk_rows: int = DEFAULT_LOAD_CHUNK_ROWS,
+    related_calls_per_run: int = DEFAULT_RELATED_CALLS_PER_RUN,
+    api_credits_reserve: int = DEFAULT_API_CREDITS_RESERVE,
     report: Optional[RunReport] = None,
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
@@ -117,57 +108,87 @@ def zoho_crm(
         reconcile_every: how often the full reconciliation pass runs (seconds, or "1d", "12h").
         reconcile: run the reconciliation pass now, whenever the last one was.
         org: the name this org's rows carry in the `org` column (part of every key).
-        report: filled with calls made and modules that failed, for the caller's summary.
+        load_chunk_rows: about how many rows of a table one load package takes; a longer pass
+            goes on in the next package (see `passes`), so every load and merge stays small.
+        related_calls_per_run: most related-records calls one run makes; the backlog goes on
+            in the next run (see `related`).
+        api_credits_reserve: related records stop once Zoho reports this many API credits left
+            for the day (`X-API-CREDITS-REMAINING`), kept for the runs to come.
+        report: what the run did. Pass the same one to every package of a run: it carries the
+            run's Zoho client and resolved modules, so one access token serves the whole run.
 
     Returns:
         Per module, a `deleted_records` resource and its `deletion_events` transformer; then
-        `recycle_bin`, `deleted_related_records` and `reconcile`.
+        `recycle_bin`, `reconcile` and, with related lists, `deleted_related_records`.
     """
-    accounts, default_api = servers(data_center, accounts_server, None)
-    if api_domain:
-        servers(data_center, None, api_domain)  # validates the URL
+    report = report if report is not None else RunReport()
+    if report.client is None:
+        report.client = _client(
+            credentials, data_center, accounts_server, api_domain, api_version,
+            max_concurrency, per_page,
+        )  # fmt: skip
+    client = report.client
     wanted_modules = modules_setting(modules)
     related = related_lists_setting(related_lists)
-    concurrency = positive_int("max_concurrency", max_concurrency, 25)
-    page_size = per_page_setting(per_page)
     every = duration_setting("reconcile_every", reconcile_every)
-    http = RetryingHttp(max_connections=concurrency)
-    auth = ZohoAuth(
-        accounts, credentials.client_id, credentials.client_secret, credentials.refresh_token, http
-    )
-    client = ZohoClient(auth, api_domain, default_api, api_version, concurrency, http, page_size)
-    report = report if report is not None else RunReport()
-    report.client = client
-
-    module_list = readable_modules(client) if wanted_modules == "all" else wanted_modules
-    if related == "auto":
-        related = discover_related_lists(client, module_list)
-    else:
-        stray = sorted(set(related) - set(module_list))
-        if stray:
-            raise ZohoConfigError(
-                f"related_lists names module(s) {', '.join(stray)} that are not in modules "
-                f"({', '.join(module_list)}): add them to modules or remove them"
-            )
+    chunk_rows = positive_int("load_chunk_rows", load_chunk_rows)
+    related_budget = positive_int("related_calls_per_run", related_calls_per_run)
+    reserve = positive_int("api_credits_reserve", api_credits_reserve, lower=0)
+    if report.modules is None:
+        report.modules = readable_modules(client) if wanted_modules == "all" else wanted_modules
+    module_list = report.modules
+    if report.related is None:
+        if related == "auto":
+            related = discover_related_lists(client, module_list)
+        else:
+            stray = sorted(set(related) - set(module_list))
+            if stray:
+                raise ZohoConfigError(
+                    f"related_lists names module(s) {', '.join(stray)} that are not in modules "
+                    f"({', '.join(module_list)}): add them to modules or remove them"
+                )
+        report.related, report.related_calls_left = related, related_budget
+    # the modules' lists are read side by side: each gets its share of a package's rows
+    chunk_pages = max(1, chunk_rows // (client.per_page * max(1, len(module_list))))
 
     warehouse, ledger = Warehouse(org_name(org)), EventLedger()
     resources: List[DltResource] = []
     for module in module_list:
-        records = _deleted_records_resource(client, module, warehouse, report)
+        records = _deleted_records_resource(client, module, warehouse, report, chunk_pages)
         resources += [records, records | _events_transformer(module, ledger)]
-    bin_resource = _recycle_bin_resource(client, module_list, warehouse.org, report)
-    resources.append(bin_resource)
-    if related:
-        related_records = _related_records_transformer(client, related, warehouse.org)
-        resources.append(bin_resource | related_records)
+    resources.append(_recycle_bin_resource(client, module_list, warehouse, report, chunk_pages))
     resources.append(
         reconcile_resource(client, module_list, warehouse, ledger, report, every, reconcile)
     )
+    if report.related:
+        resources.append(related_lists_check(client, report.related))
+        resources.append(related_resources(client, report.related, warehouse, report, reserve))
     return resources
 
 
+def _client(
+    credentials: ZohoCredentials,
+    data_center: str,
+    accounts_server: Optional[str],
+    api_domain: Optional[str],
+    api_version: str,
+    max_concurrency: int,
+    per_page: int,
+) -> ZohoClient:
+    accounts, default_api = servers(data_center, accounts_server, None)
+    if api_domain:
+        servers(data_center, None, api_domain)  # validates the URL
+    concurrency = positive_int("max_concurrency", max_concurrency, 25)
+    page_size = per_page_setting(per_page)
+    http = RetryingHttp(max_connections=concurrency)
+    auth = ZohoAuth(
+        accounts, credentials.client_id, credentials.client_secret, credentials.refresh_token, http
+    )
+    return ZohoClient(auth, api_domain, default_api, api_version, concurrency, http, page_size)
+
+
 def _deleted_records_resource(
-    client: ZohoClient, module: str, warehouse: Warehouse, report: RunReport
+    client: ZohoClient, module: str, warehouse: Warehouse, report: RunReport, chunk_pages: int
 ) -> DltResource:
     @dlt.resource(
         name=resource_name(module),
@@ -177,53 +198,41 @@ def _deleted_records_resource(
         columns={"deleted_time": {"dedup_sort": "desc"}},
         parallelized=True,
     )
-    def deleted_records(
-        deleted_time: dlt.sources.incremental[datetime] = dlt.sources.incremental(
-            "deleted_time", range_start="closed"
-        ),
-    ) -> Iterator[Any]:
-        """Every entry of `/{module}/deleted?type=all` changed since the last loaded one.
+    def deleted_records() -> Iterator[Any]:
+        """Entries of `/{module}/deleted?type=all` changed since the last complete pass.
 
-        `If-Modified-Since` is inclusive, so entries stamped with the high-water mark's second
-        come back; the incremental drops the ones already loaded by primary key.
+        At most `chunk_pages` pages per load package; `passes` says how a pass goes on, and
+        why these resources keep their own high-water mark rather than dlt's `incremental`.
         """
-        headers = {}
-        if deleted_time.start_value is not None:
-            headers["If-Modified-Since"] = zoho_time(deleted_time.start_value)
+        listing = ListPass(
+            dlt.current.resource_state(), {"list": client.first_query({"type": "all"})}
+        )
+        headers = {"If-Modified-Since": zoho_time(listing.since)} if listing.since else {}
         observed_at = datetime.now(UTC)
-        with _refusal_reported(report, module, deleted_time):
-            try:
-                for page in client.pages(
-                    f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="deleted"
-                ):
-                    rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
-                    warehouse.fill_details(module, rows)
+        pages = listing.read(
+            client, "list", f"{module}/deleted", "data", chunk_pages, headers, module, "deleted"
+        )
+        try:
+            for stream, page, following in pages:
+                rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
+                rows = warehouse.unseen(module, rows, listing.since)
+                warehouse.fill_details(module, rows)
+                if rows:
                     yield to_table(rows, DELETED_RECORDS_SCHEMA)
-            except ZohoApiError as error:
-                if error.code == "INVALID_MODULE":
-                    raise unknown_module_error(client, module) from None
+                listing.advance(stream, page, following)
+        except ZohoApiError as error:
+            if error.code == "INVALID_MODULE":
+                raise unknown_module_error(client, module) from None
+            if not error.is_permission:
                 raise
+            # What was read loads, and the pass goes on from there once Zoho allows it.
+            report.module_failed(module, error)
+            listing.save()
+            return
+        if not listing.save():
+            report.unfinished(resource_name(module))
 
     return deleted_records
-
-
-@contextmanager
-def _refusal_reported(report: RunReport, name: str, cursor: Any) -> Iterator[None]:
-    """Let the run go on when Zoho refuses `name` for lack of permission, and report it.
-
-    Pages read before the refusal still load, but the cursor goes back to where it was, so the
-    next run reads `name` again from there: nothing is skipped.
-    """
-    state = cursor.get_state()
-    before = copy.deepcopy(state)
-    try:
-        yield
-    except ZohoApiError as error:
-        if not error.is_permission:
-            raise
-        state.clear()
-        state.update(before)
-        report.module_failed(name, error)
 
 
 def _events_transformer(module: str, ledger: EventLedger) -> DltResource:
@@ -239,86 +248,62 @@ def _events_transformer(module: str, ledger: EventLedger) -> DltResource:
 
 
 def _recycle_bin_resource(
-    client: ZohoClient, modules: List[str], org: str, report: RunReport
+    client: ZohoClient,
+    modules: List[str],
+    warehouse: Warehouse,
+    report: RunReport,
+    chunk_pages: int,
 ) -> DltResource:
     wanted = set(modules)
 
     @dlt.resource(name="recycle_bin", primary_key=("org", "id"), write_disposition="merge")
-    def recycle_bin(
-        deleted_time: dlt.sources.incremental[datetime] = dlt.sources.incremental(
-            "deleted_time", range_start="closed"
-        ),
-    ) -> Iterator[Any]:
-        """Entries of `/settings/recycle_bin` binned since the last loaded one, oldest first.
+    def recycle_bin() -> Iterator[Any]:
+        """Entries of `/settings/recycle_bin` binned since the last complete pass, newest first.
 
-        Zoho's filter only offers `greater_than`, so it is asked for everything after the
-        second *before* the high-water mark; the incremental drops what was already loaded.
-        The first run, which reads the whole bin, reads each module's part of it in parallel
-        (the bin is as large as all modules together); later runs ask once for what is new.
+        Zoho's filter only offers `greater_than`, so it asks for everything after the second
+        *before* the high-water mark (the boundary: see `passes`). The first pass, which reads
+        the whole bin, reads each module's part of it in parallel (the bin is as large as all
+        modules together); later runs ask once for what is new. Newest first: Zoho purges the
+        oldest entries, which leave the end of the listing, so no page shifts under the reader.
         """
-        params: Dict[str, Any] = {"sort_by": "deleted_time", "sort_order": "asc"}
-        observed_at = datetime.now(UTC)
-        if deleted_time.start_value is None:
-            pages = client.interleaved(
-                [
-                    _bin_pages(client, {**params, "filters": _json_filter("module", "equal", m)})
-                    for m in modules
-                ]
-            )
+        state = dlt.current.resource_state()
+        order = {"sort_by": "deleted_time", "sort_order": "desc"}
+        since = ListPass(state, {}).since
+        if since is None:
+            parts = {m: {**order, "filters": _json_filter("module", "equal", m)} for m in modules}
         else:
-            since = deleted_time.start_value - timedelta(seconds=1)
-            params["filters"] = _json_filter("deleted_time", "greater_than", zoho_time(since))
-            pages = _bin_pages(client, params)
-        with _refusal_reported(report, "recycle_bin", deleted_time):
-            for page in pages:
-                rows = [bin_row(org, item, observed_at) for item in page]
+            after = zoho_time(since - timedelta(seconds=1))
+            new = _json_filter("deleted_time", "greater_than", after)
+            parts = {"new": {**order, "filters": new}}
+        listing = ListPass(state, {name: client.first_query(q) for name, q in parts.items()})
+        observed_at = datetime.now(UTC)
+        streams = [
+            listing.read(
+                client, name, "settings/recycle_bin", "recycle_bin", chunk_pages,
+                kind="recycle_bin",
+            )
+            for name in listing.streams
+        ]
+        try:
+            for stream, page, following in client.interleaved(streams):
+                rows = [bin_row(warehouse.org, item, observed_at) for item in page]
                 rows = [row for row in rows if row["module__api_name"] in wanted]
+                rows = warehouse.unseen(None, rows, listing.since)
                 if rows:
                     yield to_table(rows, RECYCLE_BIN_SCHEMA)
+                listing.advance(stream, page, following)
+        except ZohoApiError as error:
+            if not error.is_permission:
+                raise
+            report.module_failed("recycle_bin", error)
+            listing.save()  # the parts' pages read so far are loaded; the pass goes on later
+            return
+        if not listing.save():
+            report.unfinished("recycle_bin")
 
     return recycle_bin
-
-
-def _bin_pages(client: ZohoClient, params: Dict[str, Any]) -> Iterator[List[Dict[str, Any]]]:
-    return client.pages("settings/recycle_bin", "recycle_bin", params, kind="recycle_bin")
 
 
 def _json_filter(field: str, comparator: str, value: str) -> str:
     condition = {"field": {"api_name": field}, "comparator": comparator, "value": value}
     return json.dumps({"group_operator": "AND", "group": [condition]})
-
-
-def _related_records_transformer(
-    client: ZohoClient, related: RelatedListsConfig, org: str
-) -> DltResource:
-    check = RelatedListCheck(client, related)
-
-    @dlt.transformer(
-        name="deleted_related_records",
-        primary_key=("org", "parent_module", "parent_id", "related_list", "id"),
-        write_disposition="merge",
-    )
-    def deleted_related_records(bin_page: Any) -> Iterator[List[Dict[str, Any]]]:
-        """Related records of each record newly seen in the bin, once per bin entry."""
-        for entry in bin_page.select(["id", "module__api_name"]).to_pylist():
-            module, parent_id = entry["module__api_name"], entry["id"]
-            lists = related.get(module)
-            if not lists:
-                continue
-            check.ensure(module)
-            for name, fields in lists.items():
-                path = f"{module}/deleted/{parent_id}/{name}"
-                params = {"fields": ",".join(fields)}
-                for page in client.pages(path, "data", params, module=module, kind="related"):
-                    yield [
-                        {
-                            "org": org,
-                            "parent_module": module,
-                            "parent_id": parent_id,
-                            "related_list": name,
-                            **r,
-                        }
-                        for r in page
-                    ]
-
-    return deleted_related_records

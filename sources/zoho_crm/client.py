@@ -94,6 +94,9 @@ class ZohoClient:
         self._http = http
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()  # kind of call -> calls answered by Zoho
+        # Zoho's X-API-CREDITS-REMAINING (sent once half the daily allowance is used): the
+        # lowest value seen this run, None while Zoho has not sent it
+        self.credits_remaining: Optional[int] = None
 
     def base_url(self) -> str:
         domain = self._api_domain or self.auth.api_domain or self._default_api_domain
@@ -117,7 +120,7 @@ class ZohoClient:
                     params=params,
                     headers={**(headers or {}), "Authorization": f"Zoho-oauthtoken {token}"},
                 )
-            self._count(kind)
+            self._count(kind, response)
             if response.status_code in NO_DATA:
                 return None
             body = response.__dict__.get("zoho_json")
@@ -145,6 +148,25 @@ class ZohoClient:
             return body
         raise AssertionError("unreachable")
 
+    def first_query(self, params: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """The query of a list's first page."""
+        return {**(params or {}), "per_page": self.per_page, "page": 1}
+
+    def page(
+        self,
+        path: str,
+        data_key: str,
+        query: Dict[str, Any],
+        headers: Optional[Dict[str, str]] = None,
+        module: Optional[str] = None,
+        kind: str = "api",
+    ) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        """One page of a list: its records and the query of the next page (None on the last)."""
+        body = self.get(path, query, headers, module, kind)
+        if body is None:
+            return [], None
+        return body.get(data_key) or [], next_page(query, body)
+
     def pages(
         self,
         path: str,
@@ -156,17 +178,11 @@ class ZohoClient:
     ) -> Iterator[List[Dict[str, Any]]]:
         """Yield each page's records, `per_page` (200) at a time, until Zoho says there are no
         more (see `next_page`)."""
-        query = {**(params or {}), "per_page": self.per_page, "page": 1}
-        while True:
-            body = self.get(path, query, headers, module, kind)
-            if body is None:
-                return
-            records = body.get(data_key) or []
+        query: Optional[Dict[str, Any]] = self.first_query(params)
+        while query is not None:
+            records, query = self.page(path, data_key, query, headers, module, kind)
             if records:
                 yield records
-            query = next_page(query, body)
-            if query is None:
-                return
 
     def interleaved(self, streams: Sequence[Iterator[T]], buffer: int = 4) -> Iterator[T]:
         """The items of several streams, each advanced in its own thread, as they arrive.
@@ -212,9 +228,21 @@ class ZohoClient:
         finally:
             stop.set()
 
-    def _count(self, kind: str) -> None:
+    def _count(self, kind: str, response: Response) -> None:
+        remaining = _credits_header(response)
         with self._lock:
             self.calls[kind] += 1
+            if remaining is not None and (
+                self.credits_remaining is None or remaining < self.credits_remaining
+            ):
+                self.credits_remaining = remaining
+
+
+def _credits_header(response: Response) -> Optional[int]:
+    try:
+        return int(response.headers[CREDITS_HEADER])
+    except (KeyError, ValueError):
+        return None
 
 
 def next_page(query: Dict[str, Any], body: Dict[str, Any]) -> Optional[Dict[str, Any]]:

@@ -12,7 +12,8 @@ Pending packages of an interrupted run are loaded before extraction starts (see
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Optional, Sequence
+from datetime import UTC, datetime
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -20,6 +21,8 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS
 
 TABLE = "deleted_records"
+BIN_TABLE = "recycle_bin"
+FETCHES_TABLE = "related_fetches"
 
 
 class Warehouse:
@@ -28,7 +31,6 @@ class Warehouse:
     def __init__(self, org: str) -> None:
         self.org = org
         self._lock = threading.Lock()
-        self._table_exists: Optional[bool] = None
 
     def fill_details(self, module: str, rows: Sequence[Dict[str, Any]]) -> None:
         """Give rows that arrive without details (purged records) the ones captured before."""
@@ -38,6 +40,7 @@ class Warehouse:
         with_details = " OR ".join(f"{c} IS NOT NULL" for c in DETAIL_COLUMNS)
         marks = ", ".join(["%s"] * len(bare))
         known = self._select(
+            TABLE,
             ("id", *DETAIL_COLUMNS),
             f"org = %s AND module = %s AND id IN ({marks}) AND ({with_details})",
             self.org,
@@ -48,31 +51,106 @@ class Warehouse:
         for row in bare:
             row.update(by_id.get(row["id"], {}))
 
+    def unseen(
+        self, module: Optional[str], rows: List[Dict[str, Any]], since: Optional[datetime]
+    ) -> List[Dict[str, Any]]:
+        """`rows` less the boundary ones (at or before `since`) held exactly as they are.
+
+        `module` names the `deleted_records` module; None means the rows are bin entries.
+        """
+        boundary = [r for r in rows if since is not None and r["deleted_time"] <= since]
+        if not boundary:
+            return rows
+        marks = ", ".join(["%s"] * len(boundary))
+        ids = [r["id"] for r in boundary]
+        if module is None:
+            found = self._select(
+                BIN_TABLE, ("id", "deleted_time"), f"org = %s AND id IN ({marks})", self.org, *ids
+            )
+            held = {(f["id"], None, f["deleted_time"]) for f in found}
+        else:
+            found = self._select(
+                TABLE,
+                ("id", "type", "deleted_time"),
+                f"org = %s AND module = %s AND id IN ({marks})",
+                self.org,
+                module,
+                *ids,
+            )
+            held = {(f["id"], f["type"], f["deleted_time"]) for f in found}
+        return [
+            r
+            for r in rows
+            if (r["id"], None if module is None else r["type"], r["deleted_time"]) not in held
+        ]
+
+    def related_backlog(
+        self, lists: Sequence[Tuple[str, str]], limit: int
+    ) -> Iterator[Dict[str, str]]:
+        """Up to `limit` (bin entry, related list) pairs still in the bin and never fetched,
+        soonest-expiring first."""
+        if not lists:
+            return
+        values = ", ".join(["(%s, %s)"] * len(lists))
+        args: List[Any] = [v for pair in lists for v in pair]
+        sql = f"""
+            WITH lists (module, related_list) AS (VALUES {values})
+            SELECT b.module__api_name AS module, b.id AS parent_id, l.related_list
+            FROM {{bin}} b
+            JOIN lists l ON l.module = b.module__api_name
+            JOIN {{records}} r ON r.org = b.org AND r.module = b.module__api_name AND r.id = b.id
+            WHERE b.org = %s AND r.type = 'recycle' AND r.restored_at IS NULL
+              AND r.expires_at > %s {{not_fetched}}
+            ORDER BY r.expires_at, b.id, l.related_list
+            LIMIT {int(limit)}
+        """
+        not_fetched = (
+            "AND NOT EXISTS (SELECT 1 FROM {fetches} f WHERE f.org = b.org "
+            "AND f.parent_module = b.module__api_name AND f.parent_id = b.id "
+            "AND f.related_list = l.related_list)"
+        )
+        args += [self.org, datetime.now(UTC)]
+        columns = ("module", "parent_id", "related_list")
+        try:
+            rows = self._query(sql.replace("{not_fetched}", not_fetched), args)
+        except DatabaseUndefinedRelation:  # nothing fetched yet: no related_fetches table
+            rows = self._query(sql.replace("{not_fetched}", ""), args)
+        for row in rows:
+            yield dict(zip(columns, row, strict=True))
+
     def binned(self, modules: Sequence[str]) -> List[Dict[str, Any]]:
         """Every row of this org held as `recycle` and not restored, for the given modules."""
         marks = ", ".join(["%s"] * len(modules))
         return self._select(
+            TABLE,
             DELETED_RECORDS_SCHEMA.names,
             f"org = %s AND type = 'recycle' AND restored_at IS NULL AND module IN ({marks})",
             self.org,
             *modules,
         )
 
-    def _select(self, columns: Sequence[str], where: str, *args: Any) -> List[Dict[str, Any]]:
-        with self._lock:
-            if self._table_exists is False:
-                return []
-            pipeline = dlt.current.pipeline()
-            if pipeline.destination is None:
-                return []
-            try:
-                with pipeline.sql_client() as client:
-                    table = client.make_qualified_table_name(TABLE)
-                    found = client.execute_sql(
-                        f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", *args
-                    )
-            except DatabaseUndefinedRelation:
-                self._table_exists = False  # nothing loaded yet: nothing to read this run
-                return []
-            self._table_exists = True
-            return [dict(zip(columns, row, strict=True)) for row in found or []]
+    def _select(
+        self, table: str, columns: Sequence[str], where: str, *args: Any
+    ) -> List[Dict[str, Any]]:
+        sql = f"SELECT {', '.join(columns)} FROM {{{table}}} WHERE {where}"
+        try:
+            found = self._query(sql, args)
+        except DatabaseUndefinedRelation:
+            return []  # nothing loaded yet: nothing to read
+        return [dict(zip(columns, row, strict=True)) for row in found]
+
+    def _query(self, sql: str, args: Sequence[Any]) -> List[Tuple[Any, ...]]:
+        """Run `sql` on the destination; `{records}`, `{bin}`, `{fetches}` name its tables."""
+        pipeline = dlt.current.pipeline()
+        if pipeline.destination is None:
+            return []
+        with self._lock, pipeline.sql_client() as client:
+            tables = {
+                name: client.make_qualified_table_name(table)
+                for name, table in (
+                    ("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE),
+                    (TABLE, TABLE), (BIN_TABLE, BIN_TABLE),
+                )
+            }
+            found = client.execute_sql(sql.format(**tables), *args)
+        return [tuple(row) for row in found or []]

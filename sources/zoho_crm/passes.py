@@ -1,0 +1,108 @@
+"""Reading a Zoho list in passes that may span several load packages.
+
+A pass reads a list of deleted entries from the newest down to the high-water mark of the last
+complete pass (`since`). Zoho lists `/deleted` newest first and filters only from below
+(`If-Modified-Since`), so the high-water mark may move only once a pass has read everything
+down to it: a pass cut into load packages (a bounded number of pages each, so every load and
+merge stays small) keeps its progress — each stream's next page query — in the resource's dlt
+state, committed with each package, and the next package (or the next run, after a kill)
+resumes from there. dlt's `incremental` moves its cursor to the newest value it has seen, which
+is why these resources keep their own.
+
+The boundary: `If-Modified-Since` and the bin's filter include the high-water second, so its
+entries come back on every run. A pass stops at the first page holding nothing newer than the
+mark, so a run with nothing new costs one call per list however many entries share that second.
+Entries of that second already held are dropped by the caller (see `Warehouse.unseen`); one that
+arrives later is read when it falls in that page, otherwise by the next reconciliation pass.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from sources.zoho_crm.client import ZohoClient
+from sources.zoho_crm.records import parse_time
+
+Query = Dict[str, Any]
+
+
+class ListPass:
+    """A list's high-water mark and its unfinished pass, kept in a dlt resource's state.
+
+    `streams` maps a stream name (one list, or one module's part of the bin) to the query of its
+    next page, or to None once the stream is read to the end.
+    """
+
+    def __init__(self, state: Dict[str, Any], first_queries: Dict[str, Query]) -> None:
+        self._state = state
+        current = state.get("pass")
+        if current:  # an unfinished pass: go on from where its last committed package ended
+            self.streams: Dict[str, Optional[Query]] = dict(current["streams"])
+            self._newest: Optional[str] = current.get("newest")
+        else:
+            self.streams = dict(first_queries)
+            self._newest = None
+
+    @property
+    def since(self) -> Optional[datetime]:
+        """The high-water mark of the last complete pass, or None before the first."""
+        value = self._state.get("since")
+        return datetime.fromisoformat(value) if value else None
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self._state.get("pass"))
+
+    def read(
+        self,
+        client: ZohoClient,
+        stream: str,
+        path: str,
+        data_key: str,
+        max_pages: int,
+        headers: Optional[Dict[str, str]] = None,
+        module: Optional[str] = None,
+        kind: str = "api",
+    ) -> Iterator[Tuple[str, List[Dict[str, Any]], Optional[Query]]]:
+        """Up to `max_pages` pages of `stream`: (stream, records, next query or None).
+
+        None as the next query means the stream is done: its last page, or the boundary page
+        (nothing newer than `since`). Call `advance` once the records are handed on.
+        """
+        query = self.streams.get(stream)
+        since = self.since
+        for _ in range(max_pages):
+            if query is None:
+                return
+            records, following = client.page(path, data_key, query, headers, module, kind)
+            if since is not None and records and _newest(records) <= since:
+                following = None  # the boundary page: below it, only entries already read
+            yield stream, records, following
+            query = following
+
+    def advance(self, stream: str, records: List[Dict[str, Any]], following: Optional[Query]):
+        """Note that `records` were handed on and `stream` goes on with `following`."""
+        self.streams[stream] = following
+        if records:
+            newest = _newest(records).isoformat()
+            if self._newest is None or newest > self._newest:  # both UTC ISO strings
+                self._newest = newest
+
+    def save(self) -> bool:
+        """Write progress to the state; True when the pass is complete (the mark moved)."""
+        if any(query is not None for query in self.streams.values()):
+            self._state["pass"] = {"streams": self.streams, "newest": self._newest}
+            return False
+        self._state.pop("pass", None)
+        if self._newest and (not self._state.get("since") or self._newest > self._state["since"]):
+            self._state["since"] = self._newest
+        return True
+
+    def restart(self) -> None:
+        """Forget an unfinished pass (e.g. its page token expired): the next one starts over."""
+        self._state.pop("pass", None)
+
+
+def _newest(records: List[Dict[str, Any]]) -> datetime:
+    return max(parse_time(r["deleted_time"]) for r in records)

@@ -1,0 +1,155 @@
+"""Related records of binned records, fetched from a backlog the warehouse keeps.
+
+Zoho serves a deleted record's related records only while the record is in the bin, one call
+per related list per record: for a large bin, more calls than a day's credits. So they are not
+fetched while the bin is read but afterwards, from a backlog: every (bin entry, related list)
+the warehouse holds without a `related_fetches` row, soonest-expiring first. The run fetches
+them in parallel (a dlt transformer with `parallelized=True`, calls capped by
+`max_concurrency`), in load packages of `RELATED_CHUNK` lists each, so what it fetched is
+committed as it goes; it stops when its budget is spent (`related_calls_per_run`, or Zoho's
+`X-API-CREDITS-REMAINING` at `api_credits_reserve`), and the next run goes on from there.
+
+A list Zoho refuses (permission, scope) gets no `related_fetches` row, so a later run that is
+allowed fetches it; a parent that left the bin before its call (404 / 400 `INVALID_DATA`, 204)
+is noted as `gone` and never asked for again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, Dict, Iterator, List, Tuple
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from sources.zoho_crm.client import ZohoClient
+from sources.zoho_crm.config import RelatedListsConfig
+from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.metadata import RelatedListCheck
+from sources.zoho_crm.report import RunReport
+from sources.zoho_crm.warehouse import Warehouse
+
+logger = logging.getLogger(__name__)
+RELATED_TABLE = "deleted_related_records"
+RELATED_BACKLOG = "related_backlog"
+RELATED_CHECK = "related_lists_check"
+FETCHES_TABLE = "related_fetches"
+RELATED_CHUNK = 500  # (entry, related list) pairs per load package
+FETCHES_HINTS = dlt.mark.make_hints(
+    table_name=FETCHES_TABLE,
+    primary_key=("org", "parent_module", "parent_id", "related_list"),
+    write_disposition="merge",
+    columns={
+        "fetched_at": {"data_type": "timestamp"},
+        "outcome": {"data_type": "text"},  # fetched | gone
+        "records": {"data_type": "bigint"},
+    },
+)
+
+
+def parent_gone(error: ZohoApiError) -> bool:
+    """Zoho's answers for a parent that left the bin (purged or restored) before the call."""
+    if error.code != "INVALID_DATA":
+        return False
+    return error.status == 404 or "relation" not in str(error).lower()
+
+
+def related_lists_check(client: ZohoClient, related: RelatedListsConfig) -> DltResource:
+    """A resource that loads nothing: it checks the configured related lists against Zoho's
+    metadata before anything loads (with the run's first package), once per configuration."""
+
+    @dlt.resource(name=RELATED_CHECK)
+    def related_lists_check() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        configured = json.dumps(related, sort_keys=True)
+        if state.get("checked") != configured:
+            check = RelatedListCheck(client, related)
+            for module in related:
+                check.ensure(module)
+            state["checked"] = configured
+        yield from ()
+
+    return related_lists_check
+
+
+def related_resources(
+    client: ZohoClient,
+    related: RelatedListsConfig,
+    warehouse: Warehouse,
+    report: RunReport,
+    credits_reserve: int,
+) -> DltResource:
+    """The backlog and the transformer that fetches it: `backlog | deleted_related_records`."""
+    @dlt.resource(name=RELATED_BACKLOG, selected=False)
+    def related_backlog() -> Iterator[Dict[str, str]]:
+        """The next (entry, related list) pairs to fetch, one item each (fetched in parallel)."""
+        lists = [
+            (module, name)
+            for module, names in related.items()
+            for name in names
+            if (module, name) not in report.refused_lists
+        ]
+        yield from warehouse.related_backlog(lists, RELATED_CHUNK)
+
+    @dlt.transformer(
+        name=RELATED_TABLE,
+        primary_key=("org", "parent_module", "parent_id", "related_list", "id"),
+        write_disposition="merge",
+        parallelized=True,
+    )
+    def deleted_related_records(pair: Dict[str, str]) -> Iterator[Any]:
+        """Every page of one related list of one bin entry, then a `related_fetches` row."""
+        module, parent_id, name = pair["module"], pair["parent_id"], pair["related_list"]
+        if (module, name) in report.refused_lists:
+            return
+        rows, outcome = _fetch(client, report, credits_reserve, module, parent_id, name)
+        if outcome is None:
+            return  # refused, or out of budget: left in the backlog
+        base = {"org": warehouse.org, "parent_module": module, "parent_id": parent_id}
+        if rows:
+            yield [{**base, "related_list": name, **r} for r in rows]
+        fetch = {
+            **base,
+            "related_list": name,
+            "fetched_at": datetime.now(UTC),
+            "outcome": outcome,
+            "records": len(rows),
+        }
+        yield dlt.mark.with_hints([fetch], FETCHES_HINTS, create_table_variant=True)
+
+    return related_backlog | deleted_related_records
+
+
+def _fetch(
+    client: ZohoClient,
+    report: RunReport,
+    credits_reserve: int,
+    module: str,
+    parent_id: str,
+    name: str,
+) -> Tuple[List[Dict[str, Any]], Any]:
+    """(records, outcome): outcome `fetched` or `gone`, None when nothing may be noted."""
+    fields = report.related[module][name] if report.related else []
+    query: Any = client.first_query({"fields": ",".join(fields)})
+    path = f"{module}/deleted/{parent_id}/{name}"
+    rows: List[Dict[str, Any]] = []
+    while query is not None:
+        if not report.take_related_call(credits_reserve):
+            return [], None
+        try:
+            page, query = client.page(path, "data", query, module=module, kind="related")
+        except ZohoApiError as error:
+            if error.is_permission:
+                report.list_refused(module, name, error)
+                return [], None
+            if parent_gone(error):
+                logger.info("%s %s left the bin before its %s were read", module, parent_id, name)
+                return [], "gone"
+            if error.status == 429:  # the day's credits are spent: the next runs go on
+                report.stop_related(f"Zoho's daily API credits are spent ({error.code})")
+                return [], None
+            raise
+        rows.extend(page)
+    return rows, "fetched"
