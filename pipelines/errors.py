@@ -6,6 +6,7 @@ from typing import List, Optional, Tuple
 
 import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.pipeline.exceptions import PipelineStepFailed
 from requests.exceptions import RequestException
 
 from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
@@ -36,14 +37,23 @@ class LoadStuckError(ZohoError):
     """A package an earlier run extracted cannot be loaded: the run stops before capturing."""
 
     def __init__(self, pipeline_name: str, error: BaseException) -> None:
-        cause = _root(error)
-        first_line = next(iter(str(cause).splitlines()), type(cause).__name__)
         super().__init__(
-            f"a load package of an earlier run still cannot be loaded ({type(cause).__name__}: "
-            f"{first_line}); nothing new is captured until it is. Fix the destination (disk "
-            "space, permissions, memory: see destination.duckdb.credentials.global_config) "
-            f"and run again; `dlt pipeline {pipeline_name} failed-jobs` shows the details"
+            f"a load package of an earlier run still cannot be loaded ({_cause_line(error)}); "
+            f"nothing new is captured until it is. {_fix_destination(pipeline_name)}"
         )
+
+
+def _fix_destination(pipeline_name: str) -> str:
+    return (
+        "Fix the destination (disk space, permissions, memory: destination.duckdb.credentials."
+        f"global_config) and run again; `dlt pipeline {pipeline_name} failed-jobs` shows details"
+    )
+
+
+def _cause_line(error: BaseException) -> str:
+    cause = _root(error)
+    first_line = next(iter(str(cause).splitlines()), "")
+    return f"{type(cause).__name__}: {first_line}"
 
 
 def _causes(error: BaseException) -> list:
@@ -107,6 +117,15 @@ def explain(error: BaseException) -> Tuple[int, str]:
         return EXIT_AUTH, str(found)
     if isinstance(found, (ZohoApiError, ZohoResponseError)):
         return EXIT_ZOHO, f"{found}; nothing from this run was loaded, the next run retries it"
+    failed_load = next(
+        (e for e in chain if isinstance(e, PipelineStepFailed) and e.step == "load"), None
+    )
+    if failed_load is not None:
+        return EXIT_LOAD_STUCK, (
+            f"the destination refused the load ({_cause_line(failed_load)}); what this run "
+            "read is kept and the next run loads it first. If it keeps failing: "
+            + _fix_destination(failed_load.pipeline.pipeline_name)
+        )
     locked = next((e for e in chain if "Could not set lock on file" in str(e)), None)
     if locked is not None:
         return EXIT_BUSY, (

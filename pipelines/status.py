@@ -39,7 +39,8 @@ SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at)
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 """
 LAST_RUN = f"""
-SELECT succeeded, failed_modules, error FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
+SELECT succeeded, failed_modules, error, related_backlog, related_calls, related_stop
+FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 ORDER BY finished_at DESC LIMIT 1
 """
 
@@ -55,6 +56,9 @@ class Status:
     last_run_error: Optional[str] = None
     max_run_gap_hours: float = 48.0
     modules: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    related_backlog: int = 0  # (bin entry, related list) pairs the last run left to fetch
+    related_backlog_runs: Optional[int] = None  # runs it takes at the last run's pace
+    captures_stopped: Optional[str] = None  # a package the destination has not taken
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -86,7 +90,9 @@ def read_status(
     runs = _query(pipeline, LAST_RUNS, org)
     last_success, last_run = runs[0] if runs else (None, None)
     last = _query(pipeline, LAST_RUN, org)
-    succeeded, failed_modules, error = last[0] if last else (None, None, None)
+    succeeded, failed_modules, error, backlog, related_calls, _ = (
+        last[0] if last else (None,) * 6
+    )
     status = Status(
         org=org,
         last_success_at=last_success,
@@ -98,15 +104,33 @@ def read_status(
     )
     for module, *counts in _query(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
+    status.related_backlog = int(backlog or 0)
+    if status.related_backlog:
+        status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
+    status.captures_stopped = _unloaded_package(pipeline)
     status.problems = _problems(status, now, gap, succeeded)
     status.healthy = not status.problems
     return status
 
 
+def _unloaded_package(pipeline: dlt.Pipeline) -> Optional[str]:
+    """Why captures have stopped, when a package a run read is still not loaded."""
+    if not pipeline.has_pending_data:
+        return None
+    trace = pipeline.last_trace
+    failed = [s for s in (trace.steps if trace else []) if s.step_exception]
+    why = next(iter(failed[-1].step_exception.splitlines()), "") if failed else "interrupted"
+    return (
+        "captures have stopped: a load package a run read is not in the destination yet "
+        f"({why[:300]}); `zoho-deleted run` loads it first and says what to do if it cannot"
+    )
+
+
 def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> List[str]:
+    stopped = [status.captures_stopped] if status.captures_stopped else []
     if status.last_success_at is None:
-        return ["no run has succeeded yet: run `zoho-deleted run` and schedule it"]
-    problems = []
+        return stopped + ["no run has succeeded yet: run `zoho-deleted run` and schedule it"]
+    problems = stopped
     age = now - status.last_success_at
     if age > gap:
         problems.append(
@@ -151,6 +175,11 @@ def describe(status: Status) -> List[str]:
         lines.append(
             f"{missing} records were purged before any run saw them in the bin, so their names "
             "and deleters are lost: run more often (at least daily) to catch them in the bin."
+        )
+    if status.related_backlog:
+        lines.append(
+            f"{status.related_backlog} related lists of bin entries are still to fetch; at the "
+            f"last run's pace about {status.related_backlog_runs} more run(s) fetch them."
         )
     lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
     return lines

@@ -18,9 +18,10 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import LoadStuckError, PipelineBusyError, explain
 from pipelines.views import create_views
-from sources.zoho_crm import DEFAULT_ORG, RunReport, zoho_crm
+from sources.zoho_crm import DEFAULT_ORG, RunReport, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE
+from sources.zoho_crm.warehouse import Warehouse
 
 PIPELINE_NAME = "zoho_crm_deleted"
 DATASET_NAME = "zoho_crm_deleted"
@@ -40,6 +41,7 @@ class RunResult:
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
     refused_lists: Dict[str, ZohoApiError] = field(default_factory=dict)  # "Module.List"
     related_stop: Optional[str] = None  # why related records stopped short, if they did
+    related_backlog: int = 0  # (bin entry, related list) pairs left for the next runs
     packages: int = 0
     recovered_packages: int = 0
 
@@ -132,12 +134,14 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             _record_failure(pipeline, org, started_at, report, error)
             raise
         create_views(pipeline)
+        backlog = _related_backlog(report, source_args)
         result = RunResult(
             row_counts={t: counts.get(t, 0) for t in TABLES},
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
             refused_lists={f"{m}.{n}": e for (m, n), e in report.refused_lists.items()},
-            related_stop=report.related_stop,
+            related_stop=report.related_stop if backlog else None,
+            related_backlog=backlog,
             packages=packages,
             recovered_packages=recovered,
         )
@@ -162,6 +166,11 @@ def _packages(report: RunReport, source_args: Dict[str, Any]) -> Iterator[Any]:
         yield source.with_resources(RELATED_TABLE)
         if sum(report.calls.values()) == fetched_before:
             return  # nothing left in the backlog (or nothing it may ask for)
+
+
+def _related_backlog(report: RunReport, source_args: Dict[str, Any]) -> int:
+    lists = [(m, name) for m, names in (report.related or {}).items() for name in names]
+    return Warehouse(org_name(source_args.get("org", DEFAULT_ORG))).related_backlog_size(lists)
 
 
 def _row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
@@ -242,6 +251,9 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
             "failed_modules": {"data_type": "text", "nullable": True},
             "error": {"data_type": "text", "nullable": True},
             "api_calls": {"data_type": "bigint"},
+            "related_calls": {"data_type": "bigint", "nullable": True},
+            "related_backlog": {"data_type": "bigint", "nullable": True},
+            "related_stop": {"data_type": "text", "nullable": True},
         },
     )
 
@@ -254,5 +266,8 @@ def _run_row(started_at: datetime, result: RunResult, report: RunReport) -> Dict
         "succeeded": not failed,
         "failed_modules": ", ".join(f"{m} ({code})" for m, code in sorted(failed.items())) or None,
         "api_calls": result.total_calls,
+        "related_calls": result.api_calls.get("related", 0),
+        "related_backlog": result.related_backlog,
+        "related_stop": result.related_stop,
         **{f"{table}_rows": n for table, n in result.row_counts.items()},
     }

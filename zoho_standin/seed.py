@@ -119,8 +119,14 @@ def seed_bulk(
     purged_fraction: float = 0.2,
     now: Optional[datetime] = None,
 ) -> None:
-    """`records` deleted records spread evenly over `modules`, a fraction of them purged."""
+    """`records` deleted records spread evenly over `modules`, a fraction of them purged.
+
+    Each module's purged records share one instant, the newest of the org (a minute ago), as
+    when an admin empties the bin: Zoho stamps them all with that second, which becomes the
+    high-water mark. The others were deleted over the 55 days before the last hour.
+    """
     now = now or datetime.now(UTC)
+    purged_at = (now - timedelta(minutes=1)).replace(microsecond=0)
     add_standard_modules(org, modules)
     purge_every = round(1 / purged_fraction) if purged_fraction else 0
     per_module = records // len(modules)
@@ -128,9 +134,10 @@ def seed_bulk(
     for module_index, module in enumerate(modules):
         for n in range(per_module):
             user, tz = USERS[n % len(USERS)]
-            at = (now - timedelta(seconds=span * (n + 1) / per_module)).replace(microsecond=0)
+            ago = timedelta(hours=1, seconds=span * (n + 1) / per_module)
+            at = (now - ago).replace(microsecond=0)
             rid = record_id(module_index, n)
             if purge_every and n % purge_every == purge_every - 1:
-                org.purge(module, rid, at.astimezone(tz))
+                org.purge(module, rid, purged_at.astimezone(tz))
             else:
                 org.delete(module, rid, at.astimezone(tz), f"Record {n}", user, user, user)

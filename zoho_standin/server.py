@@ -51,6 +51,7 @@ class StandinServer:
         refresh_token: str = REFRESH_TOKEN,
         token_lifetime: int = 3600,
         latency: float = 0.0,
+        daily_allowance: Optional[int] = None,
     ) -> None:
         self.org = org
         self.client_id, self.client_secret, self.refresh_token = (
@@ -60,6 +61,10 @@ class StandinServer:
         )
         self.token_lifetime = token_lifetime
         self.latency = latency
+        # API credits left today (None: no limit). Zoho sends X-API-CREDITS-REMAINING once
+        # half the allowance is used, and answers 429 once it is spent.
+        self.daily_allowance = daily_allowance
+        self.credits_left = daily_allowance
         self.faults = Faults()
         self.calls: Counter[str] = Counter()  # route -> calls answered (API calls, not token)
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (route, path?query, headers)
@@ -132,6 +137,18 @@ class StandinServer:
             "token_type": "Bearer",
             "expires_in": self.token_lifetime,
         }
+
+    def spend_credit(self) -> Optional[int]:
+        """Count one API call against the daily allowance: the credits left to report, if
+        Zoho would report them (None otherwise); raises 429 once the allowance is spent."""
+        with self._lock:
+            if self.credits_left is None or self.daily_allowance is None:
+                return None
+            if self.credits_left <= 0:
+                raise ZohoError(429, "TOO_MANY_REQUESTS", "the daily API limit is exceeded")
+            self.credits_left -= 1
+            half_used = self.credits_left <= self.daily_allowance / 2
+            return self.credits_left if half_used else None
 
     def check_token(self, header: Optional[str]) -> None:
         token = (header or "").removeprefix("Zoho-oauthtoken ").strip()
@@ -209,9 +226,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------------
     def _send(
-        self, status: int, body: Optional[bytes], content_type: str = "application/json"
+        self,
+        status: int,
+        body: Optional[bytes],
+        content_type: str = "application/json",
+        headers: Optional[Dict[str, str]] = None,
     ) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if body is not None:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -246,18 +269,23 @@ class _Handler(BaseHTTPRequestHandler):
             fault = standin.faults.take(split.path)
             if fault and self._inject(fault):
                 return
+            credits: Optional[int] = None
             try:
                 standin.check_token(self.headers.get("Authorization"))
+                credits = standin.spend_credit()
                 route, status, payload = self._route(split.path, query)
             except ZohoError as error:
                 route, status, payload = "error", error.status, error.body()
+                if status == 429:
+                    credits = 0
             with standin._lock:
                 standin.calls[route] += 1
                 standin.requests.append((route, self.path, dict(self.headers)))
+            extra = {} if credits is None else {"X-API-CREDITS-REMAINING": str(credits)}
             if payload is None:
-                self._send(status, None)
+                self._send(status, None, headers=extra)
             else:
-                self._json(status, payload)
+                self._send(status, json.dumps(payload).encode(), headers=extra)
         finally:
             with standin._lock:
                 standin.in_flight -= 1

@@ -89,34 +89,46 @@ class Warehouse:
     ) -> Iterator[Dict[str, str]]:
         """Up to `limit` (bin entry, related list) pairs still in the bin and never fetched,
         soonest-expiring first."""
+        columns = ("module", "parent_id", "related_list")
+        select = "b.module__api_name, b.id, l.related_list"
+        order = f"ORDER BY r.expires_at, b.id, l.related_list LIMIT {int(limit)}"
+        for row in self._backlog(lists, select, order):
+            yield dict(zip(columns, row, strict=True))
+
+    def related_backlog_size(self, lists: Sequence[Tuple[str, str]]) -> int:
+        """How many (bin entry, related list) pairs are still to fetch."""
+        found = self._backlog(lists, "count(*)", "")
+        return int(found[0][0]) if found else 0
+
+    def _backlog(
+        self, lists: Sequence[Tuple[str, str]], select: str, tail: str
+    ) -> List[Tuple[Any, ...]]:
         if not lists:
-            return
+            return []
         values = ", ".join(["(%s, %s)"] * len(lists))
-        args: List[Any] = [v for pair in lists for v in pair]
         sql = f"""
             WITH lists (module, related_list) AS (VALUES {values})
-            SELECT b.module__api_name AS module, b.id AS parent_id, l.related_list
+            SELECT {select}
             FROM {{bin}} b
             JOIN lists l ON l.module = b.module__api_name
             JOIN {{records}} r ON r.org = b.org AND r.module = b.module__api_name AND r.id = b.id
             WHERE b.org = %s AND r.type = 'recycle' AND r.restored_at IS NULL
               AND r.expires_at > %s {{not_fetched}}
-            ORDER BY r.expires_at, b.id, l.related_list
-            LIMIT {int(limit)}
+            {tail}
         """
         not_fetched = (
             "AND NOT EXISTS (SELECT 1 FROM {fetches} f WHERE f.org = b.org "
             "AND f.parent_module = b.module__api_name AND f.parent_id = b.id "
             "AND f.related_list = l.related_list)"
         )
-        args += [self.org, datetime.now(UTC)]
-        columns = ("module", "parent_id", "related_list")
+        args = [v for pair in lists for v in pair] + [self.org, datetime.now(UTC)]
         try:
-            rows = self._query(sql.replace("{not_fetched}", not_fetched), args)
-        except DatabaseUndefinedRelation:  # nothing fetched yet: no related_fetches table
-            rows = self._query(sql.replace("{not_fetched}", ""), args)
-        for row in rows:
-            yield dict(zip(columns, row, strict=True))
+            return self._query(sql.replace("{not_fetched}", not_fetched), args)
+        except DatabaseUndefinedRelation:
+            try:  # nothing fetched yet: no related_fetches table
+                return self._query(sql.replace("{not_fetched}", ""), args)
+            except DatabaseUndefinedRelation:  # nothing loaded at all
+                return []
 
     def binned(self, modules: Sequence[str]) -> List[Dict[str, Any]]:
         """Every row of this org held as `recycle` and not restored, for the given modules."""
