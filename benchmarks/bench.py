@@ -1,14 +1,18 @@
 """Benchmark the Zoho CRM deleted-records pipeline against the local Zoho stand-in.
 
-Run from the project root: `python benchmarks/bench.py [--records N] [--json PATH]`.
+Run from the project root: `python benchmarks/bench.py [--records N [N ...]] [--json PATH]`.
 
-Measures, each in its own subprocess (so peak RSS is that run's alone), against a stand-in
-served from this process on 127.0.0.1:
+For each org size (100,000, 200,000 and 1,000,000 deleted records by default; a fifth of each
+module's records purged at one instant, which becomes the high-water mark), measures, each in
+its own subprocess, against a stand-in served from this process on 127.0.0.1:
 
 1. the raw floor: plain requests + json + pyarrow + duckdb, one page after another;
 2. the pipeline's first run into a fresh DuckDB file and pipelines dir;
 3. a second run with nothing new (same dir and file);
-4. a first run against a small org (8 pages per module) with 150 ms added to every API call.
+
+then once a first run against a small org (8 pages per module) with 150 ms added to every
+API call. Peak RSS is the whole child's, as the kernel counts it (`wait4`'s rusage after the
+child exits: what a container limit or systemd's MemoryMax sees), not a reading taken inside.
 
 Offline: the stand-in is local and dlt's telemetry is switched off in the children.
 """
@@ -19,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,15 +51,6 @@ DATA_TABLES = ("deleted_records", "recycle_bin", "deleted_related_records")
 
 
 # -- the children -----------------------------------------------------------------------------
-def _peak_rss_mb() -> float:
-    """Peak RSS of this process (or of any process it waited for), in MB."""
-    kb = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
-    return kb / 1024
-
-
 def _raw_pages(
     session: Any, url: str, params: Dict[str, Any], data_key: str, wait: List[float]
 ) -> Iterator[List[Dict[str, Any]]]:
@@ -165,7 +159,6 @@ def _raw_floor(spec: Dict[str, Any]) -> Dict[str, Any]:
         "cpu": time.process_time() - cpu_started,
         "rows": dict(rows),
         "http_wait": wait[0],
-        "peak_rss_mb": _peak_rss_mb(),
     }
 
 
@@ -192,7 +185,7 @@ def _pipeline_run(spec: Dict[str, Any]) -> Dict[str, Any]:
         "rows": {t: n for t, n in result.row_counts.items() if n},
         "client_calls": result.total_calls,
         "max_concurrency": DEFAULT_MAX_CONCURRENCY,
-        "peak_rss_mb": _peak_rss_mb(),
+        "packages": result.packages,
     }
 
 
@@ -273,20 +266,16 @@ def measure(
     """Run one child against `server` and collect its figures and the stand-in's counts."""
     server.reset_counts()
     cpu_before, started = time.process_time(), time.perf_counter()
-    done = subprocess.run(
+    out, err, returncode, peak_kb = run_child(
         [sys.executable, str(Path(__file__).resolve()), "--child", kind, json.dumps(spec)],
-        cwd=workdir,
-        env=child_env(workdir / "dlt_data"),
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
+        workdir,
     )
     process_s = time.perf_counter() - started
     standin_cpu = time.process_time() - cpu_before
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout + done.stderr)
-        raise SystemExit(f"{name}: child exited with {done.returncode}")
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if returncode != 0:
+        sys.stderr.write(out + err)
+        raise SystemExit(f"{name}: child exited with {returncode}")
+    figures = json.loads(out.strip().splitlines()[-1])
     # The child has exited: nothing else touches the stand-in's counts now.
     calls = {route: n for route, n in server.calls.items() if route != "token" and n}
     pages = Counter(_stream(route, target) for route, target, _ in server.requests)
@@ -298,7 +287,7 @@ def measure(
         process_s=process_s,
         rows=sum(figures["rows"].get(t, 0) for t in DATA_TABLES),
         rows_by_table=figures["rows"],
-        peak_rss_mb=figures["peak_rss_mb"],
+        peak_rss_mb=peak_kb / 1024,
         api_calls=server.api_calls(),
         calls_by_route=calls,
         pages_by_stream=dict(pages),
@@ -306,6 +295,32 @@ def measure(
         max_in_flight=server.max_in_flight,
         extra=extra,
     )
+
+
+def run_child(argv: List[str], workdir: Path) -> Tuple[str, str, int, int]:
+    """Run a child to its end: (stdout, stderr, exit code, peak RSS in KiB).
+
+    The peak is the kernel's for the whole child (`wait4`'s rusage once it has exited), so it
+    includes what happens after the child's last word: load, merge, close and exit.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(
+            argv, cwd=workdir, env=child_env(workdir / "dlt_data"), stdout=out, stderr=err,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + CHILD_TIMEOUT
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                child.kill()
+                raise SystemExit(f"child {argv[3]} ran over {CHILD_TIMEOUT} s")
+            time.sleep(0.05)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return out.read(), err.read(), child.returncode, usage.ru_maxrss
 
 
 def seeded_server(records: int, latency: float = 0.0) -> Tuple[StandinServer, int]:
@@ -409,9 +424,72 @@ def latency_lines(m: Measurement, latency: float, concurrency: int) -> List[str]
     ]
 
 
+def measure_scale(records: int, work: Path) -> Tuple[List[Measurement], str]:
+    """The raw floor, a first run and a nothing-new run against an org of `records`."""
+    for name in ("raw", "first"):
+        (work / name).mkdir(parents=True)
+    seeded = time.perf_counter()
+    server, entries = seeded_server(records)
+    setup = (
+        f"stand-in  {entries:,} deleted records in {len(MODULES)} modules, "
+        f"{PURGED_FRACTION:.0%} purged at one instant per module; seeded in "
+        f"{time.perf_counter() - seeded:.1f} s"
+    )
+    print(setup, flush=True)
+    size = f"{entries // 1000:,}k"
+    try:
+        spec = {"url": server.url, "modules": list(MODULES)}
+        raw_spec = {**spec, "db": str(work / "raw" / "raw.duckdb")}
+        pipeline_spec = {
+            **spec,
+            "db": str(work / "first" / "zoho.duckdb"),
+            "pipelines_dir": str(work / "first" / "pipelines"),
+        }
+        runs = [
+            (f"{size}: raw floor (requests+pyarrow+duckdb)", "raw", raw_spec, work / "raw"),
+            (f"{size}: pipeline, first run", "pipeline", pipeline_spec, work / "first"),
+            (f"{size}: pipeline, nothing new", "pipeline", pipeline_spec, work / "first"),
+        ]
+        measured = []
+        for name, kind, child_spec, workdir in runs:
+            measured.append(measure(name, kind, server, child_spec, workdir))
+            print(f"  done: {name} {measured[-1].wall_s:.1f} s", flush=True)
+    finally:
+        server.stop()
+    return measured, setup
+
+
+def measure_latency(work: Path) -> Measurement:
+    """A first run against a small org with LATENCY added to every call."""
+    (work / "latency").mkdir()
+    small = len(MODULES) * LATENCY_PAGES_PER_MODULE * PER_PAGE
+    server, small_entries = seeded_server(small, latency=LATENCY)
+    try:
+        return measure(
+            f"{small_entries // 1000:,}k: pipeline, first run, +{LATENCY * 1000:.0f} ms/call",
+            "pipeline",
+            server,
+            {
+                "url": server.url,
+                "modules": list(MODULES),
+                "db": str(work / "latency" / "zoho.duckdb"),
+                "pipelines_dir": str(work / "latency" / "pipelines"),
+            },
+            work / "latency",
+        )
+    finally:
+        server.stop()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=200_000, help="deleted records to seed")
+    parser.add_argument(
+        "--records",
+        type=int,
+        nargs="+",
+        default=[100_000, 200_000, 1_000_000],
+        help="org sizes to measure (deleted records to seed)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--child", choices=("raw", "pipeline"), help=argparse.SUPPRESS)
     parser.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
@@ -422,94 +500,46 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     lines = header()
     print("\n".join(lines), flush=True)
-    modules = list(MODULES)
+    measurements: List[Measurement] = []
+    setups: List[str] = []
+    ratios: Dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="zoho-bench-") as tmp:
-        work = Path(tmp)
-        for name in ("raw", "first", "latency"):
-            (work / name).mkdir()
-        seeded = time.perf_counter()
-        server, entries = seeded_server(args.records)
-        setup = (
-            f"stand-in  {entries:,} deleted records in {len(MODULES)} modules, "
-            f"{PURGED_FRACTION:.0%} purged; seeded in {time.perf_counter() - seeded:.1f} s"
-        )
-        print(setup, flush=True)
-        try:
-            spec = {"url": server.url, "modules": modules}
-            raw = measure(
-                "raw floor (requests+pyarrow+duckdb)",
-                "raw",
-                server,
-                {**spec, "db": str(work / "raw" / "raw.duckdb")},
-                work / "raw",
-            )
-            print(f"  done: {raw.name} {raw.wall_s:.1f} s", flush=True)
-            pipeline_spec = {
-                **spec,
-                "db": str(work / "first" / "zoho.duckdb"),
-                "pipelines_dir": str(work / "first" / "pipelines"),
-            }
-            first = measure(
-                "pipeline, first run", "pipeline", server, pipeline_spec, work / "first"
-            )
-            print(f"  done: {first.name} {first.wall_s:.1f} s", flush=True)
-            second = measure(
-                "pipeline, second run (nothing new)",
-                "pipeline",
-                server,
-                pipeline_spec,
-                work / "first",
-            )
-            print(f"  done: {second.name} {second.wall_s:.1f} s", flush=True)
-        finally:
-            server.stop()
-        small = len(MODULES) * LATENCY_PAGES_PER_MODULE * PER_PAGE
-        server, small_entries = seeded_server(small, latency=LATENCY)
-        try:
-            latent = measure(
-                f"pipeline, first run, {small_entries:,} records, +{LATENCY * 1000:.0f} ms/call",
-                "pipeline",
-                server,
-                {
-                    "url": server.url,
-                    "modules": modules,
-                    "db": str(work / "latency" / "zoho.duckdb"),
-                    "pipelines_dir": str(work / "latency" / "pipelines"),
-                },
-                work / "latency",
-            )
-        finally:
-            server.stop()
-
-    measurements = [raw, first, second, latent]
-    ratio = first.wall_s / raw.wall_s
+        for records in args.records:
+            (raw, first, second), setup = measure_scale(records, Path(tmp) / str(records))
+            measurements += [raw, first, second]
+            setups.append(setup)
+            ratios[first.name] = first.wall_s / raw.wall_s
+            if raw.rows != first.rows:
+                print(f"  rows MISMATCH: raw {raw.rows_by_table}, pipeline {first.rows_by_table}")
+        latent = measure_latency(Path(tmp))
+    measurements.append(latent)
     concurrency = latent.extra["max_concurrency"]
-    http_wait = raw.extra["http_wait"]
+    firsts = [m for m in measurements if m.name.endswith("first run")]
     report = [
         "",
         *table(measurements),
         "",
         "wall s          the work alone, timed in the child (after its imports)",
         "CPU s           CPU the child spent on the work, all threads: its own cost",
+        "peak RSS MB     the whole child's peak, as the kernel counts it (wait4 after exit)",
         "process s       the whole child: interpreter start, imports, work, exit",
         "stand-in CPU s  CPU the stand-in spent answering (it runs in the benchmark process)",
         "",
-        f"raw floor: {http_wait:.2f} s of {raw.wall_s:.2f} s waiting on HTTP (stand-in, transfer, "
-        f"JSON decode), {raw.wall_s - http_wait:.2f} s in pyarrow + duckdb",
-        f"rows: raw {raw.rows_by_table}, pipeline {first.rows_by_table}"
-        + ("" if raw.rows == first.rows else "  <- MISMATCH"),
-        "",
-        f"pipeline first run / raw floor: wall {ratio:.2f}x, CPU {first.cpu_s / raw.cpu_s:.2f}x",
+        *(f"{name} / raw floor: wall {ratio:.2f}x" for name, ratio in ratios.items()),
+        *(
+            f"{m.name}: {m.extra.get('packages', 1)} load packages, peak RSS "
+            f"{m.peak_rss_mb / firsts[0].peak_rss_mb:.2f}x the smallest org's"
+            for m in firsts
+        ),
         "",
         *latency_lines(latent, LATENCY, concurrency),
     ]
     print("\n".join(report))
     if args.json:
         payload = {
-            "header": lines + [setup],
+            "header": lines + setups,
             "measurements": [{**asdict(m), "rows_per_s": m.rows_per_s} for m in measurements],
-            "first_run_to_raw_floor": ratio,
-            "first_run_to_raw_floor_cpu": first.cpu_s / raw.cpu_s,
+            "first_run_to_raw_floor": ratios,
             "latency": {
                 "seconds_per_call": LATENCY,
                 "sequential_s": latent.api_calls * LATENCY,

@@ -18,7 +18,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import LoadStuckError, PipelineBusyError, explain
 from pipelines.views import create_views
-from sources.zoho_crm import DEFAULT_ORG, RunReport, org_name, zoho_crm
+from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE
 from sources.zoho_crm.warehouse import Warehouse
@@ -150,22 +150,26 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
 
 
 def _packages(report: RunReport, source_args: Dict[str, Any]) -> Iterator[Any]:
-    """The sources of a run's load packages, each built when the one before has loaded."""
-    first = True
-    while first or report.unfinished_passes:
+    """The sources of a run's load packages, each built when the one before has loaded.
+
+    The first package reads everything; the next ones go on with the passes still unfinished
+    (and their events); then the related-records backlog, a package at a time.
+    """
+    source = zoho_crm(report=report, **source_args)
+    selected = [n for n in source.resources if n not in (RELATED_TABLE, RELATED_BACKLOG)]
+    source_args = {**source_args, "reconcile": False}  # a forced pass runs once, first
+    while selected:
         report.unfinished_passes.clear()
+        yield source.with_resources(*selected)
+        selected = sorted(report.unfinished_passes)
+        selected += [events_name(n) for n in selected if events_name(n) != n]
         source = zoho_crm(report=report, **source_args)
-        capture = [n for n in source.resources if n not in (RELATED_TABLE, RELATED_BACKLOG)]
-        yield source.with_resources(*capture)
-        if first:  # a forced reconciliation runs once, with the run's first package
-            source_args = {**source_args, "reconcile": False}
-            first = False
     while report.related and not report.related_stop:
-        source = zoho_crm(report=report, **source_args)
-        fetched_before = sum(report.calls.values())
+        calls_before = sum(report.calls.values())
         yield source.with_resources(RELATED_TABLE)
-        if sum(report.calls.values()) == fetched_before:
+        if sum(report.calls.values()) == calls_before:
             return  # nothing left in the backlog (or nothing it may ask for)
+        source = zoho_crm(report=report, **source_args)
 
 
 def _related_backlog(report: RunReport, source_args: Dict[str, Any]) -> int:

@@ -130,3 +130,23 @@ def test_secrets_and_tokens_never_leak(org, server, tmp_path):
     ]
     assert leaked == []
     assert len(list(tmp_path.rglob("*"))) > 10  # the working folder and trace were searched
+
+
+def test_a_run_killed_between_packages_resumes_where_it_stopped(org, server, tmp_path):
+    total = seed(org)  # 6 pages a module
+    chunked = {"SOURCES__ZOHO_CRM__LOAD_CHUNK_ROWS": "400"}  # a page a list and package
+    server.latency = 0.02
+    victim = start_run(server, tmp_path, **chunked)
+    wait_for_calls(server, "deleted", 8)  # the first packages are in, the pass is not done
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    read_before = server.calls["deleted"]
+
+    server.latency = 0.0
+    server.reset_counts()
+    rerun = cli(server, tmp_path, "run", **chunked)
+    assert rerun.returncode == 0, rerun.stderr
+    assert loaded(tmp_path) == ((total, total), (total, total))
+    # it went on from the last committed package instead of reading every page again
+    assert server.calls["deleted"] < 2 * 6 + 2  # 12 pages and the two empty modules
+    assert server.calls["deleted"] + read_before > 14

@@ -47,7 +47,7 @@ from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
 from sources.zoho_crm.warehouse import Warehouse
 
-__all__ = ["DEFAULT_ORG", "RunReport", "org_name", "zoho_crm"]
+__all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_crm"]
 
 DEFAULT_MAX_CONCURRENCY = 4
 # Rows of one table per load package: the merge's de-duplication runs over one package's rows,
@@ -235,9 +235,14 @@ def _deleted_records_resource(
     return deleted_records
 
 
+def events_name(resource: str) -> str:
+    """The events transformer of a module's `deleted_records` resource (others: itself)."""
+    return resource.replace("deleted_records_", "deletion_events_", 1)
+
+
 def _events_transformer(module: str, ledger: EventLedger) -> DltResource:
     @dlt.transformer(
-        name=resource_name(module).replace("deleted_records", "deletion_events"),
+        name=events_name(resource_name(module)),
         **EVENTS_HINTS,
     )
     def deletion_events(records: Any) -> Iterator[Any]:

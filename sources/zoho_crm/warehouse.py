@@ -1,9 +1,11 @@
 """What earlier runs loaded, read back from the destination during extraction.
 
-Two jobs need it. When a record is purged from the bin, Zoho's `/deleted` entry loses its
-name, deleter and creator, and dlt's merge replaces whole rows: such rows get the details
-captured earlier before they are yielded. And reconciliation compares the bin with the rows
-the warehouse holds as `recycle` to find restored records.
+When a record is purged from the bin, Zoho's `/deleted` entry loses its name, deleter and
+creator, and dlt's merge replaces whole rows: such rows get the details captured earlier before
+they are yielded. Entries of a list's boundary second that are already held are dropped (see
+`passes`). Related records are fetched from a backlog of bin entries the warehouse holds
+without a `related_fetches` row (see `related`). And reconciliation compares the bin with the
+rows the warehouse holds as `recycle` to find restored records.
 
 Pending packages of an interrupted run are loaded before extraction starts (see
 `pipelines.zoho_crm_deleted.run`), so what is read here is everything earlier runs captured.
