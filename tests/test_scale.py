@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import DUCKDB_FILE, NOW, api_calls, delete, query, run_once, source_args
+from conftest import DUCKDB_FILE, IST, NOW, api_calls, delete, query, run_once, source_args
 from test_cli import cli
 
 from pipelines.duckdb_file import duckdb_destination
@@ -67,6 +67,19 @@ def test_a_nothing_new_run_after_a_mass_purge_is_one_call_per_list(org, server, 
         ("permanent",)
     ]
     assert keys(pipeline) == [(901, 901)]
+
+
+def test_a_healthy_run_after_a_mass_purge_prints_no_warnings(org, server, tmp_path):
+    purge = NOW - timedelta(minutes=1)
+    for n in range(1_200):
+        delete(org, "Leads", f"8{n:05d}", NOW - timedelta(days=3, minutes=n))
+        org.purge("Leads", f"8{n:05d}", purge)
+    for _ in range(2):
+        result = cli(server, tmp_path, "run")
+        assert result.returncode == 0, result.stderr
+        assert "WARNING" not in result.stdout + result.stderr
+        assert result.stderr == ""
+    assert "API calls: 5 (deleted 4, recycle_bin 1)" in result.stdout
 
 
 def test_a_straggler_in_a_sparse_boundary_second_lands_in_the_next_run(org, server, pipeline):
@@ -226,3 +239,13 @@ def test_budget_settings_are_checked(org, server, pipeline):
             run(pipeline, **source_args(server, **{name: value}))
         code, message = explain(raised.value)
         assert code == 2 and name in message, message
+
+
+def test_an_upgraded_pipeline_keeps_the_high_water_mark_of_dlts_incremental():
+    from sources.zoho_crm.passes import ListPass
+
+    mark = NOW.astimezone(IST) - timedelta(hours=2)
+    state = {"incremental": {"deleted_time": {"last_value": mark, "unique_hashes": ["x"]}}}
+    assert ListPass(state, {}).since == mark
+    assert ListPass(state, {}).ever_completed
+    assert ListPass({}, {}).since is None

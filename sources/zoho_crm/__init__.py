@@ -273,9 +273,12 @@ def _recycle_bin_resource(
         """
         state = dlt.current.resource_state()
         order = {"sort_by": "deleted_time", "sort_order": "desc"}
-        since = ListPass(state, {}).since
-        if since is None:
+        before = ListPass(state, {})
+        since = before.since
+        if not before.ever_completed:  # the whole bin: each module's part side by side
             parts = {m: {**order, "filters": _json_filter("module", "equal", m)} for m in modules}
+        elif since is None:  # the bin was empty so far
+            parts = {"new": order}
         else:
             after = zoho_time(since - timedelta(seconds=1))
             new = _json_filter("deleted_time", "greater_than", after)

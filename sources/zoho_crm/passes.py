@@ -18,7 +18,7 @@ arrives later is read when it falls in that page, otherwise by the next reconcil
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from sources.zoho_crm.client import ZohoClient
@@ -36,6 +36,7 @@ class ListPass:
 
     def __init__(self, state: Dict[str, Any], first_queries: Dict[str, Query]) -> None:
         self._state = state
+        _adopt_incremental_cursor(state)
         current = state.get("pass")
         if current:  # an unfinished pass: go on from where its last committed package ended
             self.streams: Dict[str, Optional[Query]] = dict(current["streams"])
@@ -51,8 +52,9 @@ class ListPass:
         return datetime.fromisoformat(value) if value else None
 
     @property
-    def resumed(self) -> bool:
-        return bool(self._state.get("pass"))
+    def ever_completed(self) -> bool:
+        """Whether a pass has been read to its end (even one that found nothing)."""
+        return bool(self._state.get("since") or self._state.get("completed"))
 
     def read(
         self,
@@ -95,6 +97,7 @@ class ListPass:
             self._state["pass"] = {"streams": self.streams, "newest": self._newest}
             return False
         self._state.pop("pass", None)
+        self._state["completed"] = True
         if self._newest and (not self._state.get("since") or self._newest > self._state["since"]):
             self._state["since"] = self._newest
         return True
@@ -102,6 +105,16 @@ class ListPass:
     def restart(self) -> None:
         """Forget an unfinished pass (e.g. its page token expired): the next one starts over."""
         self._state.pop("pass", None)
+
+
+def _adopt_incremental_cursor(state: Dict[str, Any]) -> None:
+    """Take over the high-water mark of dlt's `incremental` cursor, which these resources used
+    before they kept their own, so an upgraded pipeline does not read everything again."""
+    cursor = state.get("incremental", {}).get("deleted_time", {})
+    last = cursor.get("last_value")
+    if "since" not in state and isinstance(last, (datetime, str)) and last:
+        instant = last if isinstance(last, datetime) else datetime.fromisoformat(str(last))
+        state["since"] = instant.astimezone(UTC).isoformat()
 
 
 def _newest(records: List[Dict[str, Any]]) -> datetime:
