@@ -216,7 +216,8 @@ def _deleted_records_resource(
             for stream, page, following in pages:
                 rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
                 rows = warehouse.unseen(module, rows, listing.since)
-                warehouse.fill_details(module, rows)
+                if listing.ever_completed:  # before the first pass, nothing was captured
+                    warehouse.fill_details(module, rows)
                 if rows:
                     yield to_table(rows, DELETED_RECORDS_SCHEMA)
                 listing.advance(stream, page, following)
