@@ -15,13 +15,14 @@ from sources.zoho_crm.errors import (
     ZohoConfigError,
     ZohoError,
     ZohoResponseError,
+    ZohoThrottledError,
 )
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the run loaded, but Zoho refused some modules (or status: unhealthy)
 EXIT_CONFIG = 2  # bad configuration or command line
 EXIT_AUTH = 3  # Zoho refused the OAuth grant
-EXIT_ZOHO = 4  # Zoho or the network kept failing after retries; nothing from this run loaded
+EXIT_ZOHO = 4  # Zoho or the network kept failing after retries (or throttles token requests)
 EXIT_BUSY = 5  # another run of the same pipeline is in progress
 EXIT_UNEXPECTED = 70
 
@@ -82,6 +83,8 @@ def explain(error: BaseException) -> Tuple[int, str]:
         return EXIT_CONFIG, f"configuration error: {found}"
     if isinstance(found, ZohoAuthError):
         return EXIT_AUTH, str(found)
+    if isinstance(found, ZohoThrottledError):
+        return EXIT_ZOHO, str(found)
     if isinstance(found, (ZohoApiError, ZohoResponseError)):
         return EXIT_ZOHO, f"{found}; nothing from this run was loaded, the next run retries it"
     locked = next((e for e in chain if "Could not set lock on file" in str(e)), None)

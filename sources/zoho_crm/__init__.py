@@ -100,6 +100,8 @@ def zoho_crm(
     reconcile_every: Any = "1d",
     reconcile: bool = False,
     org: str = DEFAULT_ORG,
+    token_retries: int = 2,
+    token_retry_delay: float = 15.0,
     report: Optional[RunReport] = None,
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
@@ -117,6 +119,9 @@ def zoho_crm(
         reconcile_every: how often the full reconciliation pass runs (seconds, or "1d", "12h").
         reconcile: run the reconciliation pass now, whenever the last one was.
         org: the name this org's rows carry in the `org` column (part of every key).
+        token_retries: times a token request Zoho throttles is asked again (0 to 5); each
+            one prolongs Zoho's block, so few.
+        token_retry_delay: seconds between those requests.
         report: filled with calls made and modules that failed, for the caller's summary.
 
     Returns:
@@ -133,7 +138,13 @@ def zoho_crm(
     every = duration_setting("reconcile_every", reconcile_every)
     http = RetryingHttp(max_connections=concurrency)
     auth = ZohoAuth(
-        accounts, credentials.client_id, credentials.client_secret, credentials.refresh_token, http
+        accounts,
+        credentials.client_id,
+        credentials.client_secret,
+        credentials.refresh_token,
+        http,
+        retries=positive_int("token_retries", token_retries, 5, lower=0),
+        retry_delay=duration_setting("token_retry_delay", token_retry_delay).total_seconds(),
     )
     client = ZohoClient(auth, api_domain, default_api, api_version, concurrency, http, page_size)
     report = report if report is not None else RunReport()

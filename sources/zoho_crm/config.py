@@ -113,16 +113,16 @@ def related_lists_setting(related_lists: Any) -> Union[str, RelatedListsConfig]:
     return parsed
 
 
-def positive_int(name: str, value: Any, upper: Optional[int] = None) -> int:
-    """An integer in 1..upper, or a one-line error naming `name`."""
+def positive_int(name: str, value: Any, upper: Optional[int] = None, lower: int = 1) -> int:
+    """An integer in lower..upper (1.. by default), or a one-line error naming `name`."""
     try:
         number = int(value)
         if isinstance(value, float) and value != number:
             raise ValueError
     except (TypeError, ValueError):
-        number = 0
-    if number < 1 or (upper is not None and number > upper):
-        bound = f"1 to {upper}" if upper else "1 or more"
+        number = lower - 1
+    if number < lower or (upper is not None and number > upper):
+        bound = f"{lower} to {upper}" if upper else f"{lower} or more"
         raise ZohoConfigError(f"{name} {value!r} is out of range: use a whole number from {bound}")
     return number
 
