@@ -10,7 +10,7 @@ from typing import Any, List, Optional, Sequence
 
 import dlt
 
-from pipelines.errors import EXIT_OK, EXIT_PARTIAL, explain
+from pipelines.errors import EXIT_OK, EXIT_PARTIAL, explain, refused
 from pipelines.orgs import org_source_args
 from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import DATASET_NAME, TABLES, RunResult, make_pipeline, run
@@ -67,13 +67,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         source_args["reconcile"] = True
     result = run(make_pipeline(args.destination, org=args.org), **source_args)
     print_result(result)
-    if result.failed_modules:
-        _say(
-            "Some modules were not read (see FAILED above): grant the Zoho user/token read "
-            "access to them, or remove them from sources.zoho_crm.modules."
-        )
-        return EXIT_PARTIAL
-    return EXIT_OK
+    refusal = refused(result.modules, result.failed_modules)
+    if refusal is None:
+        return EXIT_OK
+    code, line = refusal
+    print(f"zoho-deleted: {line}", file=sys.stderr)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import dlt
 from dlt.common.pipeline import LoadInfo
@@ -36,6 +36,7 @@ class RunResult:
     row_counts: Dict[str, int]
     api_calls: Dict[str, int]
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
+    modules: List[str] = field(default_factory=list)  # the modules the run was to read
     load_info: Optional[LoadInfo] = None
     recovered_packages: int = 0
 
@@ -129,18 +130,12 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             row_counts={t: counts.get(t, 0) for t in TABLES},
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
+            modules=list(report.modules),
             load_info=info,
             recovered_packages=recovered,
         )
         _record(pipeline, {"org": org, **_run_row(started_at, result)})
     return result
-
-
-def publish(pipeline: dlt.Pipeline, org: str = DEFAULT_ORG) -> None:
-    """After a load made elsewhere (Airflow): the views, and a `runs` row for `status`."""
-    create_views(pipeline)
-    now = datetime.now(UTC)
-    _record(pipeline, {"org": org, "started_at": now, "finished_at": now, "succeeded": True})
 
 
 def finish_interrupted(pipeline: dlt.Pipeline) -> int:

@@ -1,9 +1,10 @@
 """Faults the stand-in injects on demand, so tests can meet what Zoho and networks do.
 
 A fault matches a request's path by regex (`/crm/v8/Leads/deleted$`,
-`/Leads/deleted/\\d+/Campaigns`, `/oauth/v2/token`) and is spent on the next `times` requests
-it matches. What real Zoho does beyond its API pages is in `../shared/zoho-docs/README.md`
-("What real Zoho does beyond the pages"); the kinds below serve each of those shapes.
+`/Leads/deleted/\\d+/Campaigns`, `/oauth/v2/token`), and optionally its query string by another
+(`(^|&)page=2(&|$)`), and is spent on the next `times` requests it matches. What real Zoho
+does beyond its API pages is in `../shared/zoho-docs/README.md` ("What real Zoho does beyond
+the pages"); the kinds below serve each of those shapes.
 """
 
 from __future__ import annotations
@@ -120,8 +121,11 @@ class Fault:
     times: Optional[int]  # None: for ever
     seconds: float = 0.0
     count: int = 1
+    query: Optional[str] = None  # a regex the query string must match too
 
-    def matches(self, path: str) -> bool:
+    def matches(self, path: str, query: str = "") -> bool:
+        if self.query is not None and re.search(self.query, query) is None:
+            return False
         return re.search(self.pattern, path) is not None
 
 
@@ -139,21 +143,23 @@ class Faults:
         times: Optional[int] = 1,
         seconds: float = 0.0,
         count: int = 1,
+        query: Optional[str] = None,
     ) -> None:
-        """Inject `kind` on the next `times` requests whose path matches the regex `pattern`."""
+        """Inject `kind` on the next `times` requests whose path matches the regex `pattern`
+        (and whose query string matches `query`, when given)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         with self._lock:
-            self._faults.append(Fault(pattern, kind, times, seconds, count))
+            self._faults.append(Fault(pattern, kind, times, seconds, count, query))
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def take(self, path: str) -> Optional[Fault]:
+    def take(self, path: str, query: str = "") -> Optional[Fault]:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(path):
+                if fault.matches(path, query):
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:

@@ -285,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(standin.latency)
             if self._still_throttled():
                 return
-            fault = standin.faults.take(split.path)
+            fault = standin.faults.take(split.path, split.query)
             if fault and self._inject(fault, split.path):
                 return
             try:

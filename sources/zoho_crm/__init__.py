@@ -34,6 +34,7 @@ from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
 from sources.zoho_crm.metadata import (
     RelatedListCheck,
+    checked_modules,
     discover_related_lists,
     readable_modules,
     unknown_module_error,
@@ -55,10 +56,12 @@ DEFAULT_ORG = "default"
 
 
 class RunReport:
-    """What a run did, for the summary: calls made and modules Zoho refused to show."""
+    """What a run did, for the summary: modules read, calls made and modules (or the bin) Zoho
+    refused to show."""
 
     def __init__(self) -> None:
         self.client: Optional[ZohoClient] = None
+        self.modules: List[str] = []
         self.failed_modules: Dict[str, ZohoApiError] = {}
         self._lock = threading.Lock()
 
@@ -150,7 +153,11 @@ def zoho_crm(
     report = report if report is not None else RunReport()
     report.client = client
 
-    module_list = readable_modules(client) if wanted_modules == "all" else wanted_modules
+    if wanted_modules == "all":
+        module_list = readable_modules(client)
+    else:  # before any other check: a misspelt module explains the errors it causes
+        module_list = checked_modules(client, wanted_modules)
+    report.modules = module_list
     if related == "auto":
         related = discover_related_lists(client, module_list)
     else:

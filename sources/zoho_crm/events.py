@@ -1,4 +1,7 @@
-"""`deletion_events`: binned, purged and restored, one row per (org, module, id, event).
+"""`deletion_events`: binned, purged and restored, one row per (org, module, id, event, event_time).
+
+`event_time` is in the key so that each deletion of a record is its own `binned` event: a
+record deleted, restored and deleted again has two, at Zoho's two deleted times.
 
 The table is loaded with dlt's insert-only merge, so an event already in the warehouse is never
 inserted again. That MERGE does not de-duplicate within one load, though, so each run keeps a
@@ -23,13 +26,15 @@ EVENTS_SCHEMA = pa.schema(
         pa.field("module", pa.string(), nullable=False),
         pa.field("id", pa.string(), nullable=False),
         pa.field("event", pa.string(), nullable=False),  # binned | purged | restored
-        ("event_time", pa.timestamp("us", tz="UTC")),  # Zoho's time where it gives one
+        # Zoho's time (deleted_time; for a purge the purge time); for a restore, which Zoho
+        # does not date, when a run noticed it
+        pa.field("event_time", pa.timestamp("us", tz="UTC"), nullable=False),
         ("observed_at", pa.timestamp("us", tz="UTC")),  # when a run saw it
     ]
 )
 EVENTS_HINTS = dlt.mark.make_hints(
     table_name=EVENTS_TABLE,
-    primary_key=("org", "module", "id", "event"),
+    primary_key=("org", "module", "id", "event", "event_time"),
     write_disposition={"disposition": "merge", "strategy": "insert-only"},
 )
 
@@ -51,7 +56,7 @@ def events_of(records: pa.Table) -> pa.Table:
 
 
 def restored_events(rows: List[Dict[str, Any]], observed_at: datetime) -> pa.Table:
-    """Zoho does not say when a record was restored: only when a run noticed."""
+    """Zoho does not say when a record was restored: its event time is when a run noticed."""
     return pa.Table.from_pylist(
         [
             {
@@ -59,6 +64,7 @@ def restored_events(rows: List[Dict[str, Any]], observed_at: datetime) -> pa.Tab
                 "module": r["module"],
                 "id": r["id"],
                 "event": "restored",
+                "event_time": observed_at,
                 "observed_at": observed_at,
             }
             for r in rows
@@ -68,7 +74,7 @@ def restored_events(rows: List[Dict[str, Any]], observed_at: datetime) -> pa.Tab
 
 
 class EventLedger:
-    """The events one run (of one org) has emitted; thread-safe."""
+    """The events one run (of one org) has emitted, as one hash each; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -78,13 +84,14 @@ class EventLedger:
         """`events` without the ones this run already emitted (or repeated within it)."""
         keep = []
         with self._lock:
-            for module, rid, event in zip(
+            for module, rid, event, at in zip(
                 events["module"].to_pylist(),
                 events["id"].to_pylist(),
                 events["event"].to_pylist(),
+                events["event_time"].to_pylist(),
                 strict=True,
             ):
-                key = hash((module, rid, event))
+                key = hash((module, rid, event, at))
                 keep.append(key not in self._seen)
                 self._seen.add(key)
         return events.filter(pa.array(keep, pa.bool_()))

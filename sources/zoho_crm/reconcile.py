@@ -1,10 +1,18 @@
 """Reconciliation: the full pass that incremental reads cannot make.
 
 A restore is an absence: the record leaves the bin and no incremental answer mentions it. So,
-every `reconcile_every` (or on demand), one pass lists the bin in full, re-reads `/deleted`
-since the last pass (less a margin), and compares both with what the warehouse holds as
-`recycle`. A held record that is neither in the bin nor permanent now was restored in Zoho.
-The same pass loads bin entries that incremental paging missed while the bin shifted.
+every `reconcile_every` (or on demand), one pass
+1. lists the bin in full (loading its entries), keeping only their ids;
+2. compares those, per module, with the ids the warehouse holds as `recycle`: held but not
+   listed may have been restored; listed but not held was missed by incremental reads;
+3. asks the bin for exactly those ids (`?ids=`): a held record still there was only skipped by
+   the listing (Zoho purging older entries shifts later ones up a page), and missed entries
+   come back whole;
+4. re-reads `/deleted` since the last pass (less a margin): a record there was purged or
+   deleted again since, not restored.
+Only a record absent from the listing, absent when asked for by id and absent from `/deleted`
+gets `restored_at`: a restore is permanent, so it is inferred only when certain. Memory holds
+ids, never whole rows of the bin or of the warehouse.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
 from sources.zoho_crm.client import ZohoClient
@@ -30,6 +40,7 @@ from sources.zoho_crm.warehouse import Warehouse
 
 # Re-read a little before the last pass started: clocks and Zoho's indexing are not exact.
 MARGIN = timedelta(hours=1)
+IDS_PER_CALL = 100  # ids asked for in one `?ids=` call (keeps the URL short)
 Key = Tuple[str, str]
 
 RECYCLE_BIN_HINTS = dlt.mark.make_hints(
@@ -69,36 +80,41 @@ def reconcile_resource(
             return
         since = datetime.fromisoformat(last) - MARGIN if last else None
 
-        in_bin: Dict[Key, Dict[str, Any]] = {}
+        listed: Dict[str, List[pa.Array]] = {m: [] for m in modules}
         params = {"sort_by": "deleted_time", "sort_order": "asc"}
         for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
-            rows = [bin_row(warehouse.org, item, now) for item in page]
-            rows = [row for row in rows if row["module__api_name"] in wanted]
-            in_bin.update({(row["module__api_name"], row["id"]): row for row in rows})
-            if rows:
-                yield _variant(to_table(rows, RECYCLE_BIN_SCHEMA), RECYCLE_BIN_HINTS)
+            table = _bin_table(warehouse.org, page, wanted, now)
+            if table.num_rows:
+                for module in set(table["module__api_name"].to_pylist()):
+                    mine = pc.equal(table["module__api_name"], module)
+                    listed[module].append(table["id"].filter(mine).combine_chunks())
+                yield _variant(table, RECYCLE_BIN_HINTS)
 
-        seen: Set[Key] = set()
-        readable = []
+        unlisted, missed = _compare(warehouse, listed)
+        del listed
+        found = {}
+        for item in _by_id(client, warehouse.org, [key[1] for key in unlisted | missed]):
+            key = (item["module__api_name"], item["id"])
+            unlisted.discard(key)  # still in the bin: the listing skipped it
+            if key in missed:
+                found[key] = item
         for module in modules:
             try:
-                yield from _reread(client, warehouse, ledger, module, since, now, seen)
-                readable.append(module)
+                for table in _reread(client, warehouse, module, since, now):
+                    for rid in table["id"].to_pylist():
+                        unlisted.discard((module, rid))  # purged or deleted again
+                        found.pop((module, rid), None)  # loaded from /deleted, whole
+                    yield table
+                    yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
             except ZohoApiError as error:
                 if not error.is_permission:
                     raise
                 report.module_failed(module, error)  # no restore is inferred for it
+                unlisted = {key for key in unlisted if key[0] != module}
 
-        held = warehouse.binned(readable)
-        restored = [r for r in held if (r["module"], r["id"]) not in in_bin.keys() | seen]
-        if restored:
-            yield to_table([{**r, "restored_at": now} for r in restored], DELETED_RECORDS_SCHEMA)
-            yield _variant(ledger.fresh(restored_events(restored, now)), EVENTS_HINTS)
-
-        held_keys = {(r["module"], r["id"]) for r in held}
-        missed = [r for key, r in in_bin.items() if key not in held_keys | seen]
-        if missed:
-            table = to_table([_record_from_bin(r) for r in missed], DELETED_RECORDS_SCHEMA)
+        yield from _restores(warehouse, ledger, unlisted, now)
+        if found:
+            table = to_table([_record_from_bin(r) for r in found.values()], DELETED_RECORDS_SCHEMA)
             yield table
             yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
         state["last_started_at"] = now.isoformat()
@@ -106,25 +122,59 @@ def reconcile_resource(
     return reconcile
 
 
-def _reread(
-    client: ZohoClient,
-    warehouse: Warehouse,
-    ledger: EventLedger,
-    module: str,
-    since: Any,
-    now: datetime,
-    seen: Set[Key],
+def _bin_table(org: str, page: List[Dict[str, Any]], wanted: Set[str], now: datetime) -> pa.Table:
+    rows = [bin_row(org, item, now) for item in page]
+    return to_table([r for r in rows if r["module__api_name"] in wanted], RECYCLE_BIN_SCHEMA)
+
+
+def _compare(warehouse: Warehouse, listed: Dict[str, List[pa.Array]]) -> Tuple[Set[Key], Set[Key]]:
+    """(held as `recycle` but not listed, listed but not held), per module, compared in Arrow."""
+    unlisted: Set[Key] = set()
+    missed: Set[Key] = set()
+    for module, chunks in listed.items():
+        in_bin = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+        held = warehouse.held_ids(module)
+        gone = held.filter(pc.invert(pc.is_in(held, value_set=in_bin)))
+        new = in_bin.filter(pc.invert(pc.is_in(in_bin, value_set=held)))
+        unlisted.update((module, rid) for rid in gone.to_pylist())
+        missed.update((module, rid) for rid in new.to_pylist())
+    return unlisted, missed
+
+
+def _by_id(client: ZohoClient, org: str, ids: List[str]) -> Iterator[Dict[str, Any]]:
+    """Bin entries with these ids that are in the bin now (`GET /settings/recycle_bin?ids=`)."""
+    now = datetime.now(UTC)
+    for start in range(0, len(ids), IDS_PER_CALL):
+        params = {"ids": ",".join(ids[start : start + IDS_PER_CALL])}
+        for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
+            for item in page:
+                yield bin_row(org, item, now)
+
+
+def _restores(
+    warehouse: Warehouse, ledger: EventLedger, restored: Set[Key], now: datetime
 ) -> Iterator[Any]:
+    """`restored_at` on the rows of records confirmed restored, and their `restored` events."""
+    by_module: Dict[str, List[str]] = {}
+    for module, rid in restored:
+        by_module.setdefault(module, []).append(rid)
+    for module, ids in sorted(by_module.items()):
+        rows = [r for r in warehouse.rows(module, ids) if r["restored_at"] is None]
+        if rows:
+            yield to_table([{**r, "restored_at": now} for r in rows], DELETED_RECORDS_SCHEMA)
+            yield _variant(ledger.fresh(restored_events(rows, now)), EVENTS_HINTS)
+
+
+def _reread(
+    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime
+) -> Iterator[pa.Table]:
     headers = {"If-Modified-Since": zoho_time(since)} if since else {}
     for page in client.pages(
         f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="reconcile"
     ):
         rows = [deleted_row(warehouse.org, module, item, now) for item in page]
         warehouse.fill_details(module, rows)
-        seen.update((module, row["id"]) for row in rows)
-        table = to_table(rows, DELETED_RECORDS_SCHEMA)
-        yield table
-        yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+        yield to_table(rows, DELETED_RECORDS_SCHEMA)
 
 
 def _record_from_bin(row: Dict[str, Any]) -> Dict[str, Any]:
