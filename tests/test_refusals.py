@@ -66,3 +66,15 @@ def test_every_module_and_the_bin_refused_is_exit_4(org, server, tmp_path):
     assert result.stderr.count("\n") == 1
     assert "Zoho refused every module and the recycle bin" in result.stderr
     assert "recycle_bin (NO_PERMISSION)" in result.stderr
+
+
+def test_a_refused_bin_skips_the_reconciliation_pass_not_the_run(org, server, pipeline):
+    seed(org)
+    run_once(server, pipeline)
+    delete(org, "Leads", "L2", NOW - timedelta(minutes=5))
+    server.faults.add(r"/settings/recycle_bin$", "403-wrapped-bin", times=None)
+
+    result = run_once(server, pipeline, reconcile=True)
+
+    assert set(result.failed_modules) == {"recycle_bin"}
+    assert result.row_counts["deleted_records"] == 1  # L2, read incrementally

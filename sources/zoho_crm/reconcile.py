@@ -5,14 +5,15 @@ every `reconcile_every` (or on demand), one pass
 1. lists the bin in full (loading its entries), keeping only their ids;
 2. compares those, per module, with the ids the warehouse holds as `recycle`: held but not
    listed may have been restored; listed but not held was missed by incremental reads;
-3. asks the bin for exactly those ids (`?ids=`): a held record still there was only skipped by
-   the listing (Zoho purging older entries shifts later ones up a page), and missed entries
-   come back whole;
+3. asks the bin for the held-but-unlisted ids (`?ids=`): one still there was only skipped by
+   the listing (Zoho purging older entries shifts later ones up a page);
 4. re-reads `/deleted` since the last pass (less a margin): a record there was purged or
-   deleted again since, not restored.
-Only a record absent from the listing, absent when asked for by id and absent from `/deleted`
-gets `restored_at`: a restore is permanent, so it is inferred only when certain. Memory holds
-ids, never whole rows of the bin or of the warehouse.
+   deleted again since, not restored; and it loads the records deleted since;
+5. asks the bin by id for the missed entries `/deleted` did not show, and loads them.
+Only a record absent from the listing, absent when asked for by id and then absent from
+`/deleted` gets `restored_at`: a restore is permanent, so it is inferred only when certain
+(asking by id before re-reading `/deleted` leaves no moment in which a purge goes unseen).
+Memory holds ids, never whole rows of the bin or of the warehouse.
 """
 
 from __future__ import annotations
@@ -59,8 +60,6 @@ def reconcile_resource(
     every: timedelta,
     force: bool,
 ) -> DltResource:
-    wanted = set(modules)
-
     @dlt.resource(
         name="reconcile",
         table_name="deleted_records",
@@ -80,46 +79,71 @@ def reconcile_resource(
             return
         since = datetime.fromisoformat(last) - MARGIN if last else None
 
-        listed: Dict[str, List[pa.Array]] = {m: [] for m in modules}
-        params = {"sort_by": "deleted_time", "sort_order": "asc"}
-        for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
-            table = _bin_table(warehouse.org, page, wanted, now)
-            if table.num_rows:
-                for module in set(table["module__api_name"].to_pylist()):
-                    mine = pc.equal(table["module__api_name"], module)
-                    listed[module].append(table["id"].filter(mine).combine_chunks())
-                yield _variant(table, RECYCLE_BIN_HINTS)
-
-        unlisted, missed = _compare(warehouse, listed)
-        del listed
-        found = {}
-        for item in _by_id(client, warehouse.org, [key[1] for key in unlisted | missed]):
-            key = (item["module__api_name"], item["id"])
-            unlisted.discard(key)  # still in the bin: the listing skipped it
-            if key in missed:
-                found[key] = item
-        for module in modules:
-            try:
-                for table in _reread(client, warehouse, module, since, now):
-                    for rid in table["id"].to_pylist():
-                        unlisted.discard((module, rid))  # purged or deleted again
-                        found.pop((module, rid), None)  # loaded from /deleted, whole
-                    yield table
-                    yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
-            except ZohoApiError as error:
-                if not error.is_permission:
-                    raise
-                report.module_failed(module, error)  # no restore is inferred for it
-                unlisted = {key for key in unlisted if key[0] != module}
-
-        yield from _restores(warehouse, ledger, unlisted, now)
-        if found:
-            table = to_table([_record_from_bin(r) for r in found.values()], DELETED_RECORDS_SCHEMA)
-            yield table
-            yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+        try:
+            yield from _pass(client, modules, warehouse, ledger, report, since, now)
+        except ZohoApiError as error:
+            if not error.is_permission:
+                raise
+            report.module_failed("recycle_bin", error)  # no pass without the bin: next run
+            return
         state["last_started_at"] = now.isoformat()
 
     return reconcile
+
+
+def _pass(
+    client: ZohoClient,
+    modules: List[str],
+    warehouse: Warehouse,
+    ledger: EventLedger,
+    report: Any,
+    since: Any,
+    now: datetime,
+) -> Iterator[Any]:
+    """Steps 1-5 of the module docstring, then the restores."""
+    listed: Dict[str, List[pa.Array]] = {m: [] for m in modules}
+    params = {"sort_by": "deleted_time", "sort_order": "asc"}
+    for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
+        table = _bin_table(warehouse.org, page, set(modules), now)
+        if table.num_rows:
+            for module in set(table["module__api_name"].to_pylist()):
+                mine = pc.equal(table["module__api_name"], module)
+                listed[module].append(table["id"].filter(mine).combine_chunks())
+            yield _variant(table, RECYCLE_BIN_HINTS)
+
+    unlisted, missed = _compare(warehouse, listed)
+    del listed
+    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted)):
+        unlisted.discard((item["module__api_name"], item["id"]))  # the listing skipped it
+
+    for module in modules:
+        seen: List[pa.Array] = []
+        try:
+            for table in _reread(client, warehouse, module, since, now):
+                seen.append(table["id"].combine_chunks())
+                unlisted.difference_update((module, rid) for rid in table["id"].to_pylist())
+                yield table
+                yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+        except ZohoApiError as error:
+            if not error.is_permission:
+                raise
+            report.module_failed(module, error)  # no restore is inferred for it
+            unlisted = {key for key in unlisted if key[0] != module}
+        missed[module] = _without(missed[module], seen)
+
+    yield from _restores(warehouse, ledger, unlisted, now)
+    ids = [rid for module in modules for rid in missed[module].to_pylist()]
+    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids)]
+    if rows:  # missed by incremental reads, still in the bin, not in /deleted since
+        table = to_table(rows, DELETED_RECORDS_SCHEMA)
+        yield table
+        yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+
+
+def _without(ids: pa.Array, chunks: List[pa.Array]) -> pa.Array:
+    if not chunks or not len(ids):
+        return ids
+    return ids.filter(pc.invert(pc.is_in(ids, value_set=pa.concat_arrays(chunks))))
 
 
 def _bin_table(org: str, page: List[Dict[str, Any]], wanted: Set[str], now: datetime) -> pa.Table:
@@ -127,17 +151,18 @@ def _bin_table(org: str, page: List[Dict[str, Any]], wanted: Set[str], now: date
     return to_table([r for r in rows if r["module__api_name"] in wanted], RECYCLE_BIN_SCHEMA)
 
 
-def _compare(warehouse: Warehouse, listed: Dict[str, List[pa.Array]]) -> Tuple[Set[Key], Set[Key]]:
-    """(held as `recycle` but not listed, listed but not held), per module, compared in Arrow."""
+def _compare(
+    warehouse: Warehouse, listed: Dict[str, List[pa.Array]]
+) -> Tuple[Set[Key], Dict[str, pa.Array]]:
+    """Per module: keys held as `recycle` but not listed, and ids listed but not held."""
     unlisted: Set[Key] = set()
-    missed: Set[Key] = set()
+    missed: Dict[str, pa.Array] = {}
     for module, chunks in listed.items():
         in_bin = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
         held = warehouse.held_ids(module)
         gone = held.filter(pc.invert(pc.is_in(held, value_set=in_bin)))
-        new = in_bin.filter(pc.invert(pc.is_in(in_bin, value_set=held)))
         unlisted.update((module, rid) for rid in gone.to_pylist())
-        missed.update((module, rid) for rid in new.to_pylist())
+        missed[module] = _without(in_bin, [held])
     return unlisted, missed
 
 
