@@ -258,12 +258,9 @@ def zoho_error(body: Any) -> Optional[Dict[str, Any]]:
         return None
     if body.get("code"):
         return body
-    for value in body.values():
-        if isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict) and item.get("code") and item.get("status") == "error":
-                    return item
-    return None
+    wrapped = [v for value in body.values() if isinstance(value, list) for v in value]
+    errors = [v for v in wrapped if isinstance(v, dict) and v.get("code")]
+    return next((e for e in errors if e.get("status", "error") == "error"), None)
 
 
 def _code(body: Any) -> Optional[str]:

@@ -59,9 +59,9 @@ class Warehouse:
             self.org,
             module,
         )
-        return (
-            table.column("id").combine_chunks() if table is not None else pa.array([], pa.string())
-        )
+        if table is None:
+            return pa.array([], pa.string())
+        return table.column("id").combine_chunks().cast(pa.string())  # as Zoho's ids are read
 
     def rows(self, module: str, ids: Sequence[str]) -> List[Dict[str, Any]]:
         """Whole rows of `module` with these ids (a merge replaces whole rows)."""
