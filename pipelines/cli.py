@@ -10,7 +10,7 @@ from typing import Any, List, Optional, Sequence
 
 import dlt
 
-from pipelines.errors import EXIT_BACKLOG, EXIT_OK, EXIT_PARTIAL, explain
+from pipelines.errors import EXIT_BACKLOG, EXIT_OK, EXIT_PARTIAL, explain, refused
 from pipelines.orgs import org_source_args
 from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import DATASET_NAME, TABLES, RunResult, make_pipeline, run
@@ -71,13 +71,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         source_args["reconcile"] = True
     result = run(make_pipeline(args.destination, org=args.org), **source_args)
     print_result(result)
-    if result.failed_modules or result.refused_lists:
-        _say(
-            "Some modules or related lists were not read (see FAILED above): grant the Zoho "
-            "user/token read access to them, or remove them from sources.zoho_crm.modules / "
-            "related_lists; the next run reads them from where they were."
-        )
-        return EXIT_PARTIAL
+    refusal = refused(result.modules, {**result.failed_modules, **result.refused_lists})
+    if refusal is not None:
+        code, line = refusal
+        print(f"zoho-deleted: {line}", file=sys.stderr)
+        return code
     if result.related_stop:
         return EXIT_BACKLOG
     return EXIT_OK

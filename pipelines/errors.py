@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
@@ -16,13 +16,18 @@ from sources.zoho_crm.errors import (
     ZohoConfigError,
     ZohoError,
     ZohoResponseError,
+    ZohoThrottledError,
 )
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the run loaded, but Zoho refused some modules (or status: unhealthy)
+REFUSED_ADVICE = (
+    "grant the Zoho user and token read access to them, or remove them from "
+    "sources.zoho_crm.modules; the next run reads them from where they were"
+)
 EXIT_CONFIG = 2  # bad configuration or command line
 EXIT_AUTH = 3  # Zoho refused the OAuth grant
-EXIT_ZOHO = 4  # Zoho or the network kept failing after retries; nothing from this run loaded
+EXIT_ZOHO = 4  # Zoho or the network kept failing after retries (or throttles token requests)
 EXIT_BUSY = 5  # another run of the same pipeline is in progress
 EXIT_BACKLOG = 6  # the run loaded; related records left for the next runs (budget, credits)
 EXIT_LOAD_STUCK = 7  # the destination refused a pending package again: nothing new captured
@@ -54,6 +59,12 @@ def _cause_line(error: BaseException) -> str:
     cause = _root(error)
     first_line = next(iter(str(cause).splitlines()), "")
     return f"{type(cause).__name__}: {first_line}"
+class RunRefusedError(ZohoError):
+    """A run loaded what it could, but Zoho refused modules (or the bin): see `refused`."""
+
+    def __init__(self, exit_code: int, line: str) -> None:
+        super().__init__(line)
+        self.exit_code = exit_code
 
 
 def _causes(error: BaseException) -> list:
@@ -111,10 +122,14 @@ def explain(error: BaseException) -> Tuple[int, str]:
         return EXIT_BUSY, str(found)
     if isinstance(found, LoadStuckError):
         return EXIT_LOAD_STUCK, str(found)
+    if isinstance(found, RunRefusedError):
+        return found.exit_code, str(found)
     if isinstance(found, ZohoConfigError):
         return EXIT_CONFIG, f"configuration error: {found}"
     if isinstance(found, ZohoAuthError):
         return EXIT_AUTH, str(found)
+    if isinstance(found, ZohoThrottledError):
+        return EXIT_ZOHO, str(found)
     if isinstance(found, (ZohoApiError, ZohoResponseError)):
         return EXIT_ZOHO, f"{found}; nothing from this run was loaded, the next run retries it"
     failed_load = next(
@@ -152,3 +167,23 @@ def explain(error: BaseException) -> Tuple[int, str]:
         f"unexpected error {type(root).__name__}: {first_line} "
         "(run again with --verbose for the details)"
     )
+
+
+def refused(
+    modules: Sequence[str], failed: Mapping[str, ZohoApiError]
+) -> Optional[Tuple[int, str]]:
+    """(exit code, one line) for a run in which Zoho refused modules (or the bin); None if none.
+
+    Exit 1 when something was read; exit 4 when Zoho refused every module and the bin too.
+    """
+    if not failed:
+        return None
+    named = ", ".join(f"{name} ({error.code})" for name, error in sorted(failed.items()))
+    if not modules or not set(modules) <= set(failed):
+        return EXIT_PARTIAL, f"Zoho refused {named}: {REFUSED_ADVICE}; the rest loaded"
+    if "recycle_bin" in failed:
+        return (
+            EXIT_ZOHO,
+            f"Zoho refused every module and the recycle bin, {named}: {REFUSED_ADVICE}",
+        )
+    return EXIT_PARTIAL, f"Zoho refused every module, {named}: {REFUSED_ADVICE}; the bin loaded"

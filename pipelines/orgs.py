@@ -6,10 +6,13 @@ runs as its own pipeline (its own state), into the same dataset, its rows told a
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import os
+from typing import Any, Dict, List, Mapping
 
 import dlt
 
+from pipelines.errors import RunRefusedError, refused
+from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name
 from sources.zoho_crm.errors import ZohoConfigError
 
@@ -25,6 +28,21 @@ ORG_KEYS = (
     "reconcile_every",
 )
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
+ORGS_ENV_PREFIX = "SOURCES__ZOHO_CRM__ORGS__"
+
+
+def configured_orgs() -> List[str]:
+    """The default org, then each org named under `[sources.zoho_crm.orgs.*]` in dlt's config
+    files or as `SOURCES__ZOHO_CRM__ORGS__<NAME>__*` variables. Reads config only, no Zoho."""
+    names = set()
+    for provider in dlt.config.config_providers:
+        value, _ = provider.get_value("orgs", Any, None, "sources", "zoho_crm")
+        if isinstance(value, Mapping):
+            names.update(value)
+    for key in os.environ:
+        if key.startswith(ORGS_ENV_PREFIX) and "__" in key[len(ORGS_ENV_PREFIX) :]:
+            names.add(key[len(ORGS_ENV_PREFIX) :].split("__")[0].lower())
+    return [DEFAULT_ORG, *sorted(org_name(n) for n in names - {DEFAULT_ORG})]
 
 
 def org_source_args(org: str) -> Dict[str, Any]:
@@ -50,3 +68,13 @@ def org_source_args(org: str) -> Dict[str, Any]:
         )
     args["credentials"] = credentials
     return args
+
+
+def run_org(org: str) -> RunResult:
+    """One org's run, as a scheduler's task runs it: when Zoho refused a module (or the bin)
+    it raises, after the rest has loaded and the run is recorded (failed) for `status`."""
+    result = run(make_pipeline(org=org), **org_source_args(org))
+    refusal = refused(result.modules, result.failed_modules)
+    if refusal is not None:
+        raise RunRefusedError(*refusal)
+    return result

@@ -28,8 +28,9 @@ WHERE type = 'recycle' AND restored_at IS NULL
 ORDER BY expires_at, org, module, id
 """
 
-# The day a record was deleted: when it was binned where a run saw it in the bin (a purge
-# moves Zoho's deleted_time to the purge), else Zoho's deleted_time. Days are UTC days.
+# The day of each deletion: each `binned` event (a record deleted, restored and deleted again
+# has two) where a run saw the record in the bin (a purge moves Zoho's deleted_time to the
+# purge), else Zoho's deleted_time. Days are UTC days; the deleter is the latest one.
 DELETIONS_DAILY = """
 SELECT CAST(timezone('UTC', COALESCE(b.event_time, r.deleted_time)) AS DATE) AS day,
        r.org,

@@ -10,7 +10,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -43,6 +43,7 @@ class RunResult:
     related_stop: Optional[str] = None  # why related records stopped short, if they did
     related_backlog: int = 0  # (bin entry, related list) pairs left for the next runs
     packages: int = 0
+    modules: List[str] = field(default_factory=list)  # the modules the run was to read
     recovered_packages: int = 0
 
     @property
@@ -143,6 +144,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             related_stop=report.related_stop if backlog else None,
             related_backlog=backlog,
             packages=packages,
+            modules=list(report.modules or []),
             recovered_packages=recovered,
         )
         _record(pipeline, {"org": org, **_run_row(started_at, result, report)})
@@ -180,13 +182,6 @@ def _related_backlog(report: RunReport, source_args: Dict[str, Any]) -> int:
 def _row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
     trace = pipeline.last_trace
     return dict(trace.last_normalize_info.row_counts) if trace.last_normalize_info else {}
-
-
-def publish(pipeline: dlt.Pipeline, org: str = DEFAULT_ORG) -> None:
-    """After a load made elsewhere (Airflow): the views, and a `runs` row for `status`."""
-    create_views(pipeline)
-    now = datetime.now(UTC)
-    _record(pipeline, {"org": org, "started_at": now, "finished_at": now, "succeeded": True})
 
 
 def finish_interrupted(pipeline: dlt.Pipeline) -> int:

@@ -56,7 +56,7 @@ def test_run_prints_a_summary_and_status_reads_it(org, server, tmp_path):
     first = cli(server, tmp_path, "run")
     assert first.returncode == 0, first.stderr
     assert "deleted_records                  3 rows" in first.stdout
-    assert "API calls: 8 (deleted 4, recycle_bin 4)" in first.stdout  # the bin by module
+    assert "API calls: 9 (deleted 4, metadata 1, recycle_bin 4)" in first.stdout  # bin by module
 
     second = cli(server, tmp_path, "run")
     assert second.returncode == 0 and "deleted_records                  0 rows" in second.stdout
@@ -186,7 +186,7 @@ def test_demo_runs_against_the_stand_in(tmp_path):
     result = demo(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Run 2 (zoho-deleted run --reconcile)" in result.stdout
-    assert "API calls: 11 (deleted 4, reconcile 6, recycle_bin 1)" in result.stdout
+    assert "API calls: 13 (deleted 4, metadata 1, reconcile 7, recycle_bin 1)" in result.stdout
     assert "Org demo: last successful run" in result.stdout and "Healthy." in result.stdout
     assert (tmp_path / DUCKDB_FILE).exists()
     again = demo(tmp_path)  # recreates its own file: the same figures, nothing doubled

@@ -126,8 +126,9 @@ def test_a_run_with_nothing_new_makes_one_call_per_module_and_one_for_the_bin(
 
     result = run_once(server, pipeline)
 
-    assert api_calls(server) == {"deleted": len(MODULES), "recycle_bin": 1}
-    assert result.api_calls == {"deleted": len(MODULES), "recycle_bin": 1}
+    # and one metadata call checking the configured modules against Zoho's
+    assert api_calls(server) == {"modules": 1, "deleted": len(MODULES), "recycle_bin": 1}
+    assert result.api_calls == {"metadata": 1, "deleted": len(MODULES), "recycle_bin": 1}
     assert all(n == 0 for n in result.row_counts.values())
     # Every module was asked only for what changed since its own high-water mark.
     headers = {path.split("/")[3]: h.get("If-Modified-Since") for _, path, h in server.requests}
@@ -139,7 +140,7 @@ def test_204_no_content_means_nothing_there(org, server, pipeline):
     result = run_once(server, pipeline)  # every module empty, bin empty
     assert all(n == 0 for n in result.row_counts.values())
     # The first run reads each module's part of the bin (in parallel): all 204s too.
-    assert api_calls(server) == {"deleted": len(MODULES), "recycle_bin": len(MODULES)}
+    assert api_calls(server) == {"modules": 1, "deleted": len(MODULES), "recycle_bin": len(MODULES)}
     assert server.calls["error"] == 0
 
 

@@ -1,26 +1,116 @@
-"""Faults the stand-in injects on demand, so tests can meet what Zoho and networks do."""
+"""Faults the stand-in injects on demand, so tests can meet what Zoho and networks do.
+
+A fault matches a request's path by regex (`/crm/v8/Leads/deleted$`,
+`/Leads/deleted/\\d+/Campaigns`, `/oauth/v2/token`), and optionally its query string by another
+(`(^|&)page=2(&|$)`), and is spent on the next `times` requests it matches. What real Zoho
+does beyond its API pages is in `../shared/zoho-docs/README.md` ("What real Zoho does beyond
+the pages"); the kinds below serve each of those shapes.
+"""
 
 from __future__ import annotations
 
 import re
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
+
+
+class ErrorAnswer(NamedTuple):
+    """An error in Zoho's JSON; `envelope` None is the single object, else the key of a list
+    that wraps it (`data`, or the endpoint's own key such as `recycle_bin`)."""
+
+    status: int
+    code: str
+    message: str
+    details: Dict[str, Any]
+    envelope: Optional[str] = None
+
+
+# Zoho's error answers, kind -> answer. `{module}` in details is the path's module.
+ERROR_ANSWERS = {
+    "500": ErrorAnswer(500, "INTERNAL_ERROR", "Internal Server Error", {}),
+    # A token (or user) that may not read the module; the old single-object shape.
+    "403": ErrorAnswer(403, "NO_PERMISSION", "permission denied to read", {}),
+    # The same with the permissions Zoho says are missing (v8 OpenAPI example).
+    "403-permissions": ErrorAnswer(
+        403,
+        "NO_PERMISSION",
+        "permission denied",
+        {"permissions": ["Crm_Implied_View_{module}"]},
+    ),
+    # The same wrapped in a list under `data`, as Zoho's v8 examples show for /deleted.
+    "403-wrapped": ErrorAnswer(
+        403,
+        "NO_PERMISSION",
+        "permission denied",
+        {"permissions": ["Crm_Implied_View_{module}"]},
+        "data",
+    ),
+    # Wrapped under the endpoint's own key, as the recycle bin endpoint does.
+    "403-wrapped-bin": ErrorAnswer(403, "NO_PERMISSION", "permission denied", {}, "recycle_bin"),
+    # NO_PERMISSION as HTTP 400, as some clients meet it.
+    "400-no-permission": ErrorAnswer(400, "NO_PERMISSION", "permission denied", {}),
+    # 400 AUTHORIZATION_FAILED: the user's profile may not do this.
+    "400-authorization": ErrorAnswer(
+        400, "AUTHORIZATION_FAILED", "User does not have sufficient privilege", {}
+    ),
+    # 401 OAUTH_SCOPE_MISMATCH: the token lacks the scope.
+    "scope": ErrorAnswer(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope", {}),
+    # Related records of a parent that has left the bin (purged, or restored).
+    "404-gone": ErrorAnswer(404, "INVALID_DATA", "The record does not exist", {}),
+    "400-invalid-id": ErrorAnswer(
+        400, "INVALID_DATA", "Given ID of the record seems to be invalid", {}
+    ),
+    # An unknown module, wrapped under `data` as Zoho's v8 examples show for /deleted.
+    "400-invalid-module-wrapped": ErrorAnswer(
+        400, "INVALID_MODULE", "the module name given seems to be invalid", {}, "data"
+    ),
+}
+
+# Answers of the OAuth token endpoint (match the path /oauth/v2/token).
+THROTTLED_GRANT = {
+    "error_description": "You have made too many requests continuously. Please try again "
+    "after some time.",
+    "error": "Access Denied",
+    "status": "failure",
+}
+THROTTLED_GRANT_LOCALISED = {
+    "error_description": "Vous avez effectué trop de demandes en continu. Veuillez réessayer "
+    "plus tard.",
+    "error": "Accès refusé",
+    "status": "failure",
+}
 
 # kind -> what the stand-in does instead of answering normally
 FAULT_KINDS = (
+    *ERROR_ANSWERS,  # each answers its error, see ERROR_ANSWERS above
     "429",  # HTTP 429 TOO_MANY_REQUESTS, no Retry-After (as Zoho usually answers)
     "429-retry-after",  # HTTP 429 with Retry-After: 1
     "429-credits",  # HTTP 429 with X-API-CREDITS-REMAINING: 0 (the daily allowance is spent)
-    "500",  # HTTP 500 INTERNAL_ERROR
+    # HTTP 429 whose wait is only in the body, `details.retry_after` (`seconds`, default 1):
+    # every API call until that wait is over is answered the same, with what remains of it.
+    "429-details",
+    "204",  # HTTP 204 with an empty body and no content type
     "502-html",  # a proxy's HTML error page
     "drop",  # close the connection without answering
     "truncate",  # HTTP 200 whose JSON body is cut in half (Content-Length matches the cut)
     "html",  # HTTP 200 with an HTML page instead of JSON
-    "403",  # HTTP 403 NO_PERMISSION
-    "scope",  # HTTP 401 OAUTH_SCOPE_MISMATCH
     "expire-token",  # every access token issued so far expires before this call is answered
     "sleep",  # answer normally after `seconds`
+    # The recycle bin's `count` oldest entries are purged (Zoho empties the bin) just before
+    # this call is answered, so a listing paged oldest first shifts under the client.
+    "purge-oldest",
+    # The parent of a related-records path (`/{module}/deleted/{id}/{list}`) leaves the bin
+    # just before the call, and Zoho answers as it does then: purged -> 404 INVALID_DATA "The
+    # record does not exist"; restored -> 400 INVALID_DATA "Given ID ... seems to be invalid".
+    "purge-parent",
+    "restore-parent",
+    # Token endpoint: refresh-token grants throttled, HTTP 400 (English) or HTTP 200 (texts
+    # localised); and a grant answered in Zoho's older form (`expires_in_sec` in seconds
+    # beside `expires_in` in milliseconds).
+    "token-throttled",
+    "token-throttled-200",
+    "token-old-form",
 )
 
 
@@ -30,8 +120,12 @@ class Fault:
     kind: str
     times: Optional[int]  # None: for ever
     seconds: float = 0.0
+    count: int = 1
+    query: Optional[str] = None  # a regex the query string must match too
 
-    def matches(self, path: str) -> bool:
+    def matches(self, path: str, query: str = "") -> bool:
+        if self.query is not None and re.search(self.query, query) is None:
+            return False
         return re.search(self.pattern, path) is not None
 
 
@@ -42,21 +136,30 @@ class Faults:
         self._lock = threading.Lock()
         self._faults: List[Fault] = []
 
-    def add(self, pattern: str, kind: str, times: Optional[int] = 1, seconds: float = 0.0) -> None:
-        """Inject `kind` on the next `times` requests whose path matches the regex `pattern`."""
+    def add(
+        self,
+        pattern: str,
+        kind: str,
+        times: Optional[int] = 1,
+        seconds: float = 0.0,
+        count: int = 1,
+        query: Optional[str] = None,
+    ) -> None:
+        """Inject `kind` on the next `times` requests whose path matches the regex `pattern`
+        (and whose query string matches `query`, when given)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         with self._lock:
-            self._faults.append(Fault(pattern, kind, times, seconds))
+            self._faults.append(Fault(pattern, kind, times, seconds, count, query))
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def take(self, path: str) -> Optional[Fault]:
+    def take(self, path: str, query: str = "") -> Optional[Fault]:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(path):
+                if fault.matches(path, query):
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:

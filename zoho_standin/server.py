@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import secrets
 import threading
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from zoho_standin.faults import Faults
+from zoho_standin.faults import (
+    ERROR_ANSWERS,
+    THROTTLED_GRANT,
+    THROTTLED_GRANT_LOCALISED,
+    Fault,
+    Faults,
+)
 from zoho_standin.org import DeletedEntry, Org
 
 CLIENT_ID = "1000.STANDINCLIENT"
@@ -32,12 +39,26 @@ MAX_FIELDS = 50
 class ZohoError(Exception):
     """An error answer in Zoho's JSON shape."""
 
-    def __init__(self, status: int, code: str, message: str, details: Optional[dict] = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Optional[dict] = None,
+        envelope: Optional[str] = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.details = status, code, details or {}
+        self.envelope = envelope  # None: one object; else the key of a list wrapping it
 
     def body(self) -> Dict[str, Any]:
-        return {"code": self.code, "details": self.details, "message": str(self), "status": "error"}
+        error = {
+            "code": self.code,
+            "details": self.details,
+            "message": str(self),
+            "status": "error",
+        }
+        return {self.envelope: [error]} if self.envelope else error
 
 
 class StandinServer:
@@ -70,6 +91,7 @@ class StandinServer:
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (route, path?query, headers)
         self.in_flight = 0
         self.max_in_flight = 0
+        self.throttled_until = 0.0  # epoch seconds; API calls before it get a 429 (429-details)
         self._tokens: Dict[str, float] = {}  # access token -> expiry (epoch seconds)
         self._lock = threading.Lock()
         self._httpd: Optional[ThreadingHTTPServer] = None
@@ -117,7 +139,8 @@ class StandinServer:
             self._tokens = {token: 0.0 for token in self._tokens}
 
     # -- OAuth ---------------------------------------------------------------------------------
-    def grant(self, form: Dict[str, str]) -> Dict[str, Any]:
+    def grant(self, form: Dict[str, str], old_form: bool = False) -> Dict[str, Any]:
+        """A refresh-token grant; `old_form` answers as Zoho once did (`expires_in` in ms)."""
         if form.get("grant_type") != "refresh_token":
             return {"error": "unsupported_grant_type"}
         if (
@@ -131,12 +154,15 @@ class StandinServer:
         with self._lock:
             self._tokens[token] = time.time() + self.token_lifetime
             self.calls["token"] += 1
-        return {
+        answer: Dict[str, Any] = {
             "access_token": token,
             "api_domain": self.url,
             "token_type": "Bearer",
             "expires_in": self.token_lifetime,
         }
+        if old_form:
+            answer.update(expires_in_sec=self.token_lifetime, expires_in=self.token_lifetime * 1000)
+        return answer
 
     def spend_credit(self) -> Optional[int]:
         """Count one API call against the daily allowance: the credits left to report, if
@@ -253,8 +279,16 @@ class _Handler(BaseHTTPRequestHandler):
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
         if split.path != "/oauth/v2/token":
             return self._json(404, _error(404, "INVALID_URL_PATTERN", "no such URL").body())
+        fault = self.standin.faults.take(split.path)
+        kind = fault.kind if fault else None
+        if kind in ("token-throttled", "token-throttled-200"):
+            with self.standin._lock:
+                self.standin.calls["fault"] += 1
+            if kind == "token-throttled":
+                return self._json(400, THROTTLED_GRANT)
+            return self._json(200, THROTTLED_GRANT_LOCALISED)
         # Zoho answers a refused grant with HTTP 200 and an "error" key.
-        self._json(200, self.standin.grant(form))
+        self._json(200, self.standin.grant(form, old_form=kind == "token-old-form"))
 
     def do_GET(self) -> None:  # noqa: N802
         standin = self.standin
@@ -266,8 +300,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if standin.latency:
                 time.sleep(standin.latency)
-            fault = standin.faults.take(split.path)
-            if fault and self._inject(fault):
+            if self._still_throttled():
+                return
+            fault = standin.faults.take(split.path, split.query)
+            if fault and self._inject(fault, split.path):
                 return
             credits: Optional[int] = None
             try:
@@ -290,7 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
             with standin._lock:
                 standin.in_flight -= 1
 
-    def _inject(self, fault: Any) -> bool:
+    def _inject(self, fault: Fault, path: str) -> bool:
         """Apply a fault; True when the request has been answered (or dropped) by it."""
         kind = fault.kind
         if kind == "sleep":
@@ -299,35 +335,71 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "expire-token":
             self.standin.expire_tokens()
             return False
+        if kind == "purge-oldest":
+            self._purge_oldest(fault.count)
+            return False
         with self.standin._lock:
             self.standin.calls["fault"] += 1
-        if kind == "drop":
+        if kind in ERROR_ANSWERS:
+            answer = ERROR_ANSWERS[kind]
+            module = (path.split("/") + ["", "", ""])[3]
+            details = json.loads(json.dumps(answer.details).replace("{module}", module))
+            error = ZohoError(answer.status, answer.code, answer.message, details, answer.envelope)
+            self._json(error.status, error.body())
+        elif kind in ("purge-parent", "restore-parent"):
+            self._parent_leaves(path, kind)
+        elif kind == "drop":
             self.close_connection = True
             self.connection.close()
+        elif kind == "429-details":
+            with self.standin._lock:
+                self.standin.throttled_until = time.time() + (fault.seconds or 1)
+            self._too_many(fault.seconds or 1)
         elif kind.startswith("429"):
-            self.send_response(429)
-            body = json.dumps(_error(429, "TOO_MANY_REQUESTS", "too many requests").body()).encode()
-            if kind == "429-retry-after":
-                self.send_header("Retry-After", "1")
+            headers = {"Retry-After": "1"} if kind == "429-retry-after" else {}
             if kind == "429-credits":
-                self.send_header("X-API-CREDITS-REMAINING", "0")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif kind == "500":
-            self._json(500, _error(500, "INTERNAL_ERROR", "Internal Server Error").body())
+                headers["X-API-CREDITS-REMAINING"] = "0"
+            body = json.dumps(_error(429, "TOO_MANY_REQUESTS", "too many requests").body())
+            self._send(429, body.encode(), headers=headers)
+        elif kind == "204":
+            self._send(204, None)
         elif kind == "502-html":
             self._send(502, b"<html><body>502 Bad Gateway</body></html>", "text/html")
         elif kind == "html":
             self._send(200, b"<html><body>Please sign in</body></html>", "text/html")
         elif kind == "truncate":
             self._send(200, b'{"data": [{"id": "4108', "application/json")
-        elif kind == "403":
-            self._json(403, _error(403, "NO_PERMISSION", "permission denied to read").body())
-        elif kind == "scope":
-            self._json(401, _error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope").body())
         return True
+
+    def _still_throttled(self) -> bool:
+        """Inside a `429-details` wait, every API call gets the 429 again (and is counted)."""
+        with self.standin._lock:
+            remaining = self.standin.throttled_until - time.time()
+            if remaining <= 0:
+                return False
+            self.standin.calls["fault"] += 1
+        self._too_many(remaining)
+        return True
+
+    def _too_many(self, wait: float) -> None:
+        details = {"retry_after": math.ceil(wait), "limit": 100, "window": 60}
+        self._json(429, ZohoError(429, "TOO_MANY_REQUESTS", "too many requests", details).body())
+
+    def _purge_oldest(self, count: int) -> None:
+        org = self.standin.org
+        for entry in list(org.in_bin(True)[:count]):
+            org.purge(entry.module, entry.id, datetime.now(entry.deleted_time.tzinfo))
+
+    def _parent_leaves(self, path: str, kind: str) -> None:
+        match = re.search(r"/crm/v\d+/([^/]+)/deleted/([^/]+)/", path)
+        entry = self.standin.org.entry(match.group(1), match.group(2)) if match else None
+        if entry is not None and entry.type == "recycle":
+            if kind == "purge-parent":
+                self.standin.org.purge(entry.module, entry.id, datetime.now(UTC))
+            else:
+                self.standin.org.restore(entry.module, entry.id)
+        answer = ERROR_ANSWERS["404-gone" if kind == "purge-parent" else "400-invalid-id"]
+        self._json(answer.status, ZohoError(*answer[:4]).body())
 
     # -- routes --------------------------------------------------------------------------------
     def _route(self, path: str, query: Dict[str, str]) -> Tuple[str, int, Optional[Dict]]:
@@ -350,11 +422,19 @@ class _Handler(BaseHTTPRequestHandler):
         return module
 
     def _deleted(self, module: str, query: Dict[str, str]) -> Tuple[int, Optional[Dict]]:
-        self._module(module)
+        """Zoho's v8 examples answer this endpoint's 400s wrapped in a list under `data`."""
+        try:
+            self._module(module)
+        except ZohoError as error:
+            error.envelope = "data"
+            raise
         kind = query.get("type", "all")
         if kind not in ("all", "recycle", "permanent"):
-            raise _error(
-                400, "PATTERN_NOT_MATCHED", "Please check whether the input values are correct"
+            raise ZohoError(
+                400,
+                "PATTERN_NOT_MATCHED",
+                "Please check whether the input values are correct",
+                envelope="data",
             )
         since_header = self.headers.get("If-Modified-Since")
         since = _parse_time(since_header, "If-Modified-Since") if since_header else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -28,6 +28,7 @@ from sources.zoho_crm.config import (
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
 from sources.zoho_crm.metadata import (
+    checked_modules,
     discover_related_lists,
     readable_modules,
     unknown_module_error,
@@ -88,6 +89,8 @@ def zoho_crm(
     reconcile_every: Any = "1d",
     reconcile: bool = False,
     org: str = DEFAULT_ORG,
+    token_retries: int = 2,
+    token_retry_delay: float = 15.0,
     load_chunk_rows: int = DEFAULT_LOAD_CHUNK_ROWS,
     related_calls_per_run: int = DEFAULT_RELATED_CALLS_PER_RUN,
     api_credits_reserve: int = DEFAULT_API_CREDITS_RESERVE,
@@ -108,6 +111,9 @@ def zoho_crm(
         reconcile_every: how often the full reconciliation pass runs (seconds, or "1d", "12h").
         reconcile: run the reconciliation pass now, whenever the last one was.
         org: the name this org's rows carry in the `org` column (part of every key).
+        token_retries: times a token request Zoho throttles is asked again (0 to 5); each
+            one prolongs Zoho's block, so few.
+        token_retry_delay: seconds between those requests.
         load_chunk_rows: about how many rows of a table one load package takes; a longer pass
             goes on in the next package (see `passes`), so every load and merge stays small.
         related_calls_per_run: most related-records calls one run makes; the backlog goes on
@@ -123,9 +129,11 @@ def zoho_crm(
     """
     report = report if report is not None else RunReport()
     if report.client is None:
+        retries = positive_int("token_retries", token_retries, 5, lower=0)
+        delay = duration_setting("token_retry_delay", token_retry_delay).total_seconds()
         report.client = _client(
             credentials, data_center, accounts_server, api_domain, api_version,
-            max_concurrency, per_page,
+            max_concurrency, per_page, (retries, delay),
         )  # fmt: skip
     client = report.client
     wanted_modules = modules_setting(modules)
@@ -135,7 +143,10 @@ def zoho_crm(
     related_budget = positive_int("related_calls_per_run", related_calls_per_run)
     reserve = positive_int("api_credits_reserve", api_credits_reserve, lower=0)
     if report.modules is None:
-        report.modules = readable_modules(client) if wanted_modules == "all" else wanted_modules
+        if wanted_modules == "all":
+            report.modules = readable_modules(client)
+        else:  # before any other check: a misspelt module explains the errors it causes
+            report.modules = checked_modules(client, wanted_modules)
     module_list = report.modules
     if report.related is None:
         if related == "auto":
@@ -174,7 +185,9 @@ def _client(
     api_version: str,
     max_concurrency: int,
     per_page: int,
+    token_retries: Tuple[int, float],
 ) -> ZohoClient:
+    """The run's Zoho client; `token_retries`: (retries, seconds apart) of a throttled grant."""
     accounts, default_api = servers(data_center, accounts_server, None)
     if api_domain:
         servers(data_center, None, api_domain)  # validates the URL
@@ -182,7 +195,13 @@ def _client(
     page_size = per_page_setting(per_page)
     http = RetryingHttp(max_connections=concurrency)
     auth = ZohoAuth(
-        accounts, credentials.client_id, credentials.client_secret, credentials.refresh_token, http
+        accounts,
+        credentials.client_id,
+        credentials.client_secret,
+        credentials.refresh_token,
+        http,
+        retries=token_retries[0],
+        retry_delay=token_retries[1],
     )
     return ZohoClient(auth, api_domain, default_api, api_version, concurrency, http, page_size)
 

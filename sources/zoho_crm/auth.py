@@ -3,18 +3,32 @@
 Zoho limits how many access tokens a refresh token may hold and how often they are minted, so
 one token is shared by every call (and thread) of a run, refreshed only when it is about to
 expire or when Zoho answers 401 INVALID_TOKEN.
+
+Past its limit Zoho's accounts server throttles grants ("Access Denied", "too many requests",
+`status: failure`, HTTP 400 or 200, texts sometimes localised). That is not a credentials
+problem, and every further request prolongs the block (it lifts after 15-30 minutes without
+grants), so a throttled grant is asked again at most `retries` times, `retry_delay` seconds
+apart, and then the run stops, naming the throttling; later calls of the run do not ask again.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from dlt.sources.helpers.requests import Client
 
-from sources.zoho_crm.errors import ZohoAuthError, ZohoResponseError
+from sources.zoho_crm.errors import ZohoAuthError, ZohoResponseError, ZohoThrottledError
 from sources.zoho_crm.settings import TOKEN_EXPIRY_MARGIN
+
+logger = logging.getLogger(__name__)
+THROTTLED = (
+    "Zoho's accounts server is throttling token requests for this refresh token (too many in "
+    "a short time; this is not a credentials problem): let no run or other client ask for "
+    "tokens for about 30 minutes, then run again; nothing from this run was loaded"
+)
 
 _GRANT_ADVICE = {
     "invalid_code": (
@@ -39,6 +53,8 @@ class ZohoAuth:
         client_secret: str,
         refresh_token: str,
         http: Client,
+        retries: int = 2,
+        retry_delay: float = 15.0,
     ) -> None:
         self.token_url = f"{accounts_server.rstrip('/')}/oauth/v2/token"
         self._form = {
@@ -53,6 +69,9 @@ class ZohoAuth:
         self._expires_at = 0.0
         self.api_domain: Optional[str] = None  # what Zoho says this org's API domain is
         self.refreshes = 0
+        self.expires_at = 0.0  # epoch seconds when Zoho says the token expires
+        self._retries, self._retry_delay = retries, retry_delay
+        self._throttled = False  # once given up, no call of this run asks again
 
     def token(self) -> str:
         """The current access token, minting a new one when there is none or it is expiring."""
@@ -69,6 +88,26 @@ class ZohoAuth:
                 self._token = None
 
     def _refresh(self) -> None:
+        if self._throttled:
+            raise ZohoThrottledError(THROTTLED)
+        for attempt in range(self._retries + 1):
+            body = self._grant()
+            if "access_token" in body:
+                self._take(body)
+                return
+            if not _throttled(body):
+                error = str(body.get("error", "no access token in the answer"))
+                advice = _GRANT_ADVICE.get(error, "check the credentials in sources.zoho_crm")
+                raise ZohoAuthError(f"Zoho refused the OAuth grant ({error}): {advice}")
+            if attempt < self._retries:
+                logger.info(
+                    "Zoho is throttling token requests; asking again in %g s", self._retry_delay
+                )
+                time.sleep(self._retry_delay)
+        self._throttled = True
+        raise ZohoThrottledError(THROTTLED)
+
+    def _grant(self) -> Dict[str, Any]:
         # Credentials go in the form body, never in the URL, so no log or proxy records them.
         response = self._http.post(self.token_url, data=self._form)
         body = _json_or_none(response)
@@ -77,15 +116,36 @@ class ZohoAuth:
                 f"Zoho's token endpoint {self.token_url} answered HTTP {response.status_code} "
                 "with a body that is not JSON"
             )
-        if "access_token" not in body:
-            error = str(body.get("error", f"HTTP {response.status_code}"))
-            advice = _GRANT_ADVICE.get(error, "check the credentials in sources.zoho_crm")
-            raise ZohoAuthError(f"Zoho refused the OAuth grant ({error}): {advice}")
+        return body
+
+    def _take(self, body: Dict[str, Any]) -> None:
         self._token = body["access_token"]
-        lifetime = float(body.get("expires_in", 3600))
-        self._expires_at = time.time() + lifetime - TOKEN_EXPIRY_MARGIN.total_seconds()
+        lifetime = token_lifetime(body)
+        margin = min(TOKEN_EXPIRY_MARGIN.total_seconds(), lifetime / 2)
+        now = time.time()
+        self.expires_at = now + lifetime
+        self._expires_at = now + lifetime - margin
         self.api_domain = body.get("api_domain") or self.api_domain
         self.refreshes += 1
+
+
+def token_lifetime(body: Dict[str, Any]) -> float:
+    """Seconds a granted token lives. Zoho's older answers carry `expires_in_sec` (seconds)
+    beside `expires_in` in milliseconds; current ones only `expires_in` in seconds."""
+    if body.get("expires_in_sec") is not None:
+        return float(body["expires_in_sec"])
+    return float(body.get("expires_in", 3600))
+
+
+def _throttled(body: Dict[str, Any]) -> bool:
+    """Zoho's answer to too many grants: `status: failure` with "Access Denied" and "too many
+    requests" (the texts may be localised, the status is not)."""
+    description = str(body.get("error_description", "")).lower()
+    return (
+        body.get("status") == "failure"
+        or body.get("error") == "Access Denied"
+        or "too many requests" in description
+    )
 
 
 def _json_or_none(response: Any) -> Optional[dict]:

@@ -10,7 +10,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from dlt.sources.helpers.requests import Client, Response, Session
 from dlt.sources.helpers.requests.retry import _make_retry
-from tenacity import wait_random
+from tenacity import RetryCallState, wait_random
+from tenacity.wait import wait_base
 
 from sources.zoho_crm.auth import ZohoAuth
 from sources.zoho_crm.errors import ZohoApiError, ZohoResponseError
@@ -46,7 +47,8 @@ def _unreadable_body(response: Optional[Response], exception: Optional[BaseExcep
 
 
 class RetryingHttp(Client):
-    """dlt's retrying requests client (429, 5xx, resets, timeouts, `Retry-After`), plus random
+    """dlt's retrying requests client (429, 5xx, resets, timeouts, `Retry-After`), plus a 429's
+    wait given only in its body (`details.retry_after`, capped like `Retry-After`), plus random
     jitter (up to one back-off factor) on every wait so parallel threads do not retry in
     lock-step, plus retries of bodies that are not JSON. Attempts, back-off and timeout follow
     dlt's `[runtime]` config (`request_max_attempts`, `request_backoff_factor`, ...)."""
@@ -63,7 +65,9 @@ class RetryingHttp(Client):
     def _make_session(self) -> Session:
         session = super()._make_session()
         retry = _make_retry(**self._retry_kwargs)
-        retry.wait = retry.wait + wait_random(0, self._retry_kwargs["backoff_factor"])
+        max_delay = float(self._retry_kwargs["max_delay"])
+        jitter = wait_random(0, self._retry_kwargs["backoff_factor"])
+        retry.wait = wait_body_retry_after(retry.wait, max_delay) + jitter
         session.send = retry.wraps(partial(type(session).send, session))  # type: ignore[method-assign]
         return session
 
@@ -270,18 +274,66 @@ def _json_or_none(response: Response) -> Any:
         return None
 
 
+def zoho_error(body: Any) -> Optional[Dict[str, Any]]:
+    """Zoho's error object in either of its envelopes, or None.
+
+    The same endpoint answers some errors as one object (`{"code": ..., "message": ...}`) and
+    others wrapped in a list, under `data` or under the endpoint's own key (`recycle_bin`):
+    `{"data": [{"code": ..., "status": "error", ...}]}`. The first error in the list is Zoho's
+    answer for the call (a GET asks one thing).
+    """
+    if not isinstance(body, dict):
+        return None
+    if body.get("code"):
+        return body
+    wrapped = [v for value in body.values() if isinstance(value, list) for v in value]
+    errors = [v for v in wrapped if isinstance(v, dict) and v.get("code")]
+    return next((e for e in errors if e.get("status", "error") == "error"), None)
+
+
 def _code(body: Any) -> Optional[str]:
-    return body.get("code") if isinstance(body, dict) else None
+    error = zoho_error(body)
+    return str(error["code"]) if error else None
 
 
 def _api_error(response: Response, body: Any, endpoint: str, module: Optional[str]) -> ZohoApiError:
-    if isinstance(body, dict) and body.get("code"):
-        message = str(body.get("message", ""))
-        details = body.get("details")
+    error = zoho_error(body)
+    if error is not None:
+        message = str(error.get("message", ""))
+        details = error.get("details")
         if details:
             message = f"{message} {details}"
-        return ZohoApiError(response.status_code, str(body["code"]), message, endpoint, module)
+        return ZohoApiError(response.status_code, str(error["code"]), message, endpoint, module)
     reason = response.reason or "no Zoho error JSON"
     return ZohoApiError(
         response.status_code, f"HTTP_{response.status_code}", reason, endpoint, module
     )
+
+
+def body_retry_after(response: Optional[Response]) -> Optional[float]:
+    """The wait a 429 gives only in its body, `details.retry_after` (seconds), if any."""
+    if response is None or response.status_code != 429 or response.headers.get("Retry-After"):
+        return None
+    error = zoho_error(_json_or_none(response)) or {}
+    details = error.get("details")
+    wait = details.get("retry_after") if isinstance(details, dict) else None
+    try:
+        return float(wait) if wait is not None and float(wait) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+class wait_body_retry_after(wait_base):  # noqa: N801 - named as tenacity's waits are
+    """Wait what a 429's body asks (`details.retry_after`), at most `max_delay`; otherwise
+    what `fallback` (dlt's exponential back-off, which honours `Retry-After`) says."""
+
+    def __init__(self, fallback: wait_base, max_delay: float) -> None:
+        self.fallback, self.max_delay = fallback, max_delay
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        response = None if outcome is None or outcome.failed else outcome.result()
+        wait = body_retry_after(response if isinstance(response, Response) else None)
+        if wait is None:
+            return float(self.fallback(retry_state))
+        return min(wait, self.max_delay)

@@ -114,7 +114,7 @@ def related_lists_setting(related_lists: Any) -> Union[str, RelatedListsConfig]:
 
 
 def positive_int(name: str, value: Any, upper: Optional[int] = None, lower: int = 1) -> int:
-    """An integer in lower..upper, or a one-line error naming `name`."""
+    """An integer in lower..upper (1.. by default), or a one-line error naming `name`."""
     try:
         number = int(value)
         if isinstance(value, float) and value != number:

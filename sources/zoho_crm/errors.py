@@ -22,6 +22,10 @@ class ZohoAuthError(ZohoError):
     """Zoho refused the OAuth grant (wrong client, wrong or revoked refresh token)."""
 
 
+class ZohoThrottledError(ZohoError):
+    """Zoho's accounts server throttles refresh-token grants; it lifts after a quiet while."""
+
+
 class ZohoApiError(ZohoError):
     """Zoho answered an API call with its error JSON (or with an unexpected status)."""
 

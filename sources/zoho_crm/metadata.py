@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Dict, List
 
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.config import RelatedListsConfig
-from sources.zoho_crm.errors import ZohoConfigError
+from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.settings import MAX_FIELDS_PER_CALL
+
+logger = logging.getLogger(__name__)
 
 LOOKUP_TYPE = "default"  # Zoho's type for lookup relations; the only kind the deleted API reads
 
@@ -23,12 +26,41 @@ def readable_modules(client: ZohoClient) -> List[str]:
     ]
 
 
-def unknown_module_error(client: ZohoClient, module: str) -> ZohoConfigError:
-    valid = readable_modules(client)
-    return ZohoConfigError(
-        f'module {module!r} is not a Zoho module this org can read: set modules to "all" '
-        f"or to names among {', '.join(valid) or '(none)'}"
+def checked_modules(client: ZohoClient, wanted: List[str]) -> List[str]:
+    """`wanted`, checked against `/settings/modules` (one call) before anything is read.
+
+    Every name Zoho does not list as readable is reported at once, with the valid ones. When
+    the token may not read Zoho's settings, the names go unchecked (a wrong one is still caught
+    when Zoho answers INVALID_MODULE for it).
+    """
+    try:
+        valid = readable_modules(client)
+    except ZohoApiError as error:
+        if not error.is_permission:
+            raise
+        logger.warning("modules not checked against Zoho's module list: %s", error.code)
+        return wanted
+    unknown = [m for m in wanted if m not in valid]
+    if unknown:
+        raise unknown_modules_error(unknown, valid)
+    return wanted
+
+
+def unknown_modules_error(unknown: List[str], valid: List[str]) -> ZohoConfigError:
+    names = ", ".join(repr(m) for m in unknown)
+    what = (
+        f"module {names} is not a Zoho module"
+        if len(unknown) == 1
+        else (f"modules {names} are not Zoho modules")
     )
+    return ZohoConfigError(
+        f'{what} this org can read: set modules to "all" or to names among '
+        f"{', '.join(valid) or '(none)'}"
+    )
+
+
+def unknown_module_error(client: ZohoClient, module: str) -> ZohoConfigError:
+    return unknown_modules_error([module], readable_modules(client))
 
 
 def related_lists_of(client: ZohoClient, module: str) -> Dict[str, dict]:

@@ -1,10 +1,19 @@
 """Reconciliation: the full pass that incremental reads cannot make.
 
 A restore is an absence: the record leaves the bin and no incremental answer mentions it. So,
-every `reconcile_every` (or on demand), one pass lists the bin in full, re-reads `/deleted`
-since the last pass (less a margin), and compares both with what the warehouse holds as
-`recycle`. A held record that is neither in the bin nor permanent now was restored in Zoho.
-The same pass loads bin entries that incremental paging missed while the bin shifted.
+every `reconcile_every` (or on demand), one pass
+1. lists the bin in full (loading its entries), keeping only their ids;
+2. compares those, per module, with the ids the warehouse holds as `recycle`: held but not
+   listed may have been restored; listed but not held was missed by incremental reads;
+3. asks the bin for the held-but-unlisted ids (`?ids=`): one still there was only skipped by
+   the listing (Zoho purging older entries shifts later ones up a page);
+4. re-reads `/deleted` since the last pass (less a margin): a record there was purged or
+   deleted again since, not restored; and it loads the records deleted since;
+5. asks the bin by id for the missed entries `/deleted` did not show, and loads them.
+Only a record absent from the listing, absent when asked for by id and then absent from
+`/deleted` gets `restored_at`: a restore is permanent, so it is inferred only when certain
+(asking by id before re-reading `/deleted` leaves no moment in which a purge goes unseen).
+Memory holds ids, never whole rows of the bin or of the warehouse.
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
 from sources.zoho_crm.client import ZohoClient
@@ -30,6 +41,7 @@ from sources.zoho_crm.warehouse import Warehouse
 
 # Re-read a little before the last pass started: clocks and Zoho's indexing are not exact.
 MARGIN = timedelta(hours=1)
+IDS_PER_CALL = 100  # ids asked for in one `?ids=` call (keeps the URL short)
 Key = Tuple[str, str]
 
 RECYCLE_BIN_HINTS = dlt.mark.make_hints(
@@ -48,8 +60,6 @@ def reconcile_resource(
     every: timedelta,
     force: bool,
 ) -> DltResource:
-    wanted = set(modules)
-
     @dlt.resource(
         name="reconcile",
         table_name="deleted_records",
@@ -69,62 +79,127 @@ def reconcile_resource(
             return
         since = datetime.fromisoformat(last) - MARGIN if last else None
 
-        in_bin: Dict[Key, Dict[str, Any]] = {}
-        params = {"sort_by": "deleted_time", "sort_order": "asc"}
-        for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
-            rows = [bin_row(warehouse.org, item, now) for item in page]
-            rows = [row for row in rows if row["module__api_name"] in wanted]
-            in_bin.update({(row["module__api_name"], row["id"]): row for row in rows})
-            if rows:
-                yield _variant(to_table(rows, RECYCLE_BIN_SCHEMA), RECYCLE_BIN_HINTS)
-
-        seen: Set[Key] = set()
-        readable = []
-        for module in modules:
-            try:
-                yield from _reread(client, warehouse, ledger, module, since, now, seen)
-                readable.append(module)
-            except ZohoApiError as error:
-                if not error.is_permission:
-                    raise
-                report.module_failed(module, error)  # no restore is inferred for it
-
-        held = warehouse.binned(readable)
-        restored = [r for r in held if (r["module"], r["id"]) not in in_bin.keys() | seen]
-        if restored:
-            yield to_table([{**r, "restored_at": now} for r in restored], DELETED_RECORDS_SCHEMA)
-            yield _variant(ledger.fresh(restored_events(restored, now)), EVENTS_HINTS)
-
-        held_keys = {(r["module"], r["id"]) for r in held}
-        missed = [r for key, r in in_bin.items() if key not in held_keys | seen]
-        if missed:
-            table = to_table([_record_from_bin(r) for r in missed], DELETED_RECORDS_SCHEMA)
-            yield table
-            yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+        try:
+            yield from _pass(client, modules, warehouse, ledger, report, since, now)
+        except ZohoApiError as error:
+            if not error.is_permission:
+                raise
+            report.module_failed("recycle_bin", error)  # no pass without the bin: next run
+            return
         state["last_started_at"] = now.isoformat()
 
     return reconcile
 
 
-def _reread(
+def _pass(
     client: ZohoClient,
+    modules: List[str],
     warehouse: Warehouse,
     ledger: EventLedger,
-    module: str,
+    report: Any,
     since: Any,
     now: datetime,
-    seen: Set[Key],
 ) -> Iterator[Any]:
+    """Steps 1-5 of the module docstring, then the restores."""
+    listed: Dict[str, List[pa.Array]] = {m: [] for m in modules}
+    params = {"sort_by": "deleted_time", "sort_order": "asc"}
+    for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
+        table = _bin_table(warehouse.org, page, set(modules), now)
+        if table.num_rows:
+            for module in set(table["module__api_name"].to_pylist()):
+                mine = pc.equal(table["module__api_name"], module)
+                listed[module].append(table["id"].filter(mine).combine_chunks())
+            yield _variant(table, RECYCLE_BIN_HINTS)
+
+    unlisted, missed = _compare(warehouse, listed)
+    del listed
+    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted)):
+        unlisted.discard((item["module__api_name"], item["id"]))  # the listing skipped it
+
+    for module in modules:
+        seen: List[pa.Array] = []
+        try:
+            for table in _reread(client, warehouse, module, since, now):
+                seen.append(table["id"].combine_chunks())
+                unlisted.difference_update((module, rid) for rid in table["id"].to_pylist())
+                yield table
+                yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+        except ZohoApiError as error:
+            if not error.is_permission:
+                raise
+            report.module_failed(module, error)  # no restore is inferred for it
+            unlisted = {key for key in unlisted if key[0] != module}
+        missed[module] = _without(missed[module], seen)
+
+    yield from _restores(warehouse, ledger, unlisted, now)
+    ids = [rid for module in modules for rid in missed[module].to_pylist()]
+    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids)]
+    if rows:  # missed by incremental reads, still in the bin, not in /deleted since
+        table = to_table(rows, DELETED_RECORDS_SCHEMA)
+        yield table
+        yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+
+
+def _without(ids: pa.Array, chunks: List[pa.Array]) -> pa.Array:
+    if not chunks or not len(ids):
+        return ids
+    return ids.filter(pc.invert(pc.is_in(ids, value_set=pa.concat_arrays(chunks))))
+
+
+def _bin_table(org: str, page: List[Dict[str, Any]], wanted: Set[str], now: datetime) -> pa.Table:
+    rows = [bin_row(org, item, now) for item in page]
+    return to_table([r for r in rows if r["module__api_name"] in wanted], RECYCLE_BIN_SCHEMA)
+
+
+def _compare(
+    warehouse: Warehouse, listed: Dict[str, List[pa.Array]]
+) -> Tuple[Set[Key], Dict[str, pa.Array]]:
+    """Per module: keys held as `recycle` but not listed, and ids listed but not held."""
+    unlisted: Set[Key] = set()
+    missed: Dict[str, pa.Array] = {}
+    for module, chunks in listed.items():
+        in_bin = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+        held = warehouse.held_ids(module)
+        gone = held.filter(pc.invert(pc.is_in(held, value_set=in_bin)))
+        unlisted.update((module, rid) for rid in gone.to_pylist())
+        missed[module] = _without(in_bin, [held])
+    return unlisted, missed
+
+
+def _by_id(client: ZohoClient, org: str, ids: List[str]) -> Iterator[Dict[str, Any]]:
+    """Bin entries with these ids that are in the bin now (`GET /settings/recycle_bin?ids=`)."""
+    now = datetime.now(UTC)
+    for start in range(0, len(ids), IDS_PER_CALL):
+        params = {"ids": ",".join(ids[start : start + IDS_PER_CALL])}
+        for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
+            for item in page:
+                yield bin_row(org, item, now)
+
+
+def _restores(
+    warehouse: Warehouse, ledger: EventLedger, restored: Set[Key], now: datetime
+) -> Iterator[Any]:
+    """`restored_at` on the rows of records confirmed restored, and their `restored` events."""
+    by_module: Dict[str, List[str]] = {}
+    for module, rid in restored:
+        by_module.setdefault(module, []).append(rid)
+    for module, ids in sorted(by_module.items()):
+        rows = [r for r in warehouse.rows(module, ids) if r["restored_at"] is None]
+        if rows:
+            yield to_table([{**r, "restored_at": now} for r in rows], DELETED_RECORDS_SCHEMA)
+            yield _variant(ledger.fresh(restored_events(rows, now)), EVENTS_HINTS)
+
+
+def _reread(
+    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime
+) -> Iterator[pa.Table]:
     headers = {"If-Modified-Since": zoho_time(since)} if since else {}
     for page in client.pages(
         f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="reconcile"
     ):
         rows = [deleted_row(warehouse.org, module, item, now) for item in page]
         warehouse.fill_details(module, rows)
-        seen.update((module, row["id"]) for row in rows)
-        table = to_table(rows, DELETED_RECORDS_SCHEMA)
-        yield table
-        yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+        yield to_table(rows, DELETED_RECORDS_SCHEMA)
 
 
 def _record_from_bin(row: Dict[str, Any]) -> Dict[str, Any]:

@@ -5,7 +5,8 @@ creator, and dlt's merge replaces whole rows: such rows get the details captured
 they are yielded. Entries of a list's boundary second that are already held are dropped (see
 `passes`). Related records are fetched from a backlog of bin entries the warehouse holds
 without a `related_fetches` row (see `related`). And reconciliation compares the bin with the
-rows the warehouse holds as `recycle` to find restored records.
+ids the warehouse holds as `recycle` to find restored records: it reads ids only (an Arrow
+array per module), and whole rows only of the records it found restored.
 
 Pending packages of an interrupted run are loaded before extraction starts (see
 `pipelines.zoho_crm_deleted.run`), so what is read here is everything earlier runs captured.
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import dlt
+import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS
@@ -25,6 +27,7 @@ from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS
 TABLE = "deleted_records"
 BIN_TABLE = "recycle_bin"
 FETCHES_TABLE = "related_fetches"
+ROWS_PER_QUERY = 500  # ids in one IN list
 
 
 class Warehouse:
@@ -132,16 +135,32 @@ class Warehouse:
             except DatabaseUndefinedRelation:  # nothing loaded at all
                 return []
 
-    def binned(self, modules: Sequence[str]) -> List[Dict[str, Any]]:
-        """Every row of this org held as `recycle` and not restored, for the given modules."""
-        marks = ", ".join(["%s"] * len(modules))
-        return self._select(
-            TABLE,
-            DELETED_RECORDS_SCHEMA.names,
-            f"org = %s AND type = 'recycle' AND restored_at IS NULL AND module IN ({marks})",
-            self.org,
-            *modules,
+    def held_ids(self, module: str) -> pa.Array:
+        """Ids of this org's `module` rows held as `recycle` and not restored."""
+        sql = (
+            "SELECT id FROM {records} WHERE org = %s AND module = %s AND type = 'recycle' "
+            "AND restored_at IS NULL"
         )
+        try:
+            table = self._query(sql, (self.org, module), as_arrow=True)
+        except DatabaseUndefinedRelation:
+            return pa.array([], pa.string())
+        return table.column("id").combine_chunks().cast(pa.string())  # as Zoho's ids are read
+
+    def rows(self, module: str, ids: Sequence[str]) -> List[Dict[str, Any]]:
+        """Whole rows of `module` with these ids (a merge replaces whole rows)."""
+        found: List[Dict[str, Any]] = []
+        for start in range(0, len(ids), ROWS_PER_QUERY):
+            batch = ids[start : start + ROWS_PER_QUERY]
+            found += self._select(
+                TABLE,
+                DELETED_RECORDS_SCHEMA.names,
+                f"org = %s AND module = %s AND id IN ({', '.join(['%s'] * len(batch))})",
+                self.org,
+                module,
+                *batch,
+            )
+        return found
 
     def _select(
         self, table: str, columns: Sequence[str], where: str, *args: Any
@@ -153,11 +172,12 @@ class Warehouse:
             return []  # nothing loaded yet: nothing to read
         return [dict(zip(columns, row, strict=True)) for row in found]
 
-    def _query(self, sql: str, args: Sequence[Any]) -> List[Tuple[Any, ...]]:
-        """Run `sql` on the destination; `{records}`, `{bin}`, `{fetches}` name its tables."""
+    def _query(self, sql: str, args: Sequence[Any], as_arrow: bool = False) -> Any:
+        """Rows of `sql` on the destination (an Arrow table `as_arrow`); `{records}`, `{bin}`
+        and `{fetches}` name its tables."""
         pipeline = dlt.current.pipeline()
         if pipeline.destination is None:
-            return []
+            return pa.table({"id": pa.array([], pa.string())}) if as_arrow else []
         with self._lock, pipeline.sql_client() as client:
             tables = {
                 name: client.make_qualified_table_name(table)
@@ -166,5 +186,8 @@ class Warehouse:
                     (TABLE, TABLE), (BIN_TABLE, BIN_TABLE),
                 )
             }
+            if as_arrow:
+                with client.execute_query(sql.format(**tables), *args) as cursor:
+                    return cursor.arrow()
             found = client.execute_sql(sql.format(**tables), *args)
         return [tuple(row) for row in found or []]
