@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
-from conftest import NOW, api_calls, delete, query, run_once, source_args
+from conftest import DUCKDB_FILE, NOW, analyst, api_calls, delete, query, run_once, source_args
+from test_cli import cli
 
 from pipelines.errors import explain
 from pipelines.zoho_crm_deleted import run
@@ -115,3 +117,73 @@ def _has(client, table: str) -> bool:
             table,
         )
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("403-permissions", "NO_PERMISSION"),
+        ("403-wrapped", "NO_PERMISSION"),
+        ("scope", "OAUTH_SCOPE_MISMATCH"),
+        ("400-authorization", "AUTHORIZATION_FAILED"),
+    ],
+)
+def test_a_refusal_on_related_records_fails_only_that_list_and_forgets_no_entry(
+    org, server, tmp_path, kind, code
+):
+    for n in range(3):
+        bin_lead(org, f"7{n}", NOW - timedelta(days=1, minutes=n))
+    delete(org, "Contacts", "801", NOW - timedelta(days=1))
+    org.add_related("Contacts", "801", "Deals", [{"id": "d8", "Deal_Name": "Big", "Amount": 1.0}])
+    env = {"SOURCES__ZOHO_CRM__RELATED_LISTS": json.dumps(RELATED)}
+    server.faults.add(r"/Leads/deleted/\d+/Campaigns$", kind, times=None)
+
+    refused = cli(server, tmp_path, "run", **env)
+
+    assert refused.returncode == 1, refused.stderr
+    assert f"FAILED related list Leads.Campaigns: {code}" in refused.stdout
+    assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1
+    with analyst(tmp_path / DUCKDB_FILE) as db:
+        assert db.sql("SELECT count(*) FROM deleted_records").fetchall() == [(4,)]
+        lists = db.sql(
+            "SELECT related_list, count(*) FROM deleted_related_records GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert lists == [("Deals", 1), ("Products", 3)]  # every other list of every entry
+    assert server.calls["related"] == 4
+    assert 1 <= server.calls["fault"] <= 3  # the list is dropped at its first refusal
+
+    server.faults.clear()  # allowed now: the entries refused before are fetched, nothing else
+    server.reset_counts()
+    again = cli(server, tmp_path, "run", **env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert server.calls["related"] == 3
+    with analyst(tmp_path / DUCKDB_FILE) as db:
+        campaigns = db.sql(
+            "SELECT count(DISTINCT parent_id) FROM deleted_related_records "
+            "WHERE related_list = 'Campaigns'"
+        ).fetchall()
+    assert campaigns == [(3,)]
+
+
+@pytest.mark.parametrize("kind", ["purge-parent", "restore-parent", "204"])
+def test_a_parent_gone_before_its_related_call_is_skipped_not_an_error(
+    org, server, pipeline, kind
+):
+    bin_lead(org, "901", NOW - timedelta(days=2))
+    bin_lead(org, "902", NOW - timedelta(days=1))
+    server.faults.add(r"/Leads/deleted/901/Campaigns$", kind, times=1)
+
+    first = run_once(server, pipeline, related_lists=RELATED)
+
+    assert first.failed_modules == {} and first.refused_lists == {}
+    assert first.related_backlog == 0
+    fetched = query(
+        pipeline,
+        f"SELECT parent_id, related_list, outcome FROM {DS}.related_fetches ORDER BY 1, 2",
+    )
+    gone = "fetched" if kind == "204" else "gone"  # a 204 may also mean "none related"
+    assert ("901", "Campaigns", gone) in fetched
+    assert ("902", "Campaigns", "fetched") in fetched and ("902", "Products", "fetched") in fetched
+    # never asked for again
+    second = run_once(server, pipeline, related_lists=RELATED)
+    assert "related" not in second.api_calls

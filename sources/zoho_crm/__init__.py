@@ -58,6 +58,7 @@ DEFAULT_LOAD_CHUNK_ROWS = 100_000
 DEFAULT_RELATED_CALLS_PER_RUN = 1_000
 DEFAULT_API_CREDITS_RESERVE = 1_000
 DEFAULT_ORG = "default"
+MODULES_MEMO = "modules_memo"  # the source state key, and the resource that writes it
 
 
 def org_name(org: Any) -> str:
@@ -137,16 +138,14 @@ def zoho_crm(
         )  # fmt: skip
     client = report.client
     wanted_modules = modules_setting(modules)
+    report.modules_config = wanted_modules
     related = related_lists_setting(related_lists)
     every = duration_setting("reconcile_every", reconcile_every)
     chunk_rows = positive_int("load_chunk_rows", load_chunk_rows)
     related_budget = positive_int("related_calls_per_run", related_calls_per_run)
     reserve = positive_int("api_credits_reserve", api_credits_reserve, lower=0)
     if report.modules is None:
-        if wanted_modules == "all":
-            report.modules = readable_modules(client)
-        else:  # before any other check: a misspelt module explains the errors it causes
-            report.modules = checked_modules(client, wanted_modules)
+        report.modules, report.modules_resolved = _known_modules(client, wanted_modules, every)
     module_list = report.modules
     if report.related is None:
         if related == "auto":
@@ -171,10 +170,45 @@ def zoho_crm(
     resources.append(
         reconcile_resource(client, module_list, warehouse, ledger, report, every, reconcile)
     )
+    resources.append(_modules_memo(report))
     if report.related:
         resources.append(related_lists_check(client, report.related))
         resources.append(related_resources(client, report.related, warehouse, report, reserve))
     return resources
+
+
+def _known_modules(
+    client: ZohoClient, wanted: Any, every: timedelta
+) -> Tuple[List[str], bool]:
+    """The modules to read: `"all"` as `/settings/modules` lists them, or the configured list
+    checked against it — before any other check, as a misspelt module explains the errors it
+    causes. What a run resolved is remembered for `reconcile_every` (see `_modules_memo`), so
+    a run with nothing new makes no metadata call. Returns (modules, resolved by this call)."""
+    memo = dlt.current.source_state().get(MODULES_MEMO) or {}
+    at = memo.get("at")
+    if memo.get("config") == wanted and at:
+        if datetime.now(UTC) - datetime.fromisoformat(at) < every:
+            return list(memo["modules"]), False
+    if wanted == "all":
+        return readable_modules(client), True
+    return checked_modules(client, wanted), True
+
+
+def _modules_memo(report: RunReport) -> DltResource:
+    """A resource that loads nothing: it remembers, in the source's state (committed with the
+    run's first package), which modules the run resolved and from what configuration."""
+
+    @dlt.resource(name=MODULES_MEMO)
+    def modules_memo() -> Iterator[Any]:
+        if report.modules_resolved:
+            dlt.current.source_state()[MODULES_MEMO] = {
+                "config": report.modules_config,
+                "modules": list(report.modules or []),
+                "at": datetime.now(UTC).isoformat(),
+            }
+        yield from ()
+
+    return modules_memo
 
 
 def _client(
