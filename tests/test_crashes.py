@@ -71,7 +71,7 @@ def test_a_run_killed_with_sigkill_is_completed_by_the_next(
     server.reset_counts()
     third = cli(server, tmp_path, "run")
     assert third.returncode == 0
-    assert "API calls: 6 (deleted 4, metadata 1, recycle_bin 1)" in third.stdout
+    assert "API calls: 5 (deleted 4, recycle_bin 1)" in third.stdout  # modules remembered
     assert loaded(tmp_path) == ((total, total), (total, total))
 
 

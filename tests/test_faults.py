@@ -143,4 +143,4 @@ def test_concurrency_toward_the_org_stays_under_max_concurrency(org, server, pip
     server.reset_counts()
     run_once(server, pipeline, max_concurrency=1)
     assert server.max_in_flight == 1
-    assert api_calls(server) == {"modules": 1, "deleted": 4, "recycle_bin": 1}
+    assert api_calls(server) == {"deleted": 4, "recycle_bin": 1}

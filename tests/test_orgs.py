@@ -82,7 +82,7 @@ def test_two_orgs_land_in_one_duckdb_file_without_collisions(two_orgs, tmp_path)
     # Each org keeps its own state: a second run of acme finds nothing new.
     again = zoho(tmp_path, env, "run", "--org", "acme")
     assert again.returncode == 0
-    assert "API calls: 4 (deleted 2, metadata 1, recycle_bin 1)" in again.stdout
+    assert "API calls: 3 (deleted 2, recycle_bin 1)" in again.stdout
     assert (tmp_path / "dlt" / "pipelines" / "zoho_crm_deleted_acme").is_dir()
     assert (tmp_path / "dlt" / "pipelines" / "zoho_crm_deleted_globex").is_dir()
 

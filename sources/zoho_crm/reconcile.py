@@ -2,7 +2,7 @@
 
 A restore is an absence: the record leaves the bin and no incremental answer mentions it. So,
 every `reconcile_every` (or on demand), one pass
-1. lists the bin in full (loading its entries), keeping only their ids;
+1. lists the bin in full, keeping only ids (and loading the entries `recycle_bin` lacks);
 2. compares those, per module, with the ids the warehouse holds as `recycle`: held but not
    listed may have been restored; listed but not held was missed by incremental reads;
 3. asks the bin for the held-but-unlisted ids (`?ids=`): one still there was only skipped by
@@ -102,6 +102,7 @@ def _pass(
 ) -> Iterator[Any]:
     """Steps 1-5 of the module docstring, then the restores."""
     listed: Dict[str, List[pa.Array]] = {m: [] for m in modules}
+    held_in_bin = warehouse.bin_ids()
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
     for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
         table = _bin_table(warehouse.org, page, set(modules), now)
@@ -109,7 +110,11 @@ def _pass(
             for module in set(table["module__api_name"].to_pylist()):
                 mine = pc.equal(table["module__api_name"], module)
                 listed[module].append(table["id"].filter(mine).combine_chunks())
-            yield _variant(table, RECYCLE_BIN_HINTS)
+            # only entries the bin's own reads missed: the pass's package stays small
+            new = table.filter(pc.invert(pc.is_in(table["id"], value_set=held_in_bin)))
+            if new.num_rows:
+                yield _variant(new, RECYCLE_BIN_HINTS)
+    del held_in_bin
 
     unlisted, missed = _compare(warehouse, listed)
     del listed

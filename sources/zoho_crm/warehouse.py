@@ -147,6 +147,14 @@ class Warehouse:
             return pa.array([], pa.string())
         return table.column("id").combine_chunks().cast(pa.string())  # as Zoho's ids are read
 
+    def bin_ids(self) -> pa.Array:
+        """Ids of every `recycle_bin` row of this org."""
+        try:
+            table = self._query("SELECT id FROM {bin} WHERE org = %s", (self.org,), as_arrow=True)
+        except DatabaseUndefinedRelation:
+            return pa.array([], pa.string())
+        return table.column("id").combine_chunks().cast(pa.string())
+
     def rows(self, module: str, ids: Sequence[str]) -> List[Dict[str, Any]]:
         """Whole rows of `module` with these ids (a merge replaces whole rows)."""
         found: List[Dict[str, Any]] = []
