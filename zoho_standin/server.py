@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from zoho_standin.faults import Faults
 from zoho_standin.org import DeletedEntry, Org
+from zoho_standin.restore import RESTORE_PATH, RestoreDesk, answer_restore
 
 CLIENT_ID = "1000.STANDINCLIENT"
 CLIENT_SECRET = "standin-client-secret-7f3a9c"
@@ -61,6 +62,7 @@ class StandinServer:
         self.token_lifetime = token_lifetime
         self.latency = latency
         self.faults = Faults()
+        self.restores = RestoreDesk()
         self.calls: Counter[str] = Counter()  # route -> calls answered (API calls, not token)
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (route, path?query, headers)
         self.in_flight = 0
@@ -227,7 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        raw = self.rfile.read(length)
+        if RESTORE_PATH.fullmatch(split.path):
+            return self._json(*answer_restore(self.standin, self.headers, raw))
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         if split.path != "/oauth/v2/token":
             return self._json(404, _error(404, "INVALID_URL_PATTERN", "no such URL").body())
         # Zoho answers a refused grant with HTTP 200 and an "error" key.
