@@ -1,7 +1,8 @@
 """`status`: what the warehouse holds per module, what is at risk, and whether runs are healthy.
 
 Healthy means: a run has succeeded, the last success is more recent than `max_run_gap`
-(`[sources.zoho_crm] max_run_gap`, default 2 days), and the last run failed for no module.
+(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module, and no
+mass-deletion incident is open (see pipelines/incidents.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, List, Optional
 
 import dlt
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from pipelines.incidents import describe_incident, read_incidents
+from pipelines.warehouse_sql import query_rows
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
@@ -55,21 +57,17 @@ class Status:
     last_run_error: Optional[str] = None
     max_run_gap_hours: float = 48.0
     modules: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
         for key in ("last_success_at", "last_run_at"):
             data[key] = data[key].isoformat() if data[key] else None
+        data["incidents"] = [
+            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in incident.items()}
+            for incident in self.incidents
+        ]
         return data
-
-
-def _query(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[Any]:
-    try:
-        with pipeline.sql_client() as client:
-            found = client.execute_sql(sql.format(ds=client.fully_qualified_dataset_name()), *args)
-            return [tuple(row) for row in found or []]
-    except DatabaseUndefinedRelation:
-        return []
 
 
 def max_run_gap() -> timedelta:
@@ -83,9 +81,9 @@ def read_status(
     """The status of one org's runs and records."""
     now = now or datetime.now(UTC)
     gap = max_run_gap()
-    runs = _query(pipeline, LAST_RUNS, org)
+    runs = query_rows(pipeline, LAST_RUNS, org)
     last_success, last_run = runs[0] if runs else (None, None)
-    last = _query(pipeline, LAST_RUN, org)
+    last = query_rows(pipeline, LAST_RUN, org)
     succeeded, failed_modules, error = last[0] if last else (None, None, None)
     status = Status(
         org=org,
@@ -96,8 +94,9 @@ def read_status(
         last_run_error=error,
         max_run_gap_hours=gap.total_seconds() / 3600,
     )
-    for module, *counts in _query(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
+    for module, *counts in query_rows(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
+    status.incidents = read_incidents(pipeline, org, open_only=True)
     status.problems = _problems(status, now, gap, succeeded)
     status.healthy = not status.problems
     return status
@@ -121,6 +120,12 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
         )
     elif succeeded is False:
         problems.append(f"the last run failed: {status.last_run_error}")
+    if status.incidents:
+        problems.append(
+            f"{len(status.incidents)} open mass-deletion incident(s) (listed above): restore "
+            "with `zoho-deleted restore --incident ID` (a dry run; add --yes to restore), or "
+            "acknowledge with `zoho-deleted incidents ack ID`"
+        )
     return problems
 
 
@@ -152,5 +157,6 @@ def describe(status: Status) -> List[str]:
             f"{missing} records were purged before any run saw them in the bin, so their names "
             "and deleters are lost: run more often (at least daily) to catch them in the bin."
         )
+    lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
     return lines
