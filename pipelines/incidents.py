@@ -137,9 +137,9 @@ def read_incidents(
     pipeline: dlt.Pipeline, org: str, open_only: bool = False, incident_id: Optional[str] = None
 ) -> List[Dict[str, Any]]:
     """One org's incidents, latest first, as dicts of COLUMNS."""
+    select = incidents_select("{ds}.", table_exists(pipeline, REVIEWS_TABLE))
     if not table_exists(pipeline, "deletion_events"):
         return []
-    select = incidents_select("{ds}.", table_exists(pipeline, REVIEWS_TABLE))
     where, args = ["org = %s"], [org]
     if open_only:
         where.append("is_open")
