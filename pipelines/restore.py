@@ -127,7 +127,7 @@ def _where(pipeline: dlt.Pipeline, org: str, chosen: Selection) -> Tuple[str, Li
     clauses: List[str] = []
     args: List[Any] = []
     if chosen.module is not None:
-        _known(pipeline, org, "module", "r.module = %s", [chosen.module])
+        _known(pipeline, org, "--module", "r.module = %s", [chosen.module])
         clauses.append("r.module = %s")
         args.append(chosen.module)
     if chosen.deleted_by is not None:
