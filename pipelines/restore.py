@@ -308,7 +308,8 @@ def _send(
                 if error.code == "OAUTH_SCOPE_MISMATCH":
                     error_line, code = _scope_line(), EXIT_AUTH
                 else:
-                    error_line, code = f"{error}; {left} entries were not restored", EXIT_ZOHO
+                    error_line = f"{error}; {left} entries were not restored: run it again"
+                    code = EXIT_ZOHO
                 break
             note(batch, outcomes_of(body, batch))
     except (ZohoResponseError, RequestException) as error:

@@ -136,6 +136,24 @@ def test_a_token_without_the_restore_scope_gets_one_line_naming_it(org, server, 
     assert REFRESH_TOKEN not in out + err and CLIENT_SECRET not in out + err
 
 
+def test_zoho_failing_after_retries_is_recorded_and_the_same_restore_completes_it(
+    org, server, cmd, tmp_path
+):
+    ids = burst(org, "Leads", PATRICIA, NOW - timedelta(hours=2), 3, 1000)
+    assert cmd("run")[0] == 0
+    server.faults.add("recycle_bin/actions/restore", "500", times=None)
+    code, out, err = cmd("restore", "--module", "Leads", "--yes")
+    assert code == 4 and err.count("\n") == 1
+    assert "HTTP 500 INTERNAL_ERROR" in err and "3 entries were not restored" in err
+    assert {row[2] for row in requests_table(tmp_path)} == {"INTERNAL_ERROR"}
+    assert len(org.in_bin(True)) == 3
+
+    server.faults.clear()
+    code, out, err = cmd("restore", "--module", "Leads", "--yes")
+    assert code == 0, err
+    assert "3 restored" in out and server.restores.calls == [ids]
+
+
 BAD_SELECTIONS = [
     ([], ["choose what to restore"]),
     (["--ids", "1000", "--module", "Leads"], ["in one way"]),

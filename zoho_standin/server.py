@@ -231,6 +231,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         if RESTORE_PATH.fullmatch(split.path):
+            fault = self.standin.faults.take(split.path)
+            if fault and self._inject(fault):
+                return None
             return self._json(*answer_restore(self.standin, self.headers, raw))
         form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         if split.path != "/oauth/v2/token":
