@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import dlt
 
-from pipelines.warehouse_sql import query_rows, table_exists
+from pipelines.warehouse_sql import existing_tables, query_rows
 from sources.zoho_crm.config import duration_setting, positive_int
 
 REVIEWS_TABLE = "incident_reviews"
@@ -137,8 +137,9 @@ def read_incidents(
     pipeline: dlt.Pipeline, org: str, open_only: bool = False, incident_id: Optional[str] = None
 ) -> List[Dict[str, Any]]:
     """One org's incidents, latest first, as dicts of COLUMNS."""
-    select = incidents_select("{ds}.", table_exists(pipeline, REVIEWS_TABLE))
-    if not table_exists(pipeline, "deletion_events"):
+    tables = existing_tables(pipeline)
+    select = incidents_select("{ds}.", REVIEWS_TABLE in tables)
+    if "deletion_events" not in tables:
         return []
     where, args = ["org = %s"], [org]
     if open_only:

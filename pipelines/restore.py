@@ -21,7 +21,7 @@ from pipelines.errors import EXIT_AUTH, EXIT_OK, EXIT_PARTIAL, EXIT_ZOHO
 from pipelines.incidents import BINNED_JOIN, DELETED_AT, read_incidents, utc
 from pipelines.ledger import RESTORE_REQUESTS, record_restores, who
 from pipelines.orgs import CREDENTIAL_KEYS, org_source_args
-from pipelines.warehouse_sql import query_rows, table_exists
+from pipelines.warehouse_sql import existing_tables, query_rows
 from pipelines.zoho_crm_deleted import exclusive
 from sources.zoho_crm.auth import ZohoAuth
 from sources.zoho_crm.client import RetryingHttp, ZohoClient
@@ -156,10 +156,11 @@ def plan(
 ) -> Plan:
     """The entries the selection finds, sorted into sent and left out."""
     now = now or datetime.now(UTC)
-    if not table_exists(pipeline, "deleted_records"):
+    tables = existing_tables(pipeline)
+    if "deleted_records" not in tables:
         raise ZohoConfigError("nothing is captured yet: run `zoho-deleted run` first")
     where, args = _where(pipeline, org, chosen)
-    requested = REQUESTED if table_exists(pipeline, RESTORE_REQUESTS) else "FALSE"
+    requested = REQUESTED if RESTORE_REQUESTS in tables else "FALSE"
     select = SELECT.format(requested=requested, where=where, ds="{ds}")
     rows = query_rows(pipeline, select, org, *args)
     if chosen.ids is not None:

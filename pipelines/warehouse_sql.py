@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Set
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-TABLE_EXISTS = """
-SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s
-"""
+TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
 
 
 def query_rows(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[tuple]:
@@ -22,8 +20,7 @@ def query_rows(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[tuple]:
         return []
 
 
-def table_exists(pipeline: dlt.Pipeline, table: str) -> bool:
-    """Whether the dataset holds `table` (asked of the destination, not of the local schema)."""
+def existing_tables(pipeline: dlt.Pipeline) -> Set[str]:
+    """The dataset's tables and views, as the destination (not the local schema) has them."""
     with pipeline.sql_client() as client:
-        [(count,)] = client.execute_sql(TABLE_EXISTS, pipeline.dataset_name, table)
-    return bool(count)
+        return {name for (name,) in client.execute_sql(TABLES, pipeline.dataset_name) or []}
