@@ -10,8 +10,12 @@ from typing import Any, List, Optional, Sequence
 
 import dlt
 
-from pipelines.errors import EXIT_BACKLOG, EXIT_OK, EXIT_PARTIAL, explain, refused
+from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, explain, refused
+from pipelines.incidents import describe_incident, incident_settings, read_incidents
+from pipelines.ledger import acknowledge
 from pipelines.orgs import org_source_args
+from pipelines.report import DEFAULT_OUTPUT, write_report
+from pipelines.restore import Selection, restore
 from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import DATASET_NAME, TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG
@@ -66,6 +70,7 @@ def _print_status(pipeline: dlt.Pipeline, org: str = DEFAULT_ORG, as_json: bool 
 
 def cmd_run(args: argparse.Namespace) -> int:
     _say(f"Running pipeline into dataset {DATASET_NAME}")
+    incident_settings()  # a bad setting stops the run before it starts, not after the load
     source_args = org_source_args(args.org)
     if args.reconcile:
         source_args["reconcile"] = True
@@ -82,10 +87,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import DEMO_ORG, demo
+    from pipelines.demo import DEMO_ORG, act_on, demo
 
     pipeline = demo(_say, print_result)
     _show_tables(pipeline)
+    act_on(pipeline, _say)
     _say("Status:")
     _print_status(pipeline, DEMO_ORG)
     return EXIT_OK
@@ -94,6 +100,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     pipeline = make_pipeline(args.destination, org=args.org)
     return _print_status(pipeline, args.org, as_json=args.json)
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    pipeline = make_pipeline(args.destination, org=args.org)
+    if args.action == "ack":
+        if not args.incident_id:
+            print("zoho-deleted: incidents ack needs an INCIDENT_ID", file=sys.stderr)
+            return EXIT_CONFIG
+        before = acknowledge(pipeline, args.org, args.incident_id)
+        again = f" again (reviewed by {before['reviewed_by']})" if before["reviewed_at"] else ""
+        _say(f"Incident {args.incident_id} marked reviewed{again}; status no longer alerts on it.")
+        return EXIT_OK
+    incidents = read_incidents(pipeline, args.org)
+    if not incidents:
+        _say(f"No mass-deletion incidents in org {args.org}.")
+    for incident in incidents:
+        _say(describe_incident(incident))
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    chosen = Selection(
+        incident=args.incident,
+        module=args.module,
+        deleted_by=args.deleted_by,
+        since=args.since,
+        until=args.until,
+        ids=args.ids,
+    )
+    return restore(make_pipeline(args.destination, org=args.org), args.org, chosen, args.yes, _say)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    path = write_report(make_pipeline(args.destination, org=args.org), args.org, args.output)
+    _say(f"Report written to {path}")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,13 +171,62 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print, per module, records in the bin, permanent, expiring within 7 "
         "days, captured without details and restored; when the last successful run was; and "
         "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
-        "last one older than max_run_gap, or the last run failed for a module).",
+        "last one older than max_run_gap, the last run failed for a module, or a "
+        "mass-deletion incident is open: see `zoho-deleted incidents`).",
     )
     status_parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead"
     )
     status_parser.set_defaults(handler=cmd_status)
-    for sub in (run_parser, status_parser):
+    incidents_parser = commands.add_parser(
+        "incidents",
+        help="list mass-deletion incidents, or acknowledge one",
+        description="List mass-deletion incidents, latest first: deletions by one user in one "
+        "module with no gap longer than incident_gap (default 10m), at least "
+        "incident_threshold (default 100) records. `incidents ack INCIDENT_ID` marks one "
+        "reviewed (who and when, in table incident_reviews), so status stops alerting on it.",
+    )
+    incidents_parser.add_argument("action", nargs="?", choices=["ack"], help="ack: mark reviewed")
+    incidents_parser.add_argument("incident_id", nargs="?", metavar="INCIDENT_ID")
+    incidents_parser.set_defaults(handler=cmd_incidents)
+    restore_parser = commands.add_parser(
+        "restore",
+        help="restore entries from Zoho's recycle bin (a dry run unless --yes)",
+        description="Select bin entries the warehouse holds, by --incident, or by --module, "
+        "--deleted-by, --since, --until together, or by --ids. Without --yes nothing changes: "
+        "it prints what it would restore (exit 0). With --yes it asks Zoho to restore them, "
+        "at most 200 per call, and records each outcome in table restore_requests: exit 0 when "
+        "every one was restored or scheduled, 1 when some failed, 2 for a bad selection, 3 "
+        "when the token lacks the scope ZohoCRM.settings.recycle_bin.UPDATE, 4 when Zoho "
+        "kept failing.",
+    )
+    restore_parser.add_argument("--incident", metavar="INCIDENT_ID", help="an incident's entries")
+    restore_parser.add_argument("--module", help="a module API name, e.g. Leads")
+    restore_parser.add_argument(
+        "--deleted-by", metavar="NAME_OR_ID", help="the deleting user's name or id"
+    )
+    restore_parser.add_argument(
+        "--since", metavar="TIME", help="deleted at or after (ISO 8601; UTC without offset)"
+    )
+    restore_parser.add_argument("--until", metavar="TIME", help="deleted before (ISO 8601)")
+    restore_parser.add_argument("--ids", metavar="ID[,ID...]", help="record ids")
+    restore_parser.add_argument(
+        "--yes", action="store_true", help="restore for real (without it: a dry run)"
+    )
+    restore_parser.set_defaults(handler=cmd_restore)
+    report_parser = commands.add_parser(
+        "report",
+        help="write one self-contained HTML report",
+        description="Write one HTML file that opens offline: deletions per day by module and "
+        "by user, incidents on a timeline, what leaves the bin in the next 14 days, and "
+        "capture coverage per module. Needs the extra: pip install '.[report]'.",
+    )
+    report_parser.add_argument(
+        "--output", default=DEFAULT_OUTPUT, help=f"the file to write (default {DEFAULT_OUTPUT})"
+    )
+    report_parser.set_defaults(handler=cmd_report)
+    acting = (incidents_parser, restore_parser, report_parser)
+    for sub in (run_parser, status_parser, *acting):
         sub.add_argument(
             "--org",
             default=DEFAULT_ORG,
@@ -148,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="any dlt destination (duckdb, postgres, motherduck, snowflake, ...), "
             "configured as dlt configures it; default duckdb",
         )
-    for sub in (run_parser, demo_parser, status_parser):
+    for sub in (run_parser, demo_parser, status_parser, *acting):
         sub.add_argument(
             "--verbose",
             action="store_true",

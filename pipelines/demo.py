@@ -16,6 +16,9 @@ from pipelines.duckdb_file import (
     configured_duckdb_file,
     duckdb_destination,
 )
+from pipelines.incidents import describe_incident, read_incidents
+from pipelines.report import write_report
+from pipelines.restore import Selection, restore
 from pipelines.zoho_crm_deleted import DATASET_NAME, RunResult, make_pipeline, pipeline_name, run
 from sources.zoho_crm.errors import ZohoConfigError
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer
@@ -23,6 +26,8 @@ from zoho_standin.seed import DEMO_MODULES, USERS, record_id, seed_demo
 
 DEMO_ORG = "demo"  # its own pipeline state, and org = 'demo' on every row it loads
 DEMO_STATE_DIR = ".zoho-demo"
+DEMO_REPORT = str(Path(DEMO_STATE_DIR) / "report.html")  # never a report the user wrote
+MASS_DELETION = 120  # Deals one user deletes between the runs: above incident_threshold
 DEMO_RELATED_LISTS = {
     "Leads": {"Campaigns": ["Owner", "Campaign_Name"], "Products": ["Owner", "Product_Name"]},
     "Contacts": {"Deals": ["Owner", "Deal_Name", "Amount"]},
@@ -62,7 +67,31 @@ def change_between_runs(org: Org) -> str:
     for rid in binned[:2]:
         org.purge("Leads", rid, now + timedelta(seconds=1))
     org.restore("Leads", binned[2])
-    return "3 new Deals deleted, 2 Leads purged from the bin, 1 Lead restored"
+    user, tz = USERS[1]
+    start = now - timedelta(minutes=30)
+    for k in range(MASS_DELETION):  # one every 3 seconds: a mass-deletion incident
+        at = (start + timedelta(seconds=3 * k)).astimezone(tz)
+        org.delete("Deals", record_id(2, 6000 + k), at, f"Bulk Deal {k}", user, user, user)
+    return (
+        f"3 new Deals deleted, 2 Leads purged from the bin, 1 Lead restored, and {user.name} "
+        f"deleted {MASS_DELETION} Deals in {3 * MASS_DELETION // 60} minutes"
+    )
+
+
+def act_on(pipeline: dlt.Pipeline, say: Callable[[str], None]) -> None:
+    """What an admin does next: list incidents, dry-run a restore, look at the report."""
+    say("Mass-deletion incidents (zoho-deleted incidents):")
+    incidents = read_incidents(pipeline, DEMO_ORG)
+    for incident in incidents:
+        say(f"  {describe_incident(incident)}")
+    if incidents:
+        first = incidents[0]["incident_id"]
+        say(f"\nDry run (zoho-deleted restore --incident {first}):")
+        restore(pipeline, DEMO_ORG, Selection(incident=first), False, lambda line: say(f"  {line}"))
+    try:
+        say(f"\nReport (zoho-deleted report): {write_report(pipeline, DEMO_ORG, DEMO_REPORT)}")
+    except ZohoConfigError as error:  # installed without the extra
+        say(f"\nNo report: {error}")
 
 
 def holds_only_demo_data(path: Path) -> bool:

@@ -1,7 +1,8 @@
 """`status`: what the warehouse holds per module, what is at risk, and whether runs are healthy.
 
 Healthy means: a run has succeeded, the last success is more recent than `max_run_gap`
-(`[sources.zoho_crm] max_run_gap`, default 2 days), and the last run failed for no module.
+(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module, and no
+mass-deletion incident is open (see pipelines/incidents.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, List, Optional
 
 import dlt
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from pipelines.incidents import describe_incident, read_incidents
+from pipelines.warehouse_sql import query_rows
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
@@ -59,21 +61,17 @@ class Status:
     related_backlog: int = 0  # (bin entry, related list) pairs the last run left to fetch
     related_backlog_runs: Optional[int] = None  # runs it takes at the last run's pace
     captures_stopped: Optional[str] = None  # a package the destination has not taken
+    incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
         for key in ("last_success_at", "last_run_at"):
             data[key] = data[key].isoformat() if data[key] else None
+        data["incidents"] = [
+            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in incident.items()}
+            for incident in self.incidents
+        ]
         return data
-
-
-def _query(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[Any]:
-    try:
-        with pipeline.sql_client() as client:
-            found = client.execute_sql(sql.format(ds=client.fully_qualified_dataset_name()), *args)
-            return [tuple(row) for row in found or []]
-    except DatabaseUndefinedRelation:
-        return []
 
 
 def max_run_gap() -> timedelta:
@@ -87,9 +85,9 @@ def read_status(
     """The status of one org's runs and records."""
     now = now or datetime.now(UTC)
     gap = max_run_gap()
-    runs = _query(pipeline, LAST_RUNS, org)
+    runs = query_rows(pipeline, LAST_RUNS, org)
     last_success, last_run = runs[0] if runs else (None, None)
-    last = _query(pipeline, LAST_RUN, org)
+    last = query_rows(pipeline, LAST_RUN, org)
     succeeded, failed_modules, error, backlog, related_calls, _ = (
         last[0] if last else (None,) * 6
     )
@@ -102,12 +100,13 @@ def read_status(
         last_run_error=error,
         max_run_gap_hours=gap.total_seconds() / 3600,
     )
-    for module, *counts in _query(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
+    for module, *counts in query_rows(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
     status.related_backlog = int(backlog or 0)
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
     status.captures_stopped = _unloaded_package(pipeline)
+    status.incidents = read_incidents(pipeline, org, open_only=True)
     status.problems = _problems(status, now, gap, succeeded)
     status.healthy = not status.problems
     return status
@@ -145,6 +144,12 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
         )
     elif succeeded is False:
         problems.append(f"the last run failed: {status.last_run_error}")
+    if status.incidents:
+        problems.append(
+            f"{len(status.incidents)} open mass-deletion incident(s) (listed above): restore "
+            "with `zoho-deleted restore --incident ID` (a dry run; add --yes to restore), or "
+            "acknowledge with `zoho-deleted incidents ack ID`"
+        )
     return problems
 
 
@@ -181,5 +186,6 @@ def describe(status: Status) -> List[str]:
             f"{status.related_backlog} related lists of bin entries are still to fetch; at the "
             f"last run's pace about {status.related_backlog_runs} more run(s) fetch them."
         )
+    lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
     return lines

@@ -14,6 +14,8 @@ from typing import Dict, List
 import dlt
 from dlt.destinations.exceptions import DatabaseException
 
+from pipelines.incidents import REVIEWS_TABLE, incidents_select
+
 logger = logging.getLogger(__name__)
 TESTED_DESTINATIONS = ("duckdb", "postgres")
 RELATED_TABLE = "deleted_related_records"
@@ -88,6 +90,9 @@ def view_sql(pipeline: dlt.Pipeline, prefix: str) -> Dict[str, str]:
             records=f"{prefix}deleted_records",
             related_columns=related_columns,
             related_join=related_join,
+        ),
+        "deletion_incidents": incidents_select(
+            prefix, REVIEWS_TABLE in pipeline.default_schema.tables
         ),
     }
 

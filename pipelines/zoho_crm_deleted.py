@@ -206,9 +206,14 @@ def finish_interrupted(pipeline: dlt.Pipeline) -> int:
     return pending
 
 
-def _record(pipeline: dlt.Pipeline, row: Dict[str, Any]) -> None:
+def load(pipeline: dlt.Pipeline, resource: Any) -> None:
+    """Load a small bookkeeping resource (runs, reviews, restore requests) into the dataset."""
     schema = pipeline.default_schema if pipeline.default_schema_name else dlt.Schema(SCHEMA_NAME)
-    pipeline.run(_runs_resource(row), schema=schema)
+    pipeline.run(resource, schema=schema)
+
+
+def _record(pipeline: dlt.Pipeline, row: Dict[str, Any]) -> None:
+    load(pipeline, _runs_resource(row))
 
 
 def _record_failure(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 import sys
@@ -106,7 +107,9 @@ def test_missing_credentials_name_the_keys(in_process, monkeypatch):
     assert "refresh_token" in err and "SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN" in err
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["demo"], ["status"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["demo"], ["status"], ["incidents"], ["restore"], ["report"]]
+)
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
@@ -186,12 +189,21 @@ def test_demo_runs_against_the_stand_in(tmp_path):
     result = demo(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Run 2 (zoho-deleted run --reconcile)" in result.stdout
-    assert "API calls: 13 (deleted 4, metadata 1, reconcile 7, recycle_bin 1)" in result.stdout
-    assert "Org demo: last successful run" in result.stdout and "Healthy." in result.stdout
+    assert "API calls: 12 (deleted 4, reconcile 7, recycle_bin 1)" in result.stdout
+    assert "Marco Ruiz deleted 120 Deals in 6 minutes" in result.stdout
+    incident = re.search(r"\n  ([0-9a-f]{12})  Deals: 120 records deleted by Marco", result.stdout)
+    assert incident, result.stdout
+    assert f"Dry run (zoho-deleted restore --incident {incident[1]}):" in result.stdout
+    assert "  Would restore 120 entries from Zoho's recycle bin:" in result.stdout
+    report = tmp_path / ".zoho-demo" / "report.html"
+    assert f"Report (zoho-deleted report): {report}" in result.stdout and report.exists()
+    assert "Org demo: last successful run" in result.stdout
+    assert "UNHEALTHY: 1 open mass-deletion incident(s)" in result.stdout
     assert (tmp_path / DUCKDB_FILE).exists()
     again = demo(tmp_path)  # recreates its own file: the same figures, nothing doubled
     assert again.returncode == 0, again.stderr
-    assert "deleted_records                364 rows" in again.stdout
+    assert "deleted_records                484 rows" in again.stdout
+    assert "Deals: 120 records deleted by Marco Ruiz" in again.stdout
 
 
 def test_demo_never_replaces_a_file_a_real_run_loaded(org, server, tmp_path):

@@ -7,10 +7,14 @@ from datetime import timedelta
 
 import dlt
 import pytest
-from conftest import NOW, delete, query, run_once
+from conftest import NOW, delete, env_for, query, run_once
+from test_incidents import PATRICIA, burst
 from test_readme_queries import QUERIES
 
 from pipelines.demo import DEMO_RELATED_LISTS, change_between_runs
+from pipelines.incidents import read_incidents
+from pipelines.ledger import acknowledge
+from pipelines.restore import Selection, plan, restore
 from pipelines.zoho_crm_deleted import make_pipeline
 from zoho_standin.seed import DEMO_MODULES, seed_demo
 
@@ -73,3 +77,28 @@ def test_the_invariants_hold_on_postgres(org, server, pg_pipeline):
     ) == [(0,)]
     for sql in QUERIES:  # the README's queries, and so the views, on PostgreSQL too
         assert query(pg_pipeline, sql.strip().rstrip(";")), sql
+
+
+def test_incidents_reviews_and_restores_on_postgres(
+    org, server, pg_pipeline, monkeypatch, tmp_path
+):
+    for key, value in env_for(server, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SOURCES__ZOHO_CRM__INCIDENT_THRESHOLD", "5")
+    ids = burst(org, "Leads", PATRICIA, NOW - timedelta(hours=2), 6, 1000)
+    run_once(server, pg_pipeline)
+    [incident] = read_incidents(pg_pipeline, "default", open_only=True)
+    assert (incident["records"], incident["in_bin"]) == (6, 6)
+    assert query(pg_pipeline, f"SELECT incident_id, is_open FROM {DS}.deletion_incidents") == [
+        (incident["incident_id"], True)
+    ]
+
+    acknowledge(pg_pipeline, "default", incident["incident_id"])
+    assert read_incidents(pg_pipeline, "default", open_only=True) == []
+    assert query(pg_pipeline, f"SELECT count(reviewed_at) FROM {DS}.deletion_incidents") == [(1,)]
+
+    chosen = Selection(incident=incident["incident_id"])
+    assert [e.id for e in plan(pg_pipeline, "default", chosen).send] == ids
+    assert restore(pg_pipeline, "default", chosen, True, lambda line: None) == 0
+    assert server.restores.calls == [ids]
+    assert plan(pg_pipeline, "default", chosen).left_out["requested"] == 6

@@ -27,6 +27,7 @@ from zoho_standin.faults import (
     Faults,
 )
 from zoho_standin.org import DeletedEntry, Org
+from zoho_standin.restore import RESTORE_PATH, RestoreDesk, answer_restore
 
 CLIENT_ID = "1000.STANDINCLIENT"
 CLIENT_SECRET = "standin-client-secret-7f3a9c"
@@ -87,6 +88,7 @@ class StandinServer:
         self.daily_allowance = daily_allowance
         self.credits_left = daily_allowance
         self.faults = Faults()
+        self.restores = RestoreDesk()
         self.calls: Counter[str] = Counter()  # route -> calls answered (API calls, not token)
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (route, path?query, headers)
         self.in_flight = 0
@@ -276,7 +278,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        raw = self.rfile.read(length)
+        if RESTORE_PATH.fullmatch(split.path):
+            fault = self.standin.faults.take(split.path)
+            if fault and self._inject(fault):
+                return None
+            return self._json(*answer_restore(self.standin, self.headers, raw))
+        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         if split.path != "/oauth/v2/token":
             return self._json(404, _error(404, "INVALID_URL_PATTERN", "no such URL").body())
         fault = self.standin.faults.take(split.path)

@@ -115,14 +115,32 @@ class ZohoClient:
         kind: str = "api",
     ) -> Optional[Dict[str, Any]]:
         """GET `path` (below /crm/{version}); None when Zoho says there is nothing there."""
-        endpoint = f"GET /crm/{self.api_version}/{path}"
+        return self._call("GET", path, module, kind, params=params, headers=headers)
+
+    def post(
+        self, path: str, body: Dict[str, Any], module: Optional[str] = None, kind: str = "api"
+    ) -> Optional[Dict[str, Any]]:
+        """POST the JSON `body` to `path`; Zoho's JSON answer (2xx, 207 multi-status included)."""
+        return self._call("POST", path, module, kind, json=body)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        module: Optional[str],
+        kind: str,
+        headers: Optional[Dict[str, str]] = None,
+        **request: Any,
+    ) -> Optional[Dict[str, Any]]:
+        endpoint = f"{method} /crm/{self.api_version}/{path}"
         for attempt in (1, 2):
             token = self.auth.token()
             with self._slots:
-                response = self._http.get(
+                response = self._http.request(
+                    method,
                     f"{self.base_url()}/{path}",
-                    params=params,
                     headers={**(headers or {}), "Authorization": f"Zoho-oauthtoken {token}"},
+                    **request,
                 )
             self._count(kind, response)
             if response.status_code in NO_DATA:

@@ -1,0 +1,83 @@
+"""What the commands write down in the dataset besides runs: incident reviews and restore
+requests. Loaded with dlt through the org's pipeline, so they land on any destination."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime
+from typing import Any, Dict, List
+
+import dlt
+
+from pipelines.incidents import REVIEWS_TABLE, read_incidents
+from pipelines.views import create_views
+from pipelines.zoho_crm_deleted import exclusive, finish_interrupted, load
+from sources.zoho_crm.errors import ZohoConfigError
+
+RESTORE_REQUESTS = "restore_requests"
+
+
+def who() -> str:
+    """The user the command runs as, for `reviewed_by` and `requested_by`."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "unknown"
+
+
+def acknowledge(pipeline: dlt.Pipeline, org: str, incident_id: str) -> Dict[str, Any]:
+    """Mark an incident reviewed (who and when); returns the incident as it was before.
+
+    One row per incident (merge on org and incident id): a second acknowledgement records the
+    latest review. A review covers the burst as it was: later deletions in it reopen it.
+    """
+    with exclusive(pipeline):
+        found = read_incidents(pipeline, org, incident_id=incident_id)
+        if not found:
+            raise ZohoConfigError(
+                f"no incident {incident_id!r} in org {org}: `zoho-deleted incidents` lists "
+                "their ids"
+            )
+        finish_interrupted(pipeline)
+        row = {"org": org, "incident_id": incident_id, "reviewed_at": datetime.now(UTC)}
+        load(
+            pipeline,
+            dlt.resource(
+                [{**row, "reviewed_by": who()}],
+                name=REVIEWS_TABLE,
+                primary_key=("org", "incident_id"),
+                write_disposition="merge",
+                columns={
+                    "org": {"data_type": "text", "nullable": False},
+                    "incident_id": {"data_type": "text", "nullable": False},
+                    "reviewed_at": {"data_type": "timestamp"},
+                    "reviewed_by": {"data_type": "text"},
+                },
+            ),
+        )
+        create_views(pipeline)  # the view now joins the reviews
+    return found[0]
+
+
+def record_restores(pipeline: dlt.Pipeline, outcomes: List[Dict[str, Any]]) -> None:
+    """Append each id's restore outcome; the caller holds the pipeline's lock."""
+    if not outcomes:
+        return
+    finish_interrupted(pipeline)
+    load(
+        pipeline,
+        dlt.resource(
+            outcomes,
+            name=RESTORE_REQUESTS,
+            write_disposition="append",
+            columns={
+                "org": {"data_type": "text", "nullable": False},
+                "module": {"data_type": "text", "nullable": False},
+                "id": {"data_type": "text", "nullable": False},
+                "requested_at": {"data_type": "timestamp"},
+                "requested_by": {"data_type": "text"},
+                "code": {"data_type": "text"},
+                "message": {"data_type": "text", "nullable": True},
+            },
+        ),
+    )
