@@ -189,7 +189,7 @@ def test_demo_runs_against_the_stand_in(tmp_path):
     result = demo(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Run 2 (zoho-deleted run --reconcile)" in result.stdout
-    assert "API calls: 12 (deleted 4, reconcile 7, recycle_bin 1)" in result.stdout
+    assert "API calls: 13 (deleted 4, reconcile 8, recycle_bin 1)" in result.stdout
     assert "Marco Ruiz deleted 120 Deals in 6 minutes" in result.stdout
     incident = re.search(r"\n  ([0-9a-f]{12})  Deals: 120 records deleted by Marco", result.stdout)
     assert incident, result.stdout

@@ -281,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         if RESTORE_PATH.fullmatch(split.path):
             fault = self.standin.faults.take(split.path)
-            if fault and self._inject(fault):
+            if fault and self._inject(fault, split.path):
                 return None
             return self._json(*answer_restore(self.standin, self.headers, raw))
         form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
