@@ -11,7 +11,7 @@ import bisect
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 
 @dataclass
@@ -75,6 +75,23 @@ class Module:
     related_lists: Dict[str, RelatedList] = field(default_factory=dict)
 
 
+class Head(Sequence):
+    """The first `length` items of a list, without copying them."""
+
+    def __init__(self, items: List[DeletedEntry], length: int) -> None:
+        self._items, self._length = items, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return self._items[slice(*index.indices(self._length))]
+        if not -self._length <= index < self._length:
+            raise IndexError(index)
+        return self._items[index % self._length]
+
+
 class Org:
     """Thread-safe store of one org's deleted records, as the stand-in server serves them."""
 
@@ -135,19 +152,22 @@ class Org:
             self._version += 1
 
     # -- queries -------------------------------------------------------------------------------
-    def newest_first(self, module: Optional[str], since: Optional[datetime]) -> List[DeletedEntry]:
-        """Entries of a module (or all) deleted at or after `since`, newest first."""
+    def newest_first(
+        self, module: Optional[str], since: Optional[datetime]
+    ) -> Sequence[DeletedEntry]:
+        """Entries of a module (or all) deleted at or after `since`, newest first: a view of a
+        list cached until the org changes, so paging through a large list stays linear."""
         key = module or "*"
         with self.lock:
             cached = self._sorted.get(key)
             if cached is None or cached[0] != self._version:
                 chosen = [e for e in self.entries.values() if module is None or e.module == module]
-                chosen.sort(key=lambda e: (e.deleted_time.timestamp(), e.id))
-                cached = (self._version, [e.deleted_time.timestamp() for e in chosen], chosen)
+                chosen.sort(key=lambda e: (e.deleted_time.timestamp(), e.id), reverse=True)
+                cached = (self._version, [-e.deleted_time.timestamp() for e in chosen], chosen)
                 self._sorted[key] = cached
-        _, stamps, chosen = cached
-        start = 0 if since is None else bisect.bisect_left(stamps, since.timestamp())
-        return chosen[start:][::-1]
+        _, negated, chosen = cached
+        end = len(chosen) if since is None else bisect.bisect_right(negated, -since.timestamp())
+        return Head(chosen, end)
 
     def in_bin(
         self, oldest_first: bool, where: Optional[Tuple[str, Callable[[DeletedEntry], bool]]] = None

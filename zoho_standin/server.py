@@ -446,9 +446,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         since_header = self.headers.get("If-Modified-Since")
         since = _parse_time(since_header, "If-Modified-Since") if since_header else None
-        entries = [
-            e for e in self.standin.org.newest_first(module, since) if kind in ("all", e.type)
-        ]
+        entries = self.standin.org.newest_first(module, since)
+        if kind != "all":
+            entries = [e for e in entries if e.type == kind]
         if not entries:
             return (304, None) if since else (204, None)
         chunk, info = _page(entries, query)
