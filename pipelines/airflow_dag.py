@@ -40,7 +40,7 @@ def zoho_crm_deleted_dag() -> None:
 
     @task
     def publish_views() -> None:
-        """The analyst views and a `runs` row for `zoho-deleted status`."""
+        """The analyst views, a `runs` row for `zoho-deleted status`, the analyst file."""
         publish(make_pipeline())
 
     loaded[-1] >> publish_views()

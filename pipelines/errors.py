@@ -8,6 +8,7 @@ import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from requests.exceptions import RequestException
 
+from pipelines.analyst_file import AnalystFileError
 from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
 from sources.zoho_crm.errors import (
     ZohoApiError,
@@ -18,7 +19,8 @@ from sources.zoho_crm.errors import (
 )
 
 EXIT_OK = 0
-EXIT_PARTIAL = 1  # the run loaded, but Zoho refused some modules (or status: unhealthy)
+EXIT_PARTIAL = 1  # the run loaded, but Zoho refused some modules or the analyst file was not
+# published (or status: unhealthy)
 EXIT_CONFIG = 2  # bad configuration or command line
 EXIT_AUTH = 3  # Zoho refused the OAuth grant
 EXIT_ZOHO = 4  # Zoho or the network kept failing after retries; nothing from this run loaded
@@ -78,6 +80,8 @@ def explain(error: BaseException) -> Tuple[int, str]:
         return EXIT_CONFIG, _missing_config(found)
     if isinstance(found, PipelineBusyError):
         return EXIT_BUSY, str(found)
+    if isinstance(found, AnalystFileError):
+        return EXIT_PARTIAL, str(found)
     if isinstance(found, ZohoConfigError):
         return EXIT_CONFIG, f"configuration error: {found}"
     if isinstance(found, ZohoAuthError):

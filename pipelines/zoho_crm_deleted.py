@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterator, Optional
 import dlt
 from dlt.common.pipeline import LoadInfo
 
+from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import PipelineBusyError, explain
 from pipelines.views import create_views
@@ -38,6 +39,9 @@ class RunResult:
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
     load_info: Optional[LoadInfo] = None
     recovered_packages: int = 0
+    analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
+    analyst_publish_s: Optional[float] = None  # what publishing it added to the run
+    analyst_file_bytes: Optional[int] = None
 
     @property
     def total_calls(self) -> int:
@@ -92,14 +96,21 @@ def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
         f"another run of pipeline {pipeline.pipeline_name} is in progress (lock {path}); "
         "let it finish, or schedule runs further apart"
     )
-    with _flock(path, 0, busy):
-        if pipeline.destination is None or pipeline.destination.destination_name != "duckdb":
-            yield
-            return
-        database = str(pipeline.destination_client().config.credentials.database)
-        waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
-        with _flock(database + ".lock", DUCKDB_WAIT, waited):
-            yield
+    with _flock(path, 0, busy), duckdb_file_lock(pipeline):
+        yield
+
+
+@contextmanager
+def duckdb_file_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """One writer per DuckDB file, waited for up to DUCKDB_WAIT; nothing on other
+    destinations."""
+    database = pipeline_duckdb_file(pipeline)
+    if database is None:
+        yield
+        return
+    waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
+    with _flock(database + ".lock", DUCKDB_WAIT, waited):
+        yield
 
 
 def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResult:
@@ -107,13 +118,15 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
 
     Pending packages of a killed run are loaded first (dlt does that before extracting), so
     nothing a killed run extracted is lost and incremental state never runs ahead of the data.
-    After the data, one row goes to the `runs` table, which `status` reads.
+    After the data, one row goes to the `runs` table, which `status` reads; then the analyst
+    file is published (on DuckDB).
     """
     org = source_args.get("org", DEFAULT_ORG)
     pipeline = pipeline or make_pipeline(org=org)
     report = RunReport()
     started_at = datetime.now(UTC)
     with exclusive(pipeline):
+        analyst_file_of(pipeline)  # a misconfigured analyst file stops the run before it loads
         recovered = finish_interrupted(pipeline)
         try:
             info = pipeline.run(
@@ -133,14 +146,22 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             recovered_packages=recovered,
         )
         _record(pipeline, {"org": org, **_run_row(started_at, result)})
+        published = publish_analyst_file(pipeline)
+    if published:
+        result.analyst_file = published.path
+        result.analyst_publish_s = published.seconds
+        result.analyst_file_bytes = published.size_bytes
     return result
 
 
 def publish(pipeline: dlt.Pipeline, org: str = DEFAULT_ORG) -> None:
-    """After a load made elsewhere (Airflow): the views, and a `runs` row for `status`."""
-    create_views(pipeline)
-    now = datetime.now(UTC)
-    _record(pipeline, {"org": org, "started_at": now, "finished_at": now, "succeeded": True})
+    """After a load made elsewhere (Airflow): the views, a `runs` row for `status`, and the
+    analyst file."""
+    with duckdb_file_lock(pipeline):
+        create_views(pipeline)
+        now = datetime.now(UTC)
+        _record(pipeline, {"org": org, "started_at": now, "finished_at": now, "succeeded": True})
+        publish_analyst_file(pipeline)
 
 
 def finish_interrupted(pipeline: dlt.Pipeline) -> int:
