@@ -30,6 +30,11 @@ def print_result(result: RunResult) -> None:
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
         _say(f"  FAILED module {module}: {error.code} - {error}")
+    if result.analyst_file:
+        _say(
+            f"  analyst file {result.analyst_file}: {result.analyst_file_bytes / 1e6:.1f} MB, "
+            f"published in {result.analyst_publish_s:.2f} s"
+        )
 
 
 def _show_tables(pipeline: dlt.Pipeline) -> None:

@@ -6,6 +6,7 @@ Healthy means: a run has succeeded, the last success is more recent than `max_ru
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, List, Optional
@@ -13,6 +14,7 @@ from typing import Any, Dict, List, Optional
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from pipelines.analyst_file import analyst_file_of
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
@@ -55,6 +57,7 @@ class Status:
     last_run_error: Optional[str] = None
     max_run_gap_hours: float = 48.0
     modules: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -95,6 +98,7 @@ def read_status(
         last_run_failed_modules=failed_modules,
         last_run_error=error,
         max_run_gap_hours=gap.total_seconds() / 3600,
+        analyst_file=analyst_file_of(pipeline),
     )
     for module, *counts in _query(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
@@ -132,7 +136,7 @@ def _hours(delta: timedelta) -> str:
 def describe(status: Status) -> List[str]:
     """The human form: counts, then in words what is at risk and what to do."""
     if status.last_success_at is None:
-        return [f"Org {status.org}: UNHEALTHY: {p}" for p in status.problems]
+        return [f"Org {status.org}: UNHEALTHY: {p}" for p in status.problems] + _analyst(status)
     lines = [
         f"Org {status.org}: last successful run {status.last_success_at:%Y-%m-%d %H:%M:%S} UTC"
     ]
@@ -153,4 +157,12 @@ def describe(status: Status) -> List[str]:
             "and deleters are lost: run more often (at least daily) to catch them in the bin."
         )
     lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
-    return lines
+    return lines + _analyst(status)
+
+
+def _analyst(status: Status) -> List[str]:
+    if status.analyst_file is None:
+        return []
+    if not os.path.exists(status.analyst_file):
+        return [f"Analysts open {status.analyst_file} once a run has published it."]
+    return [f"Analysts open {status.analyst_file} (read-only; the last successful load)."]
