@@ -12,12 +12,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+import duckdb
 import pytest
-from conftest import ANALYST_FILE, DUCKDB_FILE, NOW, analyst, delete, env_for
+from conftest import (
+    ANALYST_FILE,
+    DATASET_NAME,
+    DUCKDB_FILE,
+    NOW,
+    analyst,
+    delete,
+    env_for,
+    run_once,
+)
 from test_cli import cli, in_process  # noqa: F401 - in_process is a fixture
 
 from pipelines import analyst_file
-from pipelines.analyst_file import copy_file
+from pipelines.analyst_file import copy_file, publish_analyst_file
 
 PARTIAL = f".{ANALYST_FILE}.publishing"  # what a publishing run writes before its rename
 HOLDER = """
@@ -163,6 +173,18 @@ def test_the_analyst_file_can_be_put_elsewhere(org, server, tmp_path, in_process
     assert code == 0 and json.loads(out)["analyst_file"] == str(tmp_path / "shared/zoho.duckdb")
     assert count(tmp_path / "shared/zoho.duckdb") == 1
     assert not (tmp_path / ANALYST_FILE).exists()
+
+
+def test_what_the_write_ahead_log_holds_reaches_the_copy(org, server, pipeline, tmp_path):
+    delete(org, "Leads", "100", NOW - timedelta(days=1))
+    run_once(server, pipeline)
+    with duckdb.connect(str(tmp_path / DUCKDB_FILE)) as db:  # leaves its commit in the WAL
+        db.execute("PRAGMA disable_checkpoint_on_shutdown")
+        db.execute(f"CREATE TABLE {DATASET_NAME}.{DATASET_NAME}.notes AS SELECT 42 AS answer")
+    assert os.path.getsize(tmp_path / f"{DUCKDB_FILE}.wal")
+    publish_analyst_file(pipeline)
+    with analyst(tmp_path / ANALYST_FILE) as db:
+        assert db.sql("SELECT answer FROM notes").fetchall() == [(42,)]
 
 
 def test_the_copy_falls_back_to_user_space_where_the_kernel_cannot_copy(tmp_path, monkeypatch):
