@@ -19,8 +19,7 @@ from sources.zoho_crm.errors import (
 )
 
 EXIT_OK = 0
-EXIT_PARTIAL = 1  # the run loaded, but Zoho refused some modules or the analyst file was not
-# published (or status: unhealthy)
+EXIT_PARTIAL = 1  # loaded, but Zoho refused modules or no analyst file (or status: unhealthy)
 EXIT_CONFIG = 2  # bad configuration or command line
 EXIT_AUTH = 3  # Zoho refused the OAuth grant
 EXIT_ZOHO = 4  # Zoho or the network kept failing after retries; nothing from this run loaded
