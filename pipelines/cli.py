@@ -38,6 +38,11 @@ def print_result(result: RunResult) -> None:
         _say(f"  FAILED related list {name}: {error.code} - {error}")
     if result.related_stop:
         _say(f"  related records stopped: {result.related_stop}; the next runs go on")
+    if result.analyst_file:
+        _say(
+            f"  analyst file {result.analyst_file}: {result.analyst_file_bytes / 1e6:.1f} MB, "
+            f"published in {result.analyst_publish_s:.2f} s"
+        )
 
 
 def _show_tables(pipeline: dlt.Pipeline) -> None:

@@ -152,5 +152,11 @@ def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) 
         print_result(run(pipeline, **args))
         say(f"\nIn Zoho meanwhile: {change_between_runs(org)}")
         say("Run 2 (zoho-deleted run --reconcile): what changed, plus the full pass for restores")
-        print_result(run(pipeline, reconcile=True, **args))
+        result = run(pipeline, reconcile=True, **args)
+        print_result(result)
+    analyst = Path(str(result.analyst_file))
+    say(
+        f"\nAnalysts open {analyst.name}, the read-only copy each run publishes, never "
+        f"{path.name} itself: duckdb -readonly {analyst.name} -cmd 'USE {DATASET_NAME}'"
+    )
     return pipeline

@@ -9,6 +9,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 from requests.exceptions import RequestException
 
+from pipelines.analyst_file import AnalystFileError
 from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
 from sources.zoho_crm.errors import (
     ZohoApiError,
@@ -20,7 +21,7 @@ from sources.zoho_crm.errors import (
 )
 
 EXIT_OK = 0
-EXIT_PARTIAL = 1  # the run loaded, but Zoho refused some modules (or status: unhealthy)
+EXIT_PARTIAL = 1  # loaded, but Zoho refused modules or no analyst file (or status: unhealthy)
 REFUSED_ADVICE = (
     "grant the Zoho user and token read access to them, or remove them from "
     "sources.zoho_crm.modules; the next run reads them from where they were"
@@ -124,6 +125,8 @@ def explain(error: BaseException) -> Tuple[int, str]:
         return EXIT_LOAD_STUCK, str(found)
     if isinstance(found, RunRefusedError):
         return found.exit_code, str(found)
+    if isinstance(found, AnalystFileError):
+        return EXIT_PARTIAL, str(found)
     if isinstance(found, ZohoConfigError):
         return EXIT_CONFIG, f"configuration error: {found}"
     if isinstance(found, ZohoAuthError):

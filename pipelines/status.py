@@ -7,12 +7,14 @@ mass-deletion incident is open (see pipelines/incidents.py).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, List, Optional
 
 import dlt
 
+from pipelines.analyst_file import analyst_file_of
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.warehouse_sql import query_rows
 from pipelines.zoho_crm_deleted import RUNS_TABLE
@@ -62,6 +64,7 @@ class Status:
     related_backlog_runs: Optional[int] = None  # runs it takes at the last run's pace
     captures_stopped: Optional[str] = None  # a package the destination has not taken
     incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
+    analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -99,6 +102,7 @@ def read_status(
         last_run_failed_modules=failed_modules,
         last_run_error=error,
         max_run_gap_hours=gap.total_seconds() / 3600,
+        analyst_file=analyst_file_of(pipeline),
     )
     for module, *counts in query_rows(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
@@ -161,7 +165,7 @@ def _hours(delta: timedelta) -> str:
 def describe(status: Status) -> List[str]:
     """The human form: counts, then in words what is at risk and what to do."""
     if status.last_success_at is None:
-        return [f"Org {status.org}: UNHEALTHY: {p}" for p in status.problems]
+        return [f"Org {status.org}: UNHEALTHY: {p}" for p in status.problems] + _analyst(status)
     lines = [
         f"Org {status.org}: last successful run {status.last_success_at:%Y-%m-%d %H:%M:%S} UTC"
     ]
@@ -188,4 +192,12 @@ def describe(status: Status) -> List[str]:
         )
     lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
-    return lines
+    return lines + _analyst(status)
+
+
+def _analyst(status: Status) -> List[str]:
+    if status.analyst_file is None:
+        return []
+    if not os.path.exists(status.analyst_file):
+        return [f"Analysts open {status.analyst_file} once a run has published it."]
+    return [f"Analysts open {status.analyst_file} (read-only; the last successful load)."]

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import LoadStuckError, PipelineBusyError, explain
 from pipelines.views import create_views
@@ -45,6 +46,9 @@ class RunResult:
     packages: int = 0
     modules: List[str] = field(default_factory=list)  # the modules the run was to read
     recovered_packages: int = 0
+    analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
+    analyst_publish_s: Optional[float] = None  # what publishing it added to the run
+    analyst_file_bytes: Optional[int] = None
 
     @property
     def total_calls(self) -> int:
@@ -99,14 +103,21 @@ def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
         f"another run of pipeline {pipeline.pipeline_name} is in progress (lock {path}); "
         "let it finish, or schedule runs further apart"
     )
-    with _flock(path, 0, busy):
-        if pipeline.destination is None or pipeline.destination.destination_name != "duckdb":
-            yield
-            return
-        database = str(pipeline.destination_client().config.credentials.database)
-        waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
-        with _flock(database + ".lock", DUCKDB_WAIT, waited):
-            yield
+    with _flock(path, 0, busy), duckdb_file_lock(pipeline):
+        yield
+
+
+@contextmanager
+def duckdb_file_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """One writer per DuckDB file, waited for up to DUCKDB_WAIT; nothing on other
+    destinations."""
+    database = pipeline_duckdb_file(pipeline)
+    if database is None:
+        yield
+        return
+    waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
+    with _flock(database + ".lock", DUCKDB_WAIT, waited):
+        yield
 
 
 def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResult:
@@ -117,6 +128,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     packages of at most `load_chunk_rows` rows a table (a longer pass goes on in the next
     package); then related records from their backlog, a package at a time, within the run's
     budget. After the data, one row goes to the `runs` table, which `status` reads.
+    Last, the analyst file is published (on DuckDB).
     """
     org = source_args.get("org", DEFAULT_ORG)
     pipeline = pipeline or make_pipeline(org=org)
@@ -124,6 +136,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     counts: Counter = Counter()
     started_at = datetime.now(UTC)
     with exclusive(pipeline):
+        analyst_file_of(pipeline)  # a misconfigured analyst file stops the run before it loads
         recovered = finish_interrupted(pipeline)
         packages = 0
         try:
@@ -148,6 +161,11 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             recovered_packages=recovered,
         )
         _record(pipeline, {"org": org, **_run_row(started_at, result, report)})
+        published = publish_analyst_file(pipeline)
+    if published:
+        result.analyst_file = published.path
+        result.analyst_publish_s = published.seconds
+        result.analyst_file_bytes = published.size_bytes
     return result
 
 

@@ -29,6 +29,7 @@ PST = timezone(timedelta(hours=-8))
 MODULES = ["Leads", "Contacts", "Deals", "Accounts"]
 # dlt's default name: DuckDB gives the file the dataset's name as catalog name
 DUCKDB_FILE = "zoho_crm_deleted.duckdb"
+ANALYST_FILE = "zoho_crm_deleted_analyst.duckdb"  # the copy each run publishes beside it
 
 
 def delete(org: Org, module: str, rid: str, at: datetime, name: str = "") -> None:
@@ -90,7 +91,8 @@ def query(pipeline: dlt.Pipeline, sql: str) -> List[tuple]:
 
 @contextmanager
 def analyst(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The DuckDB file opened as the README tells analysts to: `USE zoho_crm_deleted`."""
+    """The analyst file at `path` opened as the README tells analysts to: read-only,
+    `USE zoho_crm_deleted`."""
     with duckdb.connect(str(path), read_only=True) as db:
         db.execute(f"USE {DATASET_NAME}")
         yield db

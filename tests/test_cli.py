@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, delete, env_for
+from conftest import ANALYST_FILE, CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, delete, env_for
 
 from pipelines.cli import main
 from pipelines.duckdb_file import CATALOG, duckdb_destination
@@ -199,7 +199,9 @@ def test_demo_runs_against_the_stand_in(tmp_path):
     assert f"Report (zoho-deleted report): {report}" in result.stdout and report.exists()
     assert "Org demo: last successful run" in result.stdout
     assert "UNHEALTHY: 1 open mass-deletion incident(s)" in result.stdout
-    assert (tmp_path / DUCKDB_FILE).exists()
+    assert (tmp_path / DUCKDB_FILE).exists() and (tmp_path / ANALYST_FILE).exists()
+    assert f"Analysts open {ANALYST_FILE}, the read-only copy" in result.stdout
+    assert f"Analysts open {tmp_path / ANALYST_FILE} (read-only" in result.stdout  # status
     again = demo(tmp_path)  # recreates its own file: the same figures, nothing doubled
     assert again.returncode == 0, again.stderr
     assert "deleted_records                484 rows" in again.stdout

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, analyst, delete, env_for
+from conftest import ANALYST_FILE, CLIENT_SECRET, NOW, REFRESH_TOKEN, analyst, delete, env_for
 from test_cli import ZOHO_DELETED, cli
 
 RECORDS = 1_200  # per module: 6 pages each
@@ -43,7 +43,7 @@ def wait_for_calls(server, route: str, count: int, timeout: float = 60) -> None:
 
 
 def loaded(tmp_path: Path) -> tuple:
-    with analyst(tmp_path / DUCKDB_FILE) as db:
+    with analyst(tmp_path / ANALYST_FILE) as db:
         records = db.sql(
             "SELECT count(*), count(DISTINCT (module, id)) FROM deleted_records"
         ).fetchall()[0]

@@ -8,7 +8,16 @@ from datetime import timedelta
 
 import duckdb
 import pytest
-from conftest import CLIENT_ID, CLIENT_SECRET, DUCKDB_FILE, MODULES, NOW, analyst, delete
+from conftest import (
+    ANALYST_FILE,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DUCKDB_FILE,
+    MODULES,
+    NOW,
+    analyst,
+    delete,
+)
 from test_cli import ZOHO_DELETED
 
 from zoho_standin import Org, StandinServer
@@ -65,7 +74,7 @@ def test_two_orgs_land_in_one_duckdb_file_without_collisions(two_orgs, tmp_path)
         assert result.returncode == 0, result.stderr
         assert two_orgs[name].calls["deleted"] == 2  # Leads and Contacts, from the shared key
 
-    with analyst(tmp_path / DUCKDB_FILE) as db:
+    with analyst(tmp_path / ANALYST_FILE) as db:
         rows = db.sql(
             "SELECT org, count(*), count(DISTINCT id) FROM deleted_records GROUP BY org "
             "ORDER BY org"
@@ -152,7 +161,7 @@ def test_two_orgs_at_once_into_one_duckdb_file_take_turns(two_orgs, tmp_path):
     for process in runs:
         _, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
-    with analyst(tmp_path / DUCKDB_FILE) as db:
+    with analyst(tmp_path / ANALYST_FILE) as db:
         rows = db.sql("SELECT org, count(*) FROM deleted_records GROUP BY 1 ORDER BY 1")
         assert rows.fetchall() == [("acme", 3), ("globex", 5)]
 

@@ -15,6 +15,7 @@ from pipelines.demo import DEMO_RELATED_LISTS, change_between_runs
 from pipelines.incidents import read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.restore import Selection, plan, restore
+from pipelines.status import read_status
 from pipelines.zoho_crm_deleted import make_pipeline
 from zoho_standin.seed import DEMO_MODULES, seed_demo
 
@@ -44,6 +45,8 @@ def test_the_invariants_hold_on_postgres(org, server, pg_pipeline):
     args = {"modules": list(DEMO_MODULES), "related_lists": DEMO_RELATED_LISTS}
     first = run_once(server, pg_pipeline, **args)
     assert first.row_counts["deleted_records"] == len(org.entries)
+    assert first.analyst_file is None  # readers share PostgreSQL with the run: no copy
+    assert read_status(pg_pipeline).analyst_file is None
 
     binned = sorted(k for k, e in org.entries.items() if e.type == "recycle")
     module, kept = binned[0]

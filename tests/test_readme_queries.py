@@ -1,4 +1,4 @@
-"""Every SQL query in the README runs, as an analyst opens the DuckDB file, and returns rows."""
+"""Every SQL query in the README runs, as an analyst opens the analyst file, and returns rows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import DUCKDB_FILE, analyst, run_once
+from conftest import ANALYST_FILE, DUCKDB_FILE, analyst, run_once
 
 from pipelines.demo import DEMO_RELATED_LISTS, change_between_runs
 from zoho_standin.seed import DEMO_MODULES, seed_demo
@@ -35,7 +35,7 @@ def loaded(tmp_path_factory):
         run_once(server, pipeline, **args)
         change_between_runs(org)
         run_once(server, pipeline, reconcile=True, **args)
-    return tmp / DUCKDB_FILE
+    return tmp / ANALYST_FILE
 
 
 def test_the_readme_has_queries():
@@ -50,10 +50,9 @@ def test_readme_query_runs_and_returns_rows(loaded, sql):
 
 
 def test_readme_python_reads_the_tables_with_dlts_dataset_api(loaded, monkeypatch, capsys):
-    """The README's Python example, run where `zoho-deleted run` would have loaded the file."""
+    """The README's Python example, run where `zoho-deleted run` would have published the
+    analyst file."""
     monkeypatch.chdir(loaded.parent)
-    monkeypatch.setenv("DLT_DATA_DIR", str(loaded.parent))  # the fixture's pipelines folder
-    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS", raising=False)
     assert len(PYTHON) == 1
     names: dict = {}
     exec(PYTHON[0], names)
