@@ -186,6 +186,8 @@ def _pipeline_run(spec: Dict[str, Any]) -> Dict[str, Any]:
         "client_calls": result.total_calls,
         "max_concurrency": DEFAULT_MAX_CONCURRENCY,
         "packages": result.packages,
+        "analyst_publish_s": result.analyst_publish_s,
+        "analyst_file_mb": (result.analyst_file_bytes or 0) / 1e6,
     }
 
 
@@ -528,7 +530,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         *(f"{name} / raw floor: wall {ratio:.2f}x" for name, ratio in ratios.items()),
         *(
             f"{m.name}: {m.extra.get('packages', 1)} load packages, peak RSS "
-            f"{m.peak_rss_mb / firsts[0].peak_rss_mb:.2f}x the smallest org's"
+            f"{m.peak_rss_mb / firsts[0].peak_rss_mb:.2f}x the smallest org's; analyst file "
+            f"{m.extra.get('analyst_file_mb', 0):.1f} MB published in "
+            f"{m.extra.get('analyst_publish_s') or 0:.2f} s"
             for m in firsts
         ),
         "",
