@@ -11,8 +11,9 @@ its own subprocess, against a stand-in served from this process on 127.0.0.1:
 3. a second run with nothing new (same dir and file);
 
 then once a first run against a small org (8 pages per module) with 150 ms added to every
-API call. Peak RSS is the whole child's, as the kernel counts it (`wait4`'s rusage after the
-child exits: what a container limit or systemd's MemoryMax sees), not a reading taken inside.
+API call. Peak RSS is the whole child's, as the kernel counts it (its `VmHWM`, read from
+outside until it exits: what a container limit or systemd's MemoryMax sees), not a reading
+taken inside.
 
 Offline: the stand-in is local and dlt's telemetry is switched off in the children.
 """
@@ -302,27 +303,38 @@ def measure(
 def run_child(argv: List[str], workdir: Path) -> Tuple[str, str, int, int]:
     """Run a child to its end: (stdout, stderr, exit code, peak RSS in KiB).
 
-    The peak is the kernel's for the whole child (`wait4`'s rusage once it has exited), so it
-    includes what happens after the child's last word: load, merge, close and exit.
+    The peak is the kernel's high-water mark of the child's whole memory (`VmHWM` in
+    `/proc/<pid>/status`, read every 10 ms until it exits), so it includes what happens after
+    the child's last word: load, merge, close and exit. (`wait4`'s `ru_maxrss` would not do:
+    Linux carries the forked parent's size across `exec` into it.)
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(
             argv, cwd=workdir, env=child_env(workdir / "dlt_data"), stdout=out, stderr=err,
             text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + CHILD_TIMEOUT
-        while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                break
+        deadline, peak_kb = time.monotonic() + CHILD_TIMEOUT, 0
+        while child.poll() is None:
+            peak_kb = max(peak_kb, _high_water_kb(child.pid))
             if time.monotonic() > deadline:
                 child.kill()
                 raise SystemExit(f"child {argv[3]} ran over {CHILD_TIMEOUT} s")
-            time.sleep(0.05)
-        child.returncode = os.waitstatus_to_exitcode(status)
+            time.sleep(0.01)
         out.seek(0)
         err.seek(0)
-        return out.read(), err.read(), child.returncode, usage.ru_maxrss
+        return out.read(), err.read(), child.returncode, peak_kb
+
+
+def _high_water_kb(pid: int) -> int:
+    """The process's peak resident memory so far (0 once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
 
 
 def seeded_server(records: int, latency: float = 0.0) -> Tuple[StandinServer, int]:
@@ -523,7 +535,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         "",
         "wall s          the work alone, timed in the child (after its imports)",
         "CPU s           CPU the child spent on the work, all threads: its own cost",
-        "peak RSS MB     the whole child's peak, as the kernel counts it (wait4 after exit)",
+        "peak RSS MB     the whole child's peak, as the kernel counts it (VmHWM, read to exit)",
         "process s       the whole child: interpreter start, imports, work, exit",
         "stand-in CPU s  CPU the stand-in spent answering (it runs in the benchmark process)",
         "",
