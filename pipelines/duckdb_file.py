@@ -86,9 +86,10 @@ def duckdb_destination(path: Optional[str] = None) -> Any:
     """dlt's DuckDB destination at `path`, else at the configured file.
 
     DuckDB's `memory_limit` defaults to DUCKDB_MEMORY_LIMIT (DuckDB spills to `<file>.tmp`
-    beyond it) and load jobs run one at a time, which keeps a 200,000-record first run under
-    400 MB; `[destination.duckdb.credentials] global_config` and `local_config` override these,
-    as in dlt's own config.
+    beyond it) and load jobs run one at a time; every merge is one load package's rows (the
+    source's `load_chunk_rows`), which keeps a 1,000,000-record first run near 310 MB
+    (measured); `[destination.duckdb.credentials] global_config` and `local_config` override
+    these, as in dlt's own config.
     """
     database = os.path.abspath(path) if path else configured_duckdb_file()
     global_config: Dict[str, Any] = {

@@ -66,14 +66,3 @@ def test_a_record_deleted_restored_and_deleted_again_has_both_deletions(org, ser
     assert query(pipeline, f"SELECT restored_at FROM {DS}.deleted_records WHERE id = 'D1'") == [
         (None,)
     ]
-
-
-def test_the_event_ledgers_compact_set_keeps_every_value_once_as_it_grows():
-    from sources.zoho_crm.events import HashSet
-
-    values = [hash(("Leads", str(n), "binned")) for n in range(5000)] + [0]
-    seen = HashSet(capacity=8)
-    assert all(seen.add(v) for v in values)  # grows from 8 slots as it fills
-    assert not any(seen.add(v) for v in values) and len(seen) == 5001
-    assert not seen.add(1)  # 0 is kept as 1: the one pair of values it cannot tell apart
-    assert seen.add(-1) and len(seen) == 5002

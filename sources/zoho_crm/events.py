@@ -12,9 +12,8 @@ can repeat a record while the bin shifts) and drops repeats before they are yiel
 from __future__ import annotations
 
 import threading
-from array import array
 from datetime import datetime
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Set
 
 import dlt
 import pyarrow as pa
@@ -74,59 +73,23 @@ def restored_events(rows: List[Dict[str, Any]], observed_at: datetime) -> pa.Tab
     )
 
 
-class HashSet:
-    """A set of 64-bit hashes in one flat array (open addressing, linear probing), at most half
-    full: 8-16 bytes an entry where a Python set of ints takes about 65, which matters for a
-    run that emits an event for each of a million records."""
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self._slots = array("q", bytes(8 * capacity))  # 0 marks an empty slot
-        self._count = 0
-
-    def add(self, value: int) -> bool:
-        """Add `value`; False when it was there already."""
-        if 2 * (self._count + 1) > len(self._slots):
-            self._grow()
-        if _place(self._slots, value or 1):
-            self._count += 1
-            return True
-        return False
-
-    def __len__(self) -> int:
-        return self._count
-
-    def _grow(self) -> None:
-        slots = array("q", bytes(16 * len(self._slots)))
-        for value in self._slots:
-            if value:
-                _place(slots, value)
-        self._slots = slots
-
-
-def _place(slots: array, value: int) -> bool:
-    """Put `value` (not 0) in `slots` (a power of two long); False when it is there."""
-    mask = len(slots) - 1
-    index = value & mask
-    while slots[index]:
-        if slots[index] == value:
-            return False
-        index = (index + 1) & mask
-    slots[index] = value
-    return True
-
-
 class EventLedger:
-    """The events one run (of one org) has emitted, as one hash each; thread-safe."""
+    """The events one load package has emitted, as one hash each; thread-safe.
+
+    A run makes a new ledger for each package (a new source), so it holds at most one
+    package's events (`load_chunk_rows`); across packages dlt's insert-only merge keeps an
+    event from being inserted twice.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen = HashSet()
+        self._seen: Set[int] = set()
 
     def fresh(self, events: pa.Table) -> pa.Table:
         """`events` without the ones this run already emitted (or repeated within it)."""
         with self._lock:
             keep = [
-                self._seen.add(hash(key))
+                self._first(hash(key))
                 for key in zip(
                     events["module"].to_pylist(),
                     events["id"].to_pylist(),
@@ -136,3 +99,9 @@ class EventLedger:
                 )
             ]
         return events.filter(pa.array(keep, pa.bool_()))
+
+    def _first(self, key: int) -> bool:
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
