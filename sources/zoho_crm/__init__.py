@@ -33,14 +33,13 @@ from sources.zoho_crm.metadata import (
     readable_modules,
     unknown_module_error,
 )
-from sources.zoho_crm.passes import ListPass
+from sources.zoho_crm.passes import Batch, ListPass
 from sources.zoho_crm.reconcile import reconcile_resource
 from sources.zoho_crm.records import (
     DELETED_RECORDS_SCHEMA,
     RECYCLE_BIN_SCHEMA,
     bin_row,
     deleted_row,
-    to_table,
     zoho_time,
 )
 from sources.zoho_crm.related import related_lists_check, related_resources
@@ -265,15 +264,21 @@ def _deleted_records_resource(
         pages = listing.read(
             client, "list", f"{module}/deleted", "data", chunk_pages, headers, module, "deleted"
         )
+        batch = Batch(listing, DELETED_RECORDS_SCHEMA)
         try:
             for stream, page, following in pages:
                 rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
                 rows = warehouse.unseen(module, rows, listing.since)
                 if listing.ever_completed:  # before the first pass, nothing was captured
                     warehouse.fill_details(module, rows)
-                if rows:
-                    yield to_table(rows, DELETED_RECORDS_SCHEMA)
-                listing.advance(stream, page, following)
+                table = batch.add(stream, page, following, rows)
+                if table is not None:
+                    yield table
+                    batch.handed_on()
+            table = batch.take()
+            if table is not None:
+                yield table
+            batch.handed_on()
         except ZohoApiError as error:
             if error.code == "INVALID_MODULE":
                 raise unknown_module_error(client, module) from None
@@ -346,14 +351,20 @@ def _recycle_bin_resource(
             )
             for name in listing.streams
         ]
+        batch = Batch(listing, RECYCLE_BIN_SCHEMA)
         try:
             for stream, page, following in client.interleaved(streams):
                 rows = [bin_row(warehouse.org, item, observed_at) for item in page]
                 rows = [row for row in rows if row["module__api_name"] in wanted]
                 rows = warehouse.unseen(None, rows, listing.since)
-                if rows:
-                    yield to_table(rows, RECYCLE_BIN_SCHEMA)
-                listing.advance(stream, page, following)
+                table = batch.add(stream, page, following, rows)
+                if table is not None:
+                    yield table
+                    batch.handed_on()
+            table = batch.take()
+            if table is not None:
+                yield table
+            batch.handed_on()
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
