@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import dlt
 from dlt.extract.resource import DltResource
@@ -264,21 +264,15 @@ def _deleted_records_resource(
         pages = listing.read(
             client, "list", f"{module}/deleted", "data", chunk_pages, headers, module, "deleted"
         )
-        batch = Batch(listing, DELETED_RECORDS_SCHEMA)
+        def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+            rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
+            rows = warehouse.unseen(module, rows, listing.since)
+            if listing.ever_completed:  # before the first pass, nothing was captured
+                warehouse.fill_details(module, rows)
+            return rows
+
         try:
-            for stream, page, following in pages:
-                rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
-                rows = warehouse.unseen(module, rows, listing.since)
-                if listing.ever_completed:  # before the first pass, nothing was captured
-                    warehouse.fill_details(module, rows)
-                table = batch.add(stream, page, following, rows)
-                if table is not None:
-                    yield table
-                    batch.handed_on()
-            table = batch.take()
-            if table is not None:
-                yield table
-            batch.handed_on()
+            yield from Batch(listing, DELETED_RECORDS_SCHEMA).items(pages, rows_of)
         except ZohoApiError as error:
             if error.code == "INVALID_MODULE":
                 raise unknown_module_error(client, module) from None
@@ -351,20 +345,14 @@ def _recycle_bin_resource(
             )
             for name in listing.streams
         ]
-        batch = Batch(listing, RECYCLE_BIN_SCHEMA)
+        def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+            rows = [bin_row(warehouse.org, item, observed_at) for item in page]
+            rows = [row for row in rows if row["module__api_name"] in wanted]
+            return warehouse.unseen(None, rows, listing.since)
+
         try:
-            for stream, page, following in client.interleaved(streams):
-                rows = [bin_row(warehouse.org, item, observed_at) for item in page]
-                rows = [row for row in rows if row["module__api_name"] in wanted]
-                rows = warehouse.unseen(None, rows, listing.since)
-                table = batch.add(stream, page, following, rows)
-                if table is not None:
-                    yield table
-                    batch.handed_on()
-            table = batch.take()
-            if table is not None:
-                yield table
-            batch.handed_on()
+            batches = Batch(listing, RECYCLE_BIN_SCHEMA)
+            yield from batches.items(client.interleaved(streams), rows_of)
         except ZohoApiError as error:
             if not error.is_permission:
                 raise

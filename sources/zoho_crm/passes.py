@@ -19,7 +19,7 @@ arrives later is read when it falls in that page, otherwise by the next reconcil
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
 
@@ -143,6 +143,23 @@ class Batch:
         for page in self._pages:
             self._listing.advance(*page)
         self._pages = []
+
+    def items(
+        self,
+        pages: Iterator[Tuple[str, List[Dict[str, Any]], Optional[Query]]],
+        rows_of: Callable[[List[Dict[str, Any]]], List[Dict[str, Any]]],
+    ) -> Iterator[pa.Table]:
+        """The rows of `pages` (`rows_of(page)`) as items, each page's progress noted once
+        its rows are handed on."""
+        for stream, page, following in pages:
+            table = self.add(stream, page, following, rows_of(page))
+            if table is not None:
+                yield table
+                self.handed_on()
+        table = self.take()
+        if table is not None:
+            yield table
+        self.handed_on()
 
 
 def _adopt_incremental_cursor(state: Dict[str, Any]) -> None:
