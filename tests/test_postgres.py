@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import dlt
 import pytest
@@ -30,14 +33,18 @@ DS = "zoho_crm_deleted"
 
 @pytest.fixture
 def pg_pipeline(tmp_path):
+    """A pipeline into the test database's dataset, emptied first. The tests share that one
+    dataset, so they take turns (a lock across the suite's parallel workers)."""
     import psycopg2
 
-    with psycopg2.connect(URL) as connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP SCHEMA IF EXISTS {DS} CASCADE")
-    return make_pipeline(
-        destination=dlt.destinations.postgres(credentials=URL),
-        pipelines_dir=str(tmp_path / "pipelines"),
-    )
+    with open(Path(tempfile.gettempdir()) / "zoho-deleted-postgres-tests.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with psycopg2.connect(URL) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {DS} CASCADE")
+        yield make_pipeline(
+            destination=dlt.destinations.postgres(credentials=URL),
+            pipelines_dir=str(tmp_path / "pipelines"),
+        )
 
 
 def test_the_invariants_hold_on_postgres(org, server, pg_pipeline):
