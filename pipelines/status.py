@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, List, Optional
 
 import dlt
+from dlt.destinations.exceptions import DatabaseTerminalException
 
 from pipelines.analyst_file import analyst_file_of
 from pipelines.incidents import describe_incident, read_incidents
@@ -43,10 +44,12 @@ SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at)
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 """
 LAST_RUN = f"""
-SELECT succeeded, failed_modules, error, related_backlog, related_calls, related_stop
+SELECT succeeded, failed_modules, error, {{related}}
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 ORDER BY finished_at DESC LIMIT 1
 """
+RELATED_COLUMNS = "related_backlog, related_calls"
+NO_RELATED_COLUMNS = "NULL, NULL"  # a `runs` table written before related records had a budget
 
 
 @dataclass
@@ -90,10 +93,11 @@ def read_status(
     gap = max_run_gap()
     runs = query_rows(pipeline, LAST_RUNS, org)
     last_success, last_run = runs[0] if runs else (None, None)
-    last = query_rows(pipeline, LAST_RUN, org)
-    succeeded, failed_modules, error, backlog, related_calls, _ = (
-        last[0] if last else (None,) * 6
-    )
+    try:
+        last = query_rows(pipeline, LAST_RUN.replace("{related}", RELATED_COLUMNS), org)
+    except DatabaseTerminalException:  # an older `runs` table: the next run adds the columns
+        last = query_rows(pipeline, LAST_RUN.replace("{related}", NO_RELATED_COLUMNS), org)
+    succeeded, failed_modules, error, backlog, related_calls = last[0] if last else (None,) * 5
     status = Status(
         org=org,
         last_success_at=last_success,

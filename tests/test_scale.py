@@ -249,3 +249,16 @@ def test_an_upgraded_pipeline_keeps_the_high_water_mark_of_dlts_incremental():
     assert ListPass(state, {}).since == mark
     assert ListPass(state, {}).ever_completed
     assert ListPass({}, {}).since is None
+
+
+def test_status_reads_a_runs_table_from_before_related_budgets(org, server, pipeline):
+    from pipelines.status import read_status
+
+    delete(org, "Leads", "901", NOW - timedelta(days=1))
+    run_once(server, pipeline)
+    with pipeline.sql_client() as client:  # as an upgraded warehouse has it until its next run
+        for column in ("related_backlog", "related_calls", "related_stop"):
+            client.execute_sql(f"ALTER TABLE {DS}.runs DROP COLUMN {column}")
+    status = read_status(pipeline)
+    assert status.healthy and status.related_backlog == 0
+    assert status.modules["Leads"]["recycle"] == 1
