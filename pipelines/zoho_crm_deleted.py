@@ -21,7 +21,7 @@ from pipelines.errors import LoadStuckError, PipelineBusyError, explain
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError
-from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE
+from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
 from sources.zoho_crm.warehouse import Warehouse
 
 PIPELINE_NAME = "zoho_crm_deleted"
@@ -153,7 +153,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             row_counts={t: counts.get(t, 0) for t in TABLES},
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
-            refused_lists={f"{m}.{n}": e for (m, n), e in report.refused_lists.items()},
+            refused_lists=report.refused_by_name(),
             related_stop=report.related_stop if backlog else None,
             related_backlog=backlog,
             packages=packages,
@@ -193,7 +193,7 @@ def _packages(report: RunReport, source_args: Dict[str, Any]) -> Iterator[Any]:
 
 
 def _related_backlog(report: RunReport, source_args: Dict[str, Any]) -> int:
-    lists = [(m, name) for m, names in (report.related or {}).items() for name in names]
+    lists = configured_lists(report.related or {})
     return Warehouse(org_name(source_args.get("org", DEFAULT_ORG))).related_backlog_size(lists)
 
 

@@ -107,10 +107,6 @@ class ListPass:
             self._state["since"] = self._newest
         return True
 
-    def restart(self) -> None:
-        """Forget an unfinished pass (e.g. its page token expired): the next one starts over."""
-        self._state.pop("pass", None)
-
 
 class Batch:
     """Pages' rows gathered into items of about ITEM_ROWS rows. Each page's progress is noted

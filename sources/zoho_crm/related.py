@@ -29,13 +29,12 @@ from sources.zoho_crm.config import RelatedListsConfig
 from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.metadata import RelatedListCheck
 from sources.zoho_crm.report import RunReport
-from sources.zoho_crm.warehouse import Warehouse
+from sources.zoho_crm.warehouse import FETCHES_TABLE, Warehouse
 
 logger = logging.getLogger(__name__)
 RELATED_TABLE = "deleted_related_records"
 RELATED_BACKLOG = "related_backlog"
 RELATED_CHECK = "related_lists_check"
-FETCHES_TABLE = "related_fetches"
 RELATED_CHUNK = 500  # (entry, related list) pairs per load package
 FETCHES_HINTS = dlt.mark.make_hints(
     table_name=FETCHES_TABLE,
@@ -47,6 +46,11 @@ FETCHES_HINTS = dlt.mark.make_hints(
         "records": {"data_type": "bigint"},
     },
 )
+
+
+def configured_lists(related: RelatedListsConfig) -> List[Tuple[str, str]]:
+    """Every configured (module, related list)."""
+    return [(module, name) for module, names in related.items() for name in names]
 
 
 def parent_gone(error: ZohoApiError) -> bool:
@@ -85,12 +89,7 @@ def related_resources(
     @dlt.resource(name=RELATED_BACKLOG, selected=False)
     def related_backlog() -> Iterator[Dict[str, str]]:
         """The next (entry, related list) pairs to fetch, one item each (fetched in parallel)."""
-        lists = [
-            (module, name)
-            for module, names in related.items()
-            for name in names
-            if (module, name) not in report.refused_lists
-        ]
+        lists = [pair for pair in configured_lists(related) if pair not in report.refused_lists]
         yield from warehouse.related_backlog(lists, RELATED_CHUNK)
 
     @dlt.transformer(

@@ -71,8 +71,11 @@ class RunReport:
     def calls(self) -> Counter:
         return self.client.calls if self.client else Counter()
 
+    def refused_by_name(self) -> Dict[str, ZohoApiError]:
+        """Refused related lists by their `Module.List` name."""
+        return {f"{m}.{name}": e for (m, name), e in self.refused_lists.items()}
+
     def summary(self) -> Dict[str, Any]:
         """Refusals as (name -> Zoho code), for the `runs` table."""
-        failed = {m: e.code for m, e in self.failed_modules.items()}
-        failed.update({f"{m}.{name}": e.code for (m, name), e in self.refused_lists.items()})
-        return failed
+        failed = {**self.failed_modules, **self.refused_by_name()}
+        return {name: error.code for name, error in failed.items()}

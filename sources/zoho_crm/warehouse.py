@@ -45,7 +45,7 @@ class Warehouse:
         with_details = " OR ".join(f"{c} IS NOT NULL" for c in DETAIL_COLUMNS)
         marks = ", ".join(["%s"] * len(bare))
         known = self._select(
-            TABLE,
+            "records",
             ("id", *DETAIL_COLUMNS),
             f"org = %s AND module = %s AND id IN ({marks}) AND ({with_details})",
             self.org,
@@ -70,7 +70,7 @@ class Warehouse:
         ids = [r["id"] for r in boundary]
         if module is None:
             found = self._select(
-                BIN_TABLE,
+                "bin",
                 ("id", "deleted_time"),
                 f"org = %s AND deleted_time >= %s AND id IN ({marks})",
                 self.org,
@@ -80,7 +80,7 @@ class Warehouse:
             held = {(f["id"], None, f["deleted_time"]) for f in found}
         else:
             found = self._select(
-                TABLE,
+                "records",
                 ("id", "type", "deleted_time"),
                 # the time lets DuckDB skip whole row groups (zone maps): one module's rows
                 # were loaded newest first
@@ -169,7 +169,7 @@ class Warehouse:
         for start in range(0, len(ids), ROWS_PER_QUERY):
             batch = ids[start : start + ROWS_PER_QUERY]
             found += self._select(
-                TABLE,
+                "records",
                 DELETED_RECORDS_SCHEMA.names,
                 f"org = %s AND module = %s AND id IN ({', '.join(['%s'] * len(batch))})",
                 self.org,
@@ -181,6 +181,7 @@ class Warehouse:
     def _select(
         self, table: str, columns: Sequence[str], where: str, *args: Any
     ) -> List[Dict[str, Any]]:
+        """`columns` of `table` (`records` or `bin`, as `_query` names them) where `where`."""
         sql = f"SELECT {', '.join(columns)} FROM {{{table}}} WHERE {where}"
         try:
             found = self._query(sql, args)
@@ -198,8 +199,7 @@ class Warehouse:
             tables = {
                 name: client.make_qualified_table_name(table)
                 for name, table in (
-                    ("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE),
-                    (TABLE, TABLE), (BIN_TABLE, BIN_TABLE),
+                    ("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE)
                 )
             }
             if as_arrow:
