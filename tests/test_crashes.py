@@ -151,3 +151,31 @@ def test_a_run_killed_between_packages_resumes_where_it_stopped(org, server, tmp
     # it went on from the last committed package instead of reading every page again
     assert server.calls["deleted"] < 2 * 6 + 2  # 12 pages and the two empty modules
     assert server.calls["deleted"] + read_before > 14
+
+
+def test_a_pass_resumed_after_its_page_tokens_expired_reads_its_lists_again(
+    org, server, tmp_path
+):
+    total = seed(org)
+    chunked = {"SOURCES__ZOHO_CRM__LOAD_CHUNK_ROWS": "400"}  # a page a list and package
+    server.latency = 0.02
+    victim = start_run(server, tmp_path, **chunked)
+    wait_for_calls(server, "deleted", 8)  # the pass is cut off mid-way, page tokens in state
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+
+    # A day later Zoho no longer takes the tokens the unfinished pass holds.
+    server.latency = 0.0
+    for module in ("Leads", "Contacts"):
+        server.faults.add(
+            rf"/{module}/deleted$", "400-page-token-expired", times=1, query="page_token="
+        )
+    rerun = cli(server, tmp_path, "run", **chunked)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert server.faults.take("/crm/v8/Leads/deleted", "page_token=x") is None  # both spent
+    assert server.faults.take("/crm/v8/Contacts/deleted", "page_token=x") is None
+    assert loaded(tmp_path) == ((total, total), (total, total))  # all of it, nothing doubled
+    again = cli(server, tmp_path, "run")
+    assert again.returncode == 0, again.stderr
+    assert loaded(tmp_path) == ((total, total), (total, total))

@@ -61,6 +61,11 @@ ERROR_ANSWERS = {
     "400-invalid-id": ErrorAnswer(
         400, "INVALID_DATA", "Given ID of the record seems to be invalid", {}
     ),
+    # A `page_token` Zoho no longer takes (they live 24 hours), as a pass resumed a day later
+    # meets it. Zoho's pages do not show this answer; its shape here is an assumption.
+    "400-page-token-expired": ErrorAnswer(
+        400, "INVALID_DATA", "the page token has expired", {"param_name": "page_token"}
+    ),
     # An unknown module, wrapped under `data` as Zoho's v8 examples show for /deleted.
     "400-invalid-module-wrapped": ErrorAnswer(
         400, "INVALID_MODULE", "the module name given seems to be invalid", {}, "data"

@@ -14,6 +14,11 @@ entries come back on every run. A pass stops at the first page holding nothing n
 mark, so a run with nothing new costs one call per list however many entries share that second.
 Entries of that second already held are dropped by the caller (see `Warehouse.unseen`); one that
 arrives later is read when it falls in that page, otherwise by the next reconciliation pass.
+
+A resumed pass may hold a `page_token` Zoho no longer accepts (tokens live 24 hours, so a pass
+left unfinished for a day — a kill, an outage, credits spent — meets one). The stream then reads
+again from its first page: what it had loaded is merged again (nothing doubles), and the pass
+still ends only once the stream is read to its end.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import pyarrow as pa
 
 from sources.zoho_crm.client import ZohoClient
+from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.records import parse_time, to_table
 
 Query = Dict[str, Any]
@@ -40,7 +46,7 @@ class ListPass:
     """
 
     def __init__(self, state: Dict[str, Any], first_queries: Dict[str, Query]) -> None:
-        self._state = state
+        self._state, self._first = state, first_queries
         _adopt_incremental_cursor(state)
         current = state.get("pass")
         if current:  # an unfinished pass: go on from where its last committed package ended
@@ -79,10 +85,16 @@ class ListPass:
         """
         query = self.streams.get(stream)
         since = self.since
-        for _ in range(max_pages):
-            if query is None:
-                return
-            records, following = client.page(path, data_key, query, headers, module, kind)
+        read, restarted = 0, False
+        while query is not None and read < max_pages:
+            try:
+                records, following = client.page(path, data_key, query, headers, module, kind)
+            except ZohoApiError as error:
+                if restarted or not _stale_page_token(query, error) or stream not in self._first:
+                    raise
+                query, restarted = self._first[stream], True  # read the stream from its top
+                continue
+            read += 1
             if since is not None and records and _newest(records) <= since:
                 following = None  # the boundary page: below it, only entries already read
             yield stream, records, following
@@ -166,6 +178,12 @@ def _adopt_incremental_cursor(state: Dict[str, Any]) -> None:
     if "since" not in state and isinstance(last, (datetime, str)) and last:
         instant = last if isinstance(last, datetime) else datetime.fromisoformat(str(last))
         state["since"] = instant.astimezone(UTC).isoformat()
+
+
+def _stale_page_token(query: Query, error: ZohoApiError) -> bool:
+    """Whether Zoho refused a query's `page_token` (expired after 24 hours, or unknown): a 400
+    other than a refusal of access, on a query that carries one."""
+    return "page_token" in query and error.status == 400 and not error.is_permission
 
 
 def _newest(records: List[Dict[str, Any]]) -> datetime:
