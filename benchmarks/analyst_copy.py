@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python benchmarks/analyst_copy.py`
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench import MODULES, child_env, header, seeded_server  # noqa: E402
+from benchmarks.measure import child_env  # noqa: E402
+from benchmarks.report import header  # noqa: E402
+from benchmarks.scale import MODULES, seeded_server  # noqa: E402
 
 DUCKDB_HEADER = 3 * 4096  # DuckDB's file header; blocks of BLOCK bytes follow
 BLOCK = 256 * 1024

@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     source_args = org_source_args(args.org)
     if args.reconcile:
         source_args["reconcile"] = True
-    result = run(make_pipeline(args.destination, org=args.org), **source_args)
+    result = run(make_pipeline(args.destination, org=args.org, progress=True), **source_args)
     print_result(result)
     refusal = refused(result.modules, {**result.failed_modules, **result.refused_lists})
     if refusal is not None:

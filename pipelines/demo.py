@@ -142,6 +142,7 @@ def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) 
         destination=duckdb_destination(str(path)),
         pipelines_dir=str(Path(DEMO_STATE_DIR) / "pipelines"),
         org=DEMO_ORG,
+        progress=True,
     )
     org = Org()
     seed_demo(org)

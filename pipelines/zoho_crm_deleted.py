@@ -18,6 +18,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import LoadStuckError, PipelineBusyError, explain
+from pipelines.progress import terminal_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError
@@ -61,9 +62,13 @@ def pipeline_name(org: str = DEFAULT_ORG) -> str:
 
 
 def make_pipeline(
-    destination: Any = None, pipelines_dir: Optional[str] = None, org: str = DEFAULT_ORG
+    destination: Any = None,
+    pipelines_dir: Optional[str] = None,
+    org: str = DEFAULT_ORG,
+    progress: bool = False,
 ) -> dlt.Pipeline:
-    """The pipeline of one org; its destination and working folder follow dlt's config."""
+    """The pipeline of one org; its destination and working folder follow dlt's config.
+    `progress`: show dlt's progress on stderr while it runs, if stderr is a terminal."""
     if isinstance(destination, str) and destination == "duckdb":
         destination = None
     return dlt.pipeline(
@@ -71,6 +76,7 @@ def make_pipeline(
         destination=destination or duckdb_destination(),
         dataset_name=DATASET_NAME,
         pipelines_dir=pipelines_dir,
+        progress=terminal_progress() if progress else None,
     )
 
 

@@ -12,34 +12,25 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import List, Optional
 
+from zoho_standin.errors import ApiError
 
-class ErrorAnswer(NamedTuple):
-    """An error in Zoho's JSON; `envelope` None is the single object, else the key of a list
-    that wraps it (`data`, or the endpoint's own key such as `recycle_bin`)."""
-
-    status: int
-    code: str
-    message: str
-    details: Dict[str, Any]
-    envelope: Optional[str] = None
-
-
-# Zoho's error answers, kind -> answer. `{module}` in details is the path's module.
+# Zoho's error answers, kind -> answer. `{module}` in details is the path's module
+# (`ApiError.for_module`).
 ERROR_ANSWERS = {
-    "500": ErrorAnswer(500, "INTERNAL_ERROR", "Internal Server Error", {}),
+    "500": ApiError(500, "INTERNAL_ERROR", "Internal Server Error", {}),
     # A token (or user) that may not read the module; the old single-object shape.
-    "403": ErrorAnswer(403, "NO_PERMISSION", "permission denied to read", {}),
+    "403": ApiError(403, "NO_PERMISSION", "permission denied to read", {}),
     # The same with the permissions Zoho says are missing (v8 OpenAPI example).
-    "403-permissions": ErrorAnswer(
+    "403-permissions": ApiError(
         403,
         "NO_PERMISSION",
         "permission denied",
         {"permissions": ["Crm_Implied_View_{module}"]},
     ),
     # The same wrapped in a list under `data`, as Zoho's v8 examples show for /deleted.
-    "403-wrapped": ErrorAnswer(
+    "403-wrapped": ApiError(
         403,
         "NO_PERMISSION",
         "permission denied",
@@ -47,18 +38,18 @@ ERROR_ANSWERS = {
         "data",
     ),
     # Wrapped under the endpoint's own key, as the recycle bin endpoint does.
-    "403-wrapped-bin": ErrorAnswer(403, "NO_PERMISSION", "permission denied", {}, "recycle_bin"),
+    "403-wrapped-bin": ApiError(403, "NO_PERMISSION", "permission denied", {}, "recycle_bin"),
     # NO_PERMISSION as HTTP 400, as some clients meet it.
-    "400-no-permission": ErrorAnswer(400, "NO_PERMISSION", "permission denied", {}),
+    "400-no-permission": ApiError(400, "NO_PERMISSION", "permission denied", {}),
     # 400 AUTHORIZATION_FAILED: the user's profile may not do this.
-    "400-authorization": ErrorAnswer(
+    "400-authorization": ApiError(
         400, "AUTHORIZATION_FAILED", "User does not have sufficient privilege", {}
     ),
     # 401 OAUTH_SCOPE_MISMATCH: the token lacks the scope.
-    "scope": ErrorAnswer(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope", {}),
+    "scope": ApiError(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope", {}),
     # Related records of a parent that has left the bin (purged, or restored).
-    "404-gone": ErrorAnswer(404, "INVALID_DATA", "The record does not exist", {}),
-    "400-invalid-id": ErrorAnswer(
+    "404-gone": ApiError(404, "INVALID_DATA", "The record does not exist", {}),
+    "400-invalid-id": ApiError(
         400, "INVALID_DATA", "Given ID of the record seems to be invalid", {}
     ),
     # A `page_token` Zoho no longer takes (they live 24 hours), as a pass resumed a day later
@@ -67,7 +58,7 @@ ERROR_ANSWERS = {
         400, "INVALID_DATA", "the page token has expired", {"param_name": "page_token"}
     ),
     # An unknown module, wrapped under `data` as Zoho's v8 examples show for /deleted.
-    "400-invalid-module-wrapped": ErrorAnswer(
+    "400-invalid-module-wrapped": ApiError(
         400, "INVALID_MODULE", "the module name given seems to be invalid", {}, "data"
     ),
 }

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple
 
+from zoho_standin.errors import ApiError
 from zoho_standin.org import Org
 
 if TYPE_CHECKING:
@@ -33,21 +34,19 @@ class RestoreDesk:
     calls: List[List[str]] = field(default_factory=list)  # the ids of each call answered
 
     def answer(self, org: Org, body: Any) -> Tuple[int, Dict[str, Any]]:
-        from zoho_standin.server import ZohoError
-
         if not self.scope_granted:
-            raise ZohoError(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
+            raise ApiError(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
         fields = set(body) if isinstance(body, dict) else set()
         given = {"ids", "filters", "restore_all_records"} & fields
         if len(given) > 1:
-            raise ZohoError(400, "AMBIGUITY_DURING_PROCESSING", "give one of ids, filters, ...")
+            raise ApiError(400, "AMBIGUITY_DURING_PROCESSING", "give one of ids, filters, ...")
         if given != {"ids"}:
-            raise ZohoError(400, "EXPECTED_FIELD_MISSING", "ids expected", {"api_name": "ids"})
+            raise ApiError(400, "EXPECTED_FIELD_MISSING", "ids expected", {"api_name": "ids"})
         ids = body["ids"]
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-            raise ZohoError(400, "INVALID_DATA", "ids must be a list of record ids as strings")
+            raise ApiError(400, "INVALID_DATA", "ids must be a list of record ids as strings")
         if len(ids) > MAX_IDS:
-            raise ZohoError(400, "LIMIT_EXCEEDED", f"at most {MAX_IDS} ids per call")
+            raise ApiError(400, "LIMIT_EXCEEDED", f"at most {MAX_IDS} ids per call")
         with org.lock:
             binned = {e.id: e for e in org.in_bin(True) if e.id in set(ids)}
             children = sum(len(rows) for (_, rid, _), rows in org.related.items() if rid in binned)
@@ -74,17 +73,14 @@ def answer_restore(
     standin: StandinServer, headers: Mapping[str, str], raw: bytes
 ) -> Tuple[int, Dict[str, Any]]:
     """The server's answer to one restore call: token checked, call counted."""
-    from zoho_standin.server import ZohoError
-
     try:
-        standin.check_token(headers.get("Authorization"))
+        standin.tokens.check(headers.get("Authorization"))
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
-            raise ZohoError(400, "INVALID_DATA", "the body is not JSON") from None
+            raise ApiError(400, "INVALID_DATA", "the body is not JSON") from None
         route, (status, payload) = "restore", standin.restores.answer(standin.org, body)
-    except ZohoError as error:
+    except ApiError as error:
         route, status, payload = "error", error.status, error.body()
-    with standin._lock:
-        standin.calls[route] += 1
+    standin.count(route)
     return status, payload

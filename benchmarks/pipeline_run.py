@@ -1,0 +1,37 @@
+"""The pipeline's run, a measured child's job: one `run()` into the DuckDB file and pipelines
+dir the parent names (a first run on a fresh one, a nothing-new run on the same again)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Dict
+
+
+def pipeline_run(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """One `run()` of the pipeline; credentials come from dlt's environment variables."""
+    from pipelines.zoho_crm_deleted import make_pipeline, run
+    from sources.zoho_crm import DEFAULT_MAX_CONCURRENCY
+
+    os.environ["DESTINATION__DUCKDB__CREDENTIALS"] = spec["db"]  # as a user configures it
+    pipeline = make_pipeline(pipelines_dir=spec["pipelines_dir"])
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = run(
+        pipeline,
+        accounts_server=spec["url"],
+        api_domain=spec["url"],
+        modules=list(spec["modules"]),
+    )
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    if result.failed_modules:
+        raise SystemExit(f"modules failed: {result.failed_modules}")
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "rows": {t: n for t, n in result.row_counts.items() if n},
+        "client_calls": result.total_calls,
+        "max_concurrency": DEFAULT_MAX_CONCURRENCY,
+        "packages": result.packages,
+        "analyst_publish_s": result.analyst_publish_s,
+        "analyst_file_mb": (result.analyst_file_bytes or 0) / 1e6,
+    }
