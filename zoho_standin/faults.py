@@ -54,7 +54,7 @@ ERROR_ANSWERS = {
     ),
     # A `page_token` Zoho no longer takes (they live 24 hours), as a pass resumed a day later
     # meets it. Zoho's pages do not show this answer; its shape here is an assumption.
-    "400-page-token-expired": ErrorAnswer(
+    "400-page-token-expired": ApiError(
         400, "INVALID_DATA", "the page token has expired", {"param_name": "page_token"}
     ),
     # An unknown module, wrapped under `data` as Zoho's v8 examples show for /deleted.
