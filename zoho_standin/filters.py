@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from zoho_standin.errors import ApiError, invalid_data
-from zoho_standin.org import DeletedEntry
+from zoho_standin.org import BinQuery, DeletedEntry
 
 BIN_SORTS = ("deleted_time", "display_name", "deleted_by")
 
@@ -32,8 +32,9 @@ def sort_key(sort_by: str) -> Callable[[DeletedEntry], Any]:
     return lambda e: (e.deleted_by.name if e.deleted_by else "", e.id)
 
 
-def bin_filter(raw: str) -> Callable[[DeletedEntry], bool]:
-    """Compile the recycle bin's `filters` JSON into a predicate on entries."""
+def bin_filter(raw: str) -> BinQuery:
+    """Compile the recycle bin's `filters` JSON into a predicate on entries, with the module and
+    the earliest time it can match when its conditions say so."""
     try:
         spec = json.loads(raw)
         group = spec["group"] if "group" in spec else [spec]
@@ -42,10 +43,14 @@ def bin_filter(raw: str) -> Callable[[DeletedEntry], bool]:
     if spec.get("group_operator", "AND").upper() != "AND":
         raise ApiError(403, "INVALID_DATA", "The given group operator not supported")
     checks = []
+    module, since = None, None
     for cond in group:
         field, comparator, value = cond["field"]["api_name"], cond["comparator"], cond["value"]
         if field == "deleted_time":
-            instant = parse_time(value, "deleted_time").timestamp()
+            parsed = parse_time(value, "deleted_time")
+            instant = parsed.timestamp()
+            if comparator == "greater_than" and (since is None or parsed > since):
+                since = parsed
             ops = {
                 "greater_than": lambda e, v=instant: e.deleted_time.timestamp() > v,
                 "less_than": lambda e, v=instant: e.deleted_time.timestamp() < v,
@@ -53,6 +58,7 @@ def bin_filter(raw: str) -> Callable[[DeletedEntry], bool]:
                 "not_equal": lambda e, v=instant: e.deleted_time.timestamp() != v,
             }
         elif field == "module":
+            module = value if comparator == "equal" else module
             ops = {
                 "equal": lambda e, v=value: e.module == v,
                 "not_equal": lambda e, v=value: e.module != v,
@@ -71,4 +77,4 @@ def bin_filter(raw: str) -> Callable[[DeletedEntry], bool]:
     def predicate(entry: DeletedEntry) -> bool:
         return all(check(entry) for check in checks)
 
-    return predicate
+    return BinQuery(raw, predicate, module, since)

@@ -11,7 +11,7 @@ import bisect
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 
 @dataclass
@@ -92,6 +92,17 @@ class Head(Sequence):
         return self._items[index % self._length]
 
 
+class BinQuery(NamedTuple):
+    """A recycle bin `filters` as the org applies it: `key` names it in the cache, `predicate`
+    decides; `module` and `since` (an instant at or before every match), when known, narrow
+    what the predicate must see."""
+
+    key: str
+    predicate: Callable[[DeletedEntry], bool]
+    module: Optional[str] = None
+    since: Optional[datetime] = None
+
+
 class Org:
     """Thread-safe store of one org's deleted records, as the stand-in server serves them."""
 
@@ -157,35 +168,58 @@ class Org:
     ) -> Sequence[DeletedEntry]:
         """Entries of a module (or all) deleted at or after `since`, newest first: a view of a
         list cached until the org changes, so paging through a large list stays linear."""
-        key = module or "*"
-        with self.lock:
-            cached = self._sorted.get(key)
-            if cached is None or cached[0] != self._version:
-                chosen = [e for e in self.entries.values() if module is None or e.module == module]
-                chosen.sort(key=lambda e: (e.deleted_time.timestamp(), e.id), reverse=True)
-                cached = (self._version, [-e.deleted_time.timestamp() for e in chosen], chosen)
-                self._sorted[key] = cached
-        _, negated, chosen = cached
-        end = len(chosen) if since is None else bisect.bisect_right(negated, -since.timestamp())
-        return Head(chosen, end)
 
-    def in_bin(
-        self, oldest_first: bool, where: Optional[Tuple[str, Callable[[DeletedEntry], bool]]] = None
-    ) -> List[DeletedEntry]:
-        """Recycle bin entries by deleted time, optionally those matching `where` (a key and a
-        predicate); cached until the org changes, so paging through a large bin stays cheap."""
-        key = f"bin-{'asc' if oldest_first else 'desc'}-{where[0] if where else ''}"
+        def build() -> List[DeletedEntry]:
+            chosen = [e for e in self.entries.values() if module is None or e.module == module]
+            chosen.sort(key=lambda e: (e.deleted_time.timestamp(), e.id), reverse=True)
+            return chosen
+
+        return self._newest_first_view(module or "*", build, since)
+
+    def in_bin(self, oldest_first: bool, where: Optional[BinQuery] = None) -> List[DeletedEntry]:
+        """Recycle bin entries by deleted time, optionally those `where` matches; cached until
+        the org changes, so paging through a large bin stays cheap. A filter on one module or
+        on a time reads only that module's entries, or only those after that time, as an index
+        would."""
+        key = f"bin-{'asc' if oldest_first else 'desc'}-{where.key if where else ''}"
         with self.lock:
             cached = self._sorted.get(key)
             if cached is None or cached[0] != self._version:
-                entries = [e for e in self.newest_first(None, None) if e.type == "recycle"]
-                if where:
-                    entries = [e for e in entries if where[1](e)]
+                if where is None:
+                    entries = list(self._bin_newest_first(None, None))
+                else:
+                    chosen = self._bin_newest_first(where.module, where.since)
+                    entries = [e for e in chosen if where.predicate(e)]
                 if oldest_first:
                     entries.reverse()
                 cached = (self._version, [], entries)
                 self._sorted[key] = cached
         return cached[2]
+
+    def _bin_newest_first(
+        self, module: Optional[str], since: Optional[datetime]
+    ) -> Sequence[DeletedEntry]:
+        """The bin's entries of a module (or all) deleted at or after `since`, newest first."""
+
+        def build() -> List[DeletedEntry]:
+            return [e for e in self.newest_first(module, None) if e.type == "recycle"]
+
+        return self._newest_first_view(f"bin:{module or '*'}", build, since)
+
+    def _newest_first_view(
+        self, key: str, build: Callable[[], List[DeletedEntry]], since: Optional[datetime]
+    ) -> Sequence[DeletedEntry]:
+        """The entries `build` lists newest first (cached as `key` until the org changes), from
+        the newest down to `since`."""
+        with self.lock:
+            cached = self._sorted.get(key)
+            if cached is None or cached[0] != self._version:
+                chosen = build()
+                cached = (self._version, [-e.deleted_time.timestamp() for e in chosen], chosen)
+                self._sorted[key] = cached
+        _, negated, chosen = cached
+        end = len(chosen) if since is None else bisect.bisect_right(negated, -since.timestamp())
+        return Head(chosen, end)
 
     def entry(self, module: str, record_id: str) -> Optional[DeletedEntry]:
         with self.lock:

@@ -148,8 +148,7 @@ def _recycle_bin(org: Org, parts: List[str], query: Dict[str, str]) -> Answer:
         wanted = set(query["ids"].split(","))
         entries = [e for e in org.in_bin(not descending) if e.id in wanted]
     elif query.get("filters"):
-        where = (query["filters"], bin_filter(query["filters"]))
-        entries = org.in_bin(not descending, where)
+        entries = org.in_bin(not descending, bin_filter(query["filters"]))
     else:
         entries = org.in_bin(not descending)
     if sort_by != "deleted_time":
