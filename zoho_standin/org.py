@@ -8,6 +8,7 @@ name, deleter, creator and owner; a purged (permanent) one keeps only its id and
 from __future__ import annotations
 
 import bisect
+import heapq
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -171,7 +172,7 @@ class Org:
 
         def build() -> List[DeletedEntry]:
             chosen = [e for e in self.entries.values() if module is None or e.module == module]
-            chosen.sort(key=lambda e: (e.deleted_time.timestamp(), e.id), reverse=True)
+            chosen.sort(key=_newest_first_order, reverse=True)
             return chosen
 
         return self._newest_first_view(module or "*", build, since)
@@ -200,6 +201,9 @@ class Org:
         self, module: Optional[str], since: Optional[datetime]
     ) -> Sequence[DeletedEntry]:
         """The bin's entries of a module (or all) deleted at or after `since`, newest first."""
+        if module is None and since is not None:  # the whole bin's newest: each module's index
+            heads = [self._bin_newest_first(name, since) for name in list(self.modules)]
+            return list(heapq.merge(*heads, key=_newest_first_order, reverse=True))
 
         def build() -> List[DeletedEntry]:
             return [e for e in self.newest_first(module, None) if e.type == "recycle"]
@@ -224,3 +228,8 @@ class Org:
     def entry(self, module: str, record_id: str) -> Optional[DeletedEntry]:
         with self.lock:
             return self.entries.get((module, record_id))
+
+
+def _newest_first_order(entry: DeletedEntry) -> Tuple[float, str]:
+    """The key that, reversed, orders entries newest first (ties by id)."""
+    return entry.deleted_time.timestamp(), entry.id
