@@ -16,7 +16,7 @@ import dlt
 pipeline = dlt.pipeline("plain", destination="duckdb", dataset_name="d")
 print(pipeline.destination_client().config.credentials.database)
 print(dlt.secrets["sources.zoho_crm.credentials.client_id"])
-print(dlt.config["sources.zoho_crm.modules"])
+print(dlt.config["sources.zoho_crm.data_center"])
 """
 
 
@@ -40,7 +40,7 @@ def test_dlt_resolves_the_example_config_and_secrets(tmp_path):
     )
     # dlt refuses destination credentials in config.toml (ValueNotSecretException)
     assert done.returncode == 0, done.stderr[-2000:]
-    database, client_id, modules = done.stdout.splitlines()[-3:]
+    database, client_id, data_center = done.stdout.splitlines()[-3:]
     assert database == str(tmp_path / "plain.duckdb")
     assert client_id.startswith("1000.")
-    assert modules == "all"
+    assert data_center == "us"

@@ -1,7 +1,8 @@
 """dlt source for Zoho CRM's deleted records, recycle bin and related records of deleted records.
 
 Config lives in `[sources.zoho_crm]` (see the README); credentials in `.dlt/secrets.toml` or
-`SOURCES__ZOHO_CRM__CREDENTIALS__*` environment variables.
+`SOURCES__ZOHO_CRM__CREDENTIALS__*` environment variables. dlt resolves and types every
+argument of `zoho_crm` from there (lists and mappings from TOML, or JSON in a variable).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from dlt.extract.resource import DltResource
 from sources.zoho_crm.auth import ZohoAuth
 from sources.zoho_crm.client import RetryingHttp, ZohoClient
 from sources.zoho_crm.config import (
+    RelatedListsConfig,
     ZohoCredentials,
     duration_setting,
     modules_setting,
-    per_page_setting,
     positive_int,
     related_lists_setting,
     servers,
@@ -29,7 +30,7 @@ from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
 from sources.zoho_crm.metadata import (
     checked_modules,
-    discover_related_lists,
+    lookup_related_lists,
     readable_modules,
     unknown_module_error,
 )
@@ -82,11 +83,12 @@ def zoho_crm(
     accounts_server: Optional[str] = None,
     api_domain: Optional[str] = None,
     api_version: str = DEFAULT_API_VERSION,
-    modules: Any = "all",
-    related_lists: Any = None,
+    modules: Optional[List[str]] = None,
+    related_lists: Optional[RelatedListsConfig] = None,
+    discover_related_lists: bool = False,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     per_page: int = MAX_PER_PAGE,
-    reconcile_every: Any = "1d",
+    reconcile_every: str = "1d",
     reconcile: bool = False,
     org: str = DEFAULT_ORG,
     token_retries: int = 2,
@@ -98,14 +100,24 @@ def zoho_crm(
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
 
+    Building the source calls Zoho: it resolves the modules (`/settings/modules`, remembered
+    for `reconcile_every`) and discovers related lists, as dlt's `sql_database` reflects
+    tables, because each module gets its own resource. So build it where it runs: the Airflow
+    DAG (`pipelines/airflow_dag.py`) builds it inside its task, never while Airflow parses the
+    file, and `make_pipeline` needs no source at all.
+
     Args:
         credentials: OAuth client id, client secret and refresh token.
         data_center: us, eu, in, au, jp, ca, cn or sa; sets the two URLs below.
         accounts_server: explicit accounts server URL (overrides the data center).
         api_domain: explicit API domain URL (overrides the data center and the token's).
         api_version: Zoho CRM API version, `v8` by default.
-        modules: `"all"` (every deletable module Zoho lists) or a list of module API names.
-        related_lists: module -> {related list -> [field API names]}, or `"auto"`.
+        modules: module API names to read; None (left out): every module `/settings/modules`
+            lists as API-supported and deletable.
+        related_lists: module -> {related list -> [field API names]} whose related records of
+            binned records are captured; None: none (unless discovered).
+        discover_related_lists: capture every lookup related list of the modules, with up to
+            50 fields each, as Zoho's metadata lists them (instead of `related_lists`).
         max_concurrency: most API calls in flight at once toward the org (1 to 25).
         per_page: records asked for per call, 1 to 200; 200 (Zoho's maximum) costs fewest calls.
         reconcile_every: how often the full reconciliation pass runs (seconds, or "1d", "12h").
@@ -139,6 +151,10 @@ def zoho_crm(
     wanted_modules = modules_setting(modules)
     report.modules_config = wanted_modules
     related = related_lists_setting(related_lists)
+    if discover_related_lists and related:
+        raise ZohoConfigError(
+            "discover_related_lists is true and related_lists names lists too: keep one of them"
+        )
     every = duration_setting("reconcile_every", reconcile_every)
     chunk_rows = positive_int("load_chunk_rows", load_chunk_rows)
     related_budget = positive_int("related_calls_per_run", related_calls_per_run)
@@ -147,14 +163,15 @@ def zoho_crm(
         report.modules, report.modules_resolved = _known_modules(client, wanted_modules, every)
     module_list = report.modules
     if report.related is None:
-        if related == "auto":
-            related = discover_related_lists(client, module_list)
+        if discover_related_lists:
+            related = lookup_related_lists(client, module_list)
         else:
             stray = sorted(set(related) - set(module_list))
             if stray:
                 raise ZohoConfigError(
                     f"related_lists names module(s) {', '.join(stray)} that are not in modules "
-                    f"({', '.join(module_list)}): add them to modules or remove them"
+                    f"({', '.join(module_list)}): add them to modules or remove them from "
+                    "related_lists"
                 )
         report.related, report.related_calls_left = related, related_budget
     # the modules' lists are read side by side: each gets its share of a package's rows
@@ -177,9 +194,9 @@ def zoho_crm(
 
 
 def _known_modules(
-    client: ZohoClient, wanted: Any, every: timedelta
+    client: ZohoClient, wanted: Optional[List[str]], every: timedelta
 ) -> Tuple[List[str], bool]:
-    """The modules to read: `"all"` as `/settings/modules` lists them, or the configured list
+    """The modules to read: all (None) as `/settings/modules` lists them, or the configured list
     checked against it — before any other check, as a misspelt module explains the errors it
     causes. What a run resolved is remembered for `reconcile_every` (see `_modules_memo`), so
     a run with nothing new makes no metadata call. Returns (modules, resolved by this call)."""
@@ -188,7 +205,7 @@ def _known_modules(
     if memo.get("config") == wanted and at:
         if datetime.now(UTC) - datetime.fromisoformat(at) < every:
             return list(memo["modules"]), False
-    if wanted == "all":
+    if wanted is None:
         return readable_modules(client), True
     return checked_modules(client, wanted), True
 
@@ -225,7 +242,7 @@ def _client(
     if api_domain:
         servers(data_center, None, api_domain)  # validates the URL
     concurrency = positive_int("max_concurrency", max_concurrency, 25)
-    page_size = per_page_setting(per_page)
+    page_size = positive_int("per_page", per_page, MAX_PER_PAGE)
     http = RetryingHttp(max_connections=concurrency)
     auth = ZohoAuth(
         accounts,
