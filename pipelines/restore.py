@@ -21,13 +21,13 @@ from pipelines.errors import EXIT_AUTH, EXIT_OK, EXIT_PARTIAL, EXIT_ZOHO
 from pipelines.incidents import BINNED_JOIN, DELETED_AT, read_incidents, utc
 from pipelines.ledger import RESTORE_REQUESTS, record_restores, who
 from pipelines.orgs import CREDENTIAL_KEYS, org_source_args
-from pipelines.warehouse_sql import existing_tables, query_rows
 from pipelines.zoho_crm_deleted import exclusive
 from sources.zoho_crm.auth import ZohoAuth
 from sources.zoho_crm.client import RetryingHttp, ZohoClient
 from sources.zoho_crm.config import servers
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoResponseError
 from sources.zoho_crm.settings import DEFAULT_API_VERSION
+from sources.zoho_crm.warehouse import existing_tables, query_rows
 
 MAX_IDS = 200  # Zoho's limit per restore call
 RESTORE_PATH = "settings/recycle_bin/actions/restore"
