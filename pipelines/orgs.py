@@ -22,6 +22,7 @@ from sources.zoho_crm.errors import ZohoConfigError
 
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
 ORGS_ENV_PREFIX = "SOURCES__ZOHO_CRM__ORGS__"
+DEFAULT_SECTIONS = ("sources", "zoho_crm", "zoho_crm")  # where dlt looks for the source's keys
 
 
 def configured_orgs() -> List[str]:
@@ -36,6 +37,13 @@ def configured_orgs() -> List[str]:
         if key.startswith(ORGS_ENV_PREFIX) and "__" in key[len(ORGS_ENV_PREFIX) :]:
             names.add(key[len(ORGS_ENV_PREFIX) :].split("__")[0].lower())
     return [DEFAULT_ORG, *sorted(org_name(n) for n in names - {DEFAULT_ORG})]
+
+
+def org_settings(org: str) -> Dict[str, Any]:
+    """Every source argument of one org, resolved and typed by dlt as the source resolves them."""
+    if org_name(org) == DEFAULT_ORG:
+        return dict(resolve_configuration(zoho_crm.ref.SPEC(), sections=DEFAULT_SECTIONS))
+    return org_source_args(org)
 
 
 def org_source_args(org: str) -> Dict[str, Any]:
@@ -60,7 +68,7 @@ def org_source_args(org: str) -> Dict[str, Any]:
         sections=("sources", "zoho_crm", "orgs", name),
         explicit_value={"credentials": credentials, "org": name},
     )
-    return {**dict(settings), "credentials": credentials}
+    return dict(settings)
 
 
 def run_org(org: str) -> RunResult:

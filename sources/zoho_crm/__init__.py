@@ -48,7 +48,7 @@ from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
 from sources.zoho_crm.warehouse import Warehouse
 
-__all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_crm"]
+__all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_client", "zoho_crm"]
 
 DEFAULT_MAX_CONCURRENCY = 4
 # Rows of one table per load package: the merge's de-duplication runs over one package's rows,
@@ -141,11 +141,9 @@ def zoho_crm(
     """
     report = report if report is not None else RunReport()
     if report.client is None:
-        retries = positive_int("token_retries", token_retries, 5, lower=0)
-        delay = duration_setting("token_retry_delay", token_retry_delay).total_seconds()
-        report.client = _client(
+        report.client = zoho_client(
             credentials, data_center, accounts_server, api_domain, api_version,
-            max_concurrency, per_page, (retries, delay),
+            max_concurrency, per_page, token_retries, token_retry_delay,
         )  # fmt: skip
     client = report.client
     wanted_modules = modules_setting(modules)
@@ -227,17 +225,21 @@ def _modules_memo(report: RunReport) -> DltResource:
     return modules_memo
 
 
-def _client(
+def zoho_client(
     credentials: ZohoCredentials,
-    data_center: str,
-    accounts_server: Optional[str],
-    api_domain: Optional[str],
-    api_version: str,
-    max_concurrency: int,
-    per_page: int,
-    token_retries: Tuple[int, float],
+    data_center: str = "us",
+    accounts_server: Optional[str] = None,
+    api_domain: Optional[str] = None,
+    api_version: str = DEFAULT_API_VERSION,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    per_page: int = MAX_PER_PAGE,
+    token_retries: int = 2,
+    token_retry_delay: float = 15.0,
 ) -> ZohoClient:
-    """The run's Zoho client; `token_retries`: (retries, seconds apart) of a throttled grant."""
+    """A Zoho client configured as the source's arguments of the same names say (a run's, or
+    `zoho-deleted restore`'s), each one checked."""
+    retries = positive_int("token_retries", token_retries, 5, lower=0)
+    delay = duration_setting("token_retry_delay", token_retry_delay).total_seconds()
     accounts, default_api = servers(data_center, accounts_server, None)
     if api_domain:
         servers(data_center, None, api_domain)  # validates the URL
@@ -250,8 +252,8 @@ def _client(
         credentials.client_secret,
         credentials.refresh_token,
         http,
-        retries=token_retries[0],
-        retry_delay=token_retries[1],
+        retries=retries,
+        retry_delay=delay,
     )
     return ZohoClient(auth, api_domain, default_api, api_version, concurrency, http, page_size)
 
