@@ -10,6 +10,7 @@ from dlt.common.configuration.exceptions import (
     ConfigurationException,
     ConfigValueCannotBeCoercedException,
     LookupTrace,
+    ValueNotSecretException,
 )
 from dlt.pipeline.exceptions import PipelineStepFailed
 from requests.exceptions import RequestException
@@ -125,6 +126,11 @@ def _config_line(error: ConfigurationException) -> str:
     """One line for dlt's other configuration errors, naming the key where dlt does."""
     if isinstance(error, ConfigValueCannotBeCoercedException):
         return str(coercion_error(error.field_name, error.field_value, error.hint))
+    if isinstance(error, ValueNotSecretException):
+        return (
+            f"{error.key} is a secret, which dlt does not read from {error.provider_name}: "
+            "move it to .dlt/secrets.toml or an environment variable"
+        )
     return next(iter(str(error).splitlines()), type(error).__name__)
 
 

@@ -128,6 +128,24 @@ def test_a_value_of_the_wrong_type_is_one_line_naming_the_key(server, tmp_path, 
     assert server.calls == {}  # refused before Zoho is asked anything
 
 
+def test_a_secret_in_config_toml_is_named(server, tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        f'[sources.zoho_crm.credentials]\nclient_secret = "{CLIENT_SECRET}"\n'
+    )
+    env = env_for(server, tmp_path)
+    del env["SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_SECRET"]
+    result = subprocess.run(
+        [ZOHO_DELETED, "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "zoho-deleted: configuration error: sources.zoho_crm.credentials is a secret, which dlt "
+        "does not read from config.toml: move it to .dlt/secrets.toml or an environment "
+        "variable\n"
+    )
+
+
 def test_missing_credentials_name_the_keys(in_process, monkeypatch):
     monkeypatch.delenv("SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN")
     code, _, err = in_process("run")
