@@ -118,6 +118,7 @@ def test_bad_input_exits_non_zero_naming_the_value(in_process, env, code, words)
         ),
         ({"SOURCES__ZOHO_CRM__RECONCILE": "maybe"}, "reconcile 'maybe' is not true or false"),
         ({"SOURCES__ZOHO_CRM__TOKEN_RETRY_DELAY": "soon"}, "token_retry_delay 'soon' is not a"),
+        ({"SOURCES__ZOHO_CRM__MAX_CONCURRENCY": "4.5"}, "max_concurrency '4.5' is not a whole"),
     ],
 )
 def test_a_value_of_the_wrong_type_is_one_line_naming_the_key(server, tmp_path, env, words):

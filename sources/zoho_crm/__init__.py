@@ -92,7 +92,7 @@ def zoho_crm(
     reconcile: bool = False,
     org: str = DEFAULT_ORG,
     token_retries: int = 2,
-    token_retry_delay: float = 15.0,
+    token_retry_delay: str = "15s",
     load_chunk_rows: int = DEFAULT_LOAD_CHUNK_ROWS,
     related_calls_per_run: int = DEFAULT_RELATED_CALLS_PER_RUN,
     api_credits_reserve: int = DEFAULT_API_CREDITS_RESERVE,
@@ -125,7 +125,7 @@ def zoho_crm(
         org: the name this org's rows carry in the `org` column (part of every key).
         token_retries: times a token request Zoho throttles is asked again (0 to 5); each
             one prolongs Zoho's block, so few.
-        token_retry_delay: seconds between those requests.
+        token_retry_delay: time between those requests (seconds, or e.g. "30s").
         load_chunk_rows: about how many rows of a table one load package takes; a longer pass
             goes on in the next package (see `passes`), so every load and merge stays small.
         related_calls_per_run: most related-records calls one run makes; the backlog goes on
@@ -234,7 +234,7 @@ def zoho_client(
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     per_page: int = MAX_PER_PAGE,
     token_retries: int = 2,
-    token_retry_delay: float = 15.0,
+    token_retry_delay: str = "15s",
 ) -> ZohoClient:
     """A Zoho client configured as the source's arguments of the same names say (a run's, or
     `zoho-deleted restore`'s), each one checked."""
