@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 import duckdb
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigurationException,
+    ConfigValueCannotBeCoercedException,
+    LookupTrace,
+    ValueNotSecretException,
+)
 from dlt.pipeline.exceptions import PipelineStepFailed
 from requests.exceptions import RequestException
 
 from pipelines.analyst_file import AnalystFileError
 from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
+from sources.zoho_crm.config import coercion_error
 from sources.zoho_crm.errors import (
     ZohoApiError,
     ZohoAuthError,
@@ -86,22 +93,45 @@ def _root(error: BaseException) -> BaseException:
     return next((e for e in _causes(error) if not type(e).__module__.startswith("dlt.")), error)
 
 
-def _missing_fields(error: ConfigFieldMissingException) -> List[str]:
-    """Dotted names of the missing keys, nested specs (credentials) included."""
-    names = []
+def _missing_keys(error: ConfigFieldMissingException) -> List[Tuple[str, ...]]:
+    """Where each missing key belongs, as sections and key: the most specific place dlt
+    looked, less a source's repeated name (`sources.zoho_crm.zoho_crm` is `sources.zoho_crm`);
+    nested specs (credentials) included."""
+    keys = []
     for field, traces in error.traces.items():
-        nested = [f"{field}.{key}" for trace in traces for key in getattr(trace, "traces", {})]
-        names.extend(nested or [field])
-    return names
+        nested = [(n, t) for trace in traces for n, t in getattr(trace, "traces", {}).items()]
+        for name, looked in nested or [(field, traces)]:
+            keys.append(_usual_place(name, [t for t in looked if isinstance(t, LookupTrace)]))
+    return keys
+
+
+def _usual_place(key: str, looked: List[LookupTrace]) -> Tuple[str, ...]:
+    for trace in looked:
+        sections = list(trace.sections)
+        if not any(a == b for a, b in zip(sections, sections[1:], strict=False)):
+            return (*sections, key)
+    return (key,)
 
 
 def _missing_config(error: ConfigFieldMissingException) -> str:
-    names = _missing_fields(error)
-    env = ", ".join("SOURCES__ZOHO_CRM__" + n.replace(".", "__").upper() for n in names)
+    keys = _missing_keys(error)
+    env = ", ".join("__".join(key).upper() for key in keys)
     return (
-        f"missing configuration {', '.join(names)}: set it under [sources.zoho_crm] in "
+        f"missing configuration {', '.join('.'.join(key) for key in keys)}: set it in "
         f".dlt/secrets.toml (credentials) or .dlt/config.toml, or as {env}"
     )
+
+
+def _config_line(error: ConfigurationException) -> str:
+    """One line for dlt's other configuration errors, naming the key where dlt does."""
+    if isinstance(error, ConfigValueCannotBeCoercedException):
+        return str(coercion_error(error.field_name, error.field_value, error.hint))
+    if isinstance(error, ValueNotSecretException):
+        return (
+            f"{error.key} is a secret, which dlt does not read from {error.provider_name}: "
+            "move it to .dlt/secrets.toml or an environment variable"
+        )
+    return next(iter(str(error).splitlines()), type(error).__name__)
 
 
 def _duckdb_file_name() -> str:
@@ -116,9 +146,11 @@ def explain(error: BaseException) -> Tuple[int, str]:
     chain = _causes(error)
     found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
     if found is None:
-        found = next((e for e in chain if isinstance(e, ConfigFieldMissingException)), None)
+        found = next((e for e in chain if isinstance(e, ConfigurationException)), None)
     if isinstance(found, ConfigFieldMissingException):
         return EXIT_CONFIG, _missing_config(found)
+    if isinstance(found, ConfigurationException):
+        return EXIT_CONFIG, f"configuration error: {_config_line(found)}"
     if isinstance(found, PipelineBusyError):
         return EXIT_BUSY, str(found)
     if isinstance(found, LoadStuckError):

@@ -24,8 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import dlt
 
-from pipelines.warehouse_sql import existing_tables, query_rows
 from sources.zoho_crm.config import duration_setting, positive_int
+from sources.zoho_crm.warehouse import existing_tables, query_rows
 
 REVIEWS_TABLE = "incident_reviews"
 DEFAULT_THRESHOLD = 100

@@ -1,7 +1,10 @@
 """Several Zoho orgs: `[sources.zoho_crm.orgs.NAME]` holds the same keys as `[sources.zoho_crm]`.
 
-Keys an org leaves out fall back to `[sources.zoho_crm]`, as dlt's own lookup would. Each org
-runs as its own pipeline (its own state), into the same dataset, its rows told apart by `org`.
+dlt resolves an org's arguments of the `zoho_crm` source in section
+`sources.zoho_crm.orgs.NAME`, so keys an org leaves out fall back to `[sources.zoho_crm]` (dlt
+looks in the enclosing sections in turn), typed as the source declares them. Credentials are
+the exception: an org never borrows another org's. Each org runs as its own pipeline (its own
+state), into the same dataset, its rows told apart by `org`.
 """
 
 from __future__ import annotations
@@ -10,25 +13,16 @@ import os
 from typing import Any, Dict, List, Mapping
 
 import dlt
+from dlt.common.configuration import resolve_configuration
 
 from pipelines.errors import RunRefusedError, refused
 from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
-from sources.zoho_crm import DEFAULT_ORG, org_name
+from sources.zoho_crm import DEFAULT_ORG, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoConfigError
 
-ORG_KEYS = (
-    "data_center",
-    "accounts_server",
-    "api_domain",
-    "api_version",
-    "modules",
-    "related_lists",
-    "max_concurrency",
-    "per_page",
-    "reconcile_every",
-)
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
 ORGS_ENV_PREFIX = "SOURCES__ZOHO_CRM__ORGS__"
+DEFAULT_SECTIONS = ("sources", "zoho_crm", "zoho_crm")  # where dlt looks for the source's keys
 
 
 def configured_orgs() -> List[str]:
@@ -45,17 +39,20 @@ def configured_orgs() -> List[str]:
     return [DEFAULT_ORG, *sorted(org_name(n) for n in names - {DEFAULT_ORG})]
 
 
+def org_settings(org: str) -> Dict[str, Any]:
+    """Every source argument of one org, resolved and typed by dlt as the source resolves them."""
+    if org_name(org) == DEFAULT_ORG:
+        return dict(resolve_configuration(zoho_crm.ref.SPEC(), sections=DEFAULT_SECTIONS))
+    return org_source_args(org)
+
+
 def org_source_args(org: str) -> Dict[str, Any]:
-    """Source arguments for one org, read from its own config section."""
+    """Source arguments for one org, resolved by dlt in the org's own config section (none for
+    the default org: the source resolves its own)."""
     name = org_name(org)
     if name == DEFAULT_ORG:
         return {}
     section = f"sources.zoho_crm.orgs.{name}"
-    args: Dict[str, Any] = {"org": name}
-    for key in ORG_KEYS:
-        value = dlt.config.get(f"{section}.{key}")
-        if value is not None:
-            args[key] = value
     credentials = {k: dlt.secrets.get(f"{section}.credentials.{k}") for k in CREDENTIAL_KEYS}
     missing = [k for k, v in credentials.items() if v is None]
     if missing:
@@ -66,8 +63,12 @@ def org_source_args(org: str) -> Dict[str, Any]:
             f"org {name} has no {', '.join(missing)}: set them under [{section}.credentials] "
             f"in .dlt/secrets.toml, or as {env}"
         )
-    args["credentials"] = credentials
-    return args
+    settings = resolve_configuration(
+        zoho_crm.ref.SPEC(),
+        sections=("sources", "zoho_crm", "orgs", name),
+        explicit_value={"credentials": credentials, "org": name},
+    )
+    return dict(settings)
 
 
 def run_org(org: str) -> RunResult:

@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import dlt
 
 from pipelines.incidents import read_incidents, utc
-from pipelines.warehouse_sql import query_rows
 from sources.zoho_crm.errors import ZohoConfigError
+from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_OUTPUT = "zoho-deleted-report.html"
 LEAVING_HORIZON = timedelta(days=14)

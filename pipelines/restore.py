@@ -20,14 +20,12 @@ from requests.exceptions import RequestException
 from pipelines.errors import EXIT_AUTH, EXIT_OK, EXIT_PARTIAL, EXIT_ZOHO
 from pipelines.incidents import BINNED_JOIN, DELETED_AT, read_incidents, utc
 from pipelines.ledger import RESTORE_REQUESTS, record_restores, who
-from pipelines.orgs import CREDENTIAL_KEYS, org_source_args
-from pipelines.warehouse_sql import existing_tables, query_rows
+from pipelines.orgs import org_settings
 from pipelines.zoho_crm_deleted import exclusive
-from sources.zoho_crm.auth import ZohoAuth
-from sources.zoho_crm.client import RetryingHttp, ZohoClient
-from sources.zoho_crm.config import servers
+from sources.zoho_crm import zoho_client
+from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoResponseError
-from sources.zoho_crm.settings import DEFAULT_API_VERSION
+from sources.zoho_crm.warehouse import existing_tables, query_rows
 
 MAX_IDS = 200  # Zoho's limit per restore call
 RESTORE_PATH = "settings/recycle_bin/actions/restore"
@@ -205,35 +203,16 @@ def not_sent_lines(found: Plan) -> List[str]:
     return [f"Not sent: {found.left_out[k]} {NOT_SENT[k]}" for k in NOT_SENT if found.left_out[k]]
 
 
-def zoho_client(org: str) -> ZohoClient:
-    """A client for one org, configured as `zoho-deleted run` is."""
-    args = org_source_args(org)
-
-    def setting(key: str) -> Any:
-        return args[key] if key in args else dlt.config.get(f"sources.zoho_crm.{key}")
-
-    credentials = args.get("credentials") or {
-        k: dlt.secrets.get(f"sources.zoho_crm.credentials.{k}") for k in CREDENTIAL_KEYS
-    }
-    missing = [k for k, v in credentials.items() if v is None]
-    if missing:
-        env = ", ".join(f"SOURCES__ZOHO_CRM__CREDENTIALS__{k.upper()}" for k in missing)
-        raise ZohoConfigError(
-            f"missing configuration {', '.join(f'credentials.{k}' for k in missing)}: set it "
-            f"under [sources.zoho_crm.credentials] in .dlt/secrets.toml, or as {env}"
-        )
-    api_domain = setting("api_domain")
-    accounts, default_api = servers(setting("data_center"), setting("accounts_server"), api_domain)
-    http = RetryingHttp(max_connections=1)
-    auth = ZohoAuth(
-        accounts,
-        credentials["client_id"],
-        credentials["client_secret"],
-        credentials["refresh_token"],
-        http,
+def org_client(org: str) -> ZohoClient:
+    """A client for one org, configured as `zoho-deleted run` is (its calls go one by one)."""
+    settings = org_settings(org)
+    client_args = ("credentials", "data_center", "accounts_server", "api_domain", "api_version")
+    return zoho_client(
+        *(settings[key] for key in client_args),
+        max_concurrency=1,
+        token_retries=settings["token_retries"],
+        token_retry_delay=settings["token_retry_delay"],
     )
-    version = setting("api_version") or DEFAULT_API_VERSION
-    return ZohoClient(auth, api_domain, default_api, version, 1, http)
 
 
 def outcomes_of(body: Optional[Dict[str, Any]], ids: Sequence[str]) -> Dict[str, Tuple[str, str]]:
@@ -276,7 +255,7 @@ def restore(
 def _send(
     pipeline: dlt.Pipeline, org: str, entries: List[Entry], say: Callable[[str], None]
 ) -> int:
-    client = zoho_client(org)
+    client = org_client(org)
     module_of = {e.id: e.module for e in entries}
     outcomes: List[Dict[str, Any]] = []
     requested_by = who()

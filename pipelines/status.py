@@ -17,10 +17,10 @@ from dlt.destinations.exceptions import DatabaseTerminalException
 
 from pipelines.analyst_file import analyst_file_of
 from pipelines.incidents import describe_incident, read_incidents
-from pipelines.warehouse_sql import query_rows
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
+from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_MAX_RUN_GAP = "2d"
 EXPIRY_HORIZON = timedelta(days=7)

@@ -84,7 +84,7 @@ def test_a_user_mistake_is_one_line_without_traceback(server, tmp_path):
         ({"SOURCES__ZOHO_CRM__MODULES": '["Leads", "Leeds"]'}, 2, ["'Leeds'", "Leads, Contacts"]),
         ({"SOURCES__ZOHO_CRM__MAX_CONCURRENCY": "0"}, 2, ["max_concurrency", "1 to 25"]),
         ({"SOURCES__ZOHO_CRM__PER_PAGE": "500"}, 2, ["per_page 500", "1 to 200"]),
-        ({"SOURCES__ZOHO_CRM__RELATED_LISTS": "[1]"}, 2, ["related_lists", "auto"]),
+        ({"SOURCES__ZOHO_CRM__RELATED_LISTS": "[1]"}, 2, ["related_lists [1]", "discover_"]),
         ({"SOURCES__ZOHO_CRM__API_DOMAIN": "zohoapis.com"}, 2, ["api_domain", "https://"]),
         ({"SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN": "1000.revoked"}, 3, ["invalid_code"]),
         ({"SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_SECRET": "wrong"}, 3, ["invalid_client"]),
@@ -98,6 +98,53 @@ def test_bad_input_exits_non_zero_naming_the_value(in_process, env, code, words)
     for word in words:
         assert word in line
     assert REFRESH_TOKEN not in out + err and CLIENT_SECRET not in out + err
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"SOURCES__ZOHO_CRM__PER_PAGE": "abc"}, "per_page 'abc' is not a whole number"),
+        (  # not blamed on related_lists, which names a module `modules` would hold
+            {
+                "SOURCES__ZOHO_CRM__MODULES": "42",
+                "SOURCES__ZOHO_CRM__RELATED_LISTS": '{"Leads": {"Campaigns": ["Owner"]}}',
+            },
+            "modules 42 is not a list of module API names: write e.g. modules = [",
+        ),
+        ({"SOURCES__ZOHO_CRM__MODULES": "all"}, 'modules "all" is no longer a value: remove'),
+        (
+            {"SOURCES__ZOHO_CRM__RELATED_LISTS": "auto"},
+            'related_lists "auto" is no longer a value: write discover_related_lists = true',
+        ),
+        ({"SOURCES__ZOHO_CRM__RECONCILE": "maybe"}, "reconcile 'maybe' is not true or false"),
+        ({"SOURCES__ZOHO_CRM__TOKEN_RETRY_DELAY": "soon"}, "token_retry_delay 'soon' is not a"),
+        ({"SOURCES__ZOHO_CRM__MAX_CONCURRENCY": "4.5"}, "max_concurrency '4.5' is not a whole"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_key(server, tmp_path, env, words):
+    result = cli(server, tmp_path, "run", **env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"zoho-deleted: configuration error: {words}"), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert server.calls == {}  # refused before Zoho is asked anything
+
+
+def test_a_secret_in_config_toml_is_named(server, tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        f'[sources.zoho_crm.credentials]\nclient_secret = "{CLIENT_SECRET}"\n'
+    )
+    env = env_for(server, tmp_path)
+    del env["SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_SECRET"]
+    result = subprocess.run(
+        [ZOHO_DELETED, "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "zoho-deleted: configuration error: sources.zoho_crm.credentials is a secret, which dlt "
+        "does not read from config.toml: move it to .dlt/secrets.toml or an environment "
+        "variable\n"
+    )
 
 
 def test_missing_credentials_name_the_keys(in_process, monkeypatch):

@@ -110,6 +110,20 @@ def test_an_org_without_credentials_is_named(two_orgs, tmp_path):
     assert bad.returncode == 2 and "'acme corp' is not a valid org name" in bad.stderr
 
 
+def test_an_orgs_settings_are_typed_by_dlt_and_named_when_wrong(two_orgs, tmp_path):
+    env = org_env(two_orgs, tmp_path)
+    env["SOURCES__ZOHO_CRM__ORGS__ACME__MODULES"] = '["Leads"]'  # JSON, as dlt reads lists
+    env["SOURCES__ZOHO_CRM__ORGS__GLOBEX__PER_PAGE"] = "abc"
+    result = zoho(tmp_path, env, "run", "--org", "acme")
+    assert result.returncode == 0, result.stderr
+    assert two_orgs["acme"].calls["deleted"] == 1  # the org's own list, not the shared two
+
+    bad = zoho(tmp_path, env, "run", "--org", "globex")
+    assert bad.returncode == 2
+    assert bad.stderr == "zoho-deleted: configuration error: per_page 'abc' is not a whole number\n"
+    assert two_orgs["globex"].calls == {}
+
+
 def test_org_sections_are_read_from_dlt_toml_files(two_orgs, tmp_path):
     acme = two_orgs["acme"]
     (tmp_path / ".dlt").mkdir()

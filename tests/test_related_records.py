@@ -74,9 +74,9 @@ def test_related_records_are_fetched_once_per_bin_entry_and_kept(org, server, pi
     assert keys == [(9, 9)]
 
 
-def test_auto_discovers_lookup_related_lists_and_their_fields(org, server, pipeline):
+def test_discovery_finds_lookup_related_lists_and_their_fields(org, server, pipeline):
     bin_lead(org, "301", NOW - timedelta(hours=3))
-    result = run_once(server, pipeline, related_lists="auto")
+    result = run_once(server, pipeline, discover_related_lists=True)
     assert result.api_calls["metadata"] >= 1
     # Campaigns and Products are lookups; Tags (multi-select lookup) is left out.
     lists = query(pipeline, f"SELECT DISTINCT related_list FROM {DS}.deleted_related_records")
@@ -92,6 +92,22 @@ def test_a_multiselect_lookup_is_refused_before_anything_loads(org, server, pipe
     code, message = explain(raised.value)
     assert code == 2 and "related_lists.Leads.Tags" in message and "Campaigns, Products" in message
     assert loaded_tables(pipeline) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ({"related_lists": "auto"}, "write discover_related_lists = true instead"),
+        (
+            {"related_lists": RELATED, "discover_related_lists": True},
+            "discover_related_lists is true and related_lists names lists too",
+        ),
+    ],
+)
+def test_discovery_is_a_switch_of_its_own(server, pipeline, args, words):
+    with pytest.raises(ZohoConfigError, match=words):
+        run(pipeline, **source_args(server, **args))
+    assert api_calls(server) == {}
 
 
 def test_an_empty_field_list_is_refused_before_any_call(org, server, pipeline):

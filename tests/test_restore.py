@@ -183,3 +183,16 @@ def test_a_batch_answer_without_ids_stands_for_every_id():
         "1": ("SCHEDULED", "scheduled"), "2": ("SCHEDULED", "scheduled")
     }  # fmt: skip
     assert outcomes_of({"recycle_bin": []}, ["1"])["1"][0] == "NO_RESULT"
+
+
+def test_restore_reads_the_orgs_config_as_run_does_and_names_a_missing_key(
+    org, server, cmd, monkeypatch
+):
+    ids = burst(org, "Leads", PATRICIA, NOW - timedelta(hours=2), 1, 1000)
+    assert cmd("run")[0] == 0
+    monkeypatch.delenv("SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN")
+    code, _, err = cmd("restore", "--ids", ids[0], "--yes")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "missing configuration sources.zoho_crm.credentials.refresh_token" in err
+    assert "SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN" in err
+    assert server.restores.calls == []

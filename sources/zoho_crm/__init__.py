@@ -1,7 +1,8 @@
 """dlt source for Zoho CRM's deleted records, recycle bin and related records of deleted records.
 
 Config lives in `[sources.zoho_crm]` (see the README); credentials in `.dlt/secrets.toml` or
-`SOURCES__ZOHO_CRM__CREDENTIALS__*` environment variables.
+`SOURCES__ZOHO_CRM__CREDENTIALS__*` environment variables. dlt resolves and types every
+argument of `zoho_crm` from there (lists and mappings from TOML, or JSON in a variable).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from dlt.extract.resource import DltResource
 from sources.zoho_crm.auth import ZohoAuth
 from sources.zoho_crm.client import RetryingHttp, ZohoClient
 from sources.zoho_crm.config import (
+    RelatedListsConfig,
     ZohoCredentials,
     duration_setting,
     modules_setting,
-    per_page_setting,
     positive_int,
     related_lists_setting,
     servers,
@@ -29,7 +30,7 @@ from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
 from sources.zoho_crm.metadata import (
     checked_modules,
-    discover_related_lists,
+    lookup_related_lists,
     readable_modules,
     unknown_module_error,
 )
@@ -47,7 +48,7 @@ from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
 from sources.zoho_crm.warehouse import Warehouse
 
-__all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_crm"]
+__all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_client", "zoho_crm"]
 
 DEFAULT_MAX_CONCURRENCY = 4
 # Rows of one table per load package: the merge's de-duplication runs over one package's rows,
@@ -82,15 +83,16 @@ def zoho_crm(
     accounts_server: Optional[str] = None,
     api_domain: Optional[str] = None,
     api_version: str = DEFAULT_API_VERSION,
-    modules: Any = "all",
-    related_lists: Any = None,
+    modules: Optional[List[str]] = None,
+    related_lists: Optional[RelatedListsConfig] = None,
+    discover_related_lists: bool = False,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     per_page: int = MAX_PER_PAGE,
-    reconcile_every: Any = "1d",
+    reconcile_every: str = "1d",
     reconcile: bool = False,
     org: str = DEFAULT_ORG,
     token_retries: int = 2,
-    token_retry_delay: float = 15.0,
+    token_retry_delay: str = "15s",
     load_chunk_rows: int = DEFAULT_LOAD_CHUNK_ROWS,
     related_calls_per_run: int = DEFAULT_RELATED_CALLS_PER_RUN,
     api_credits_reserve: int = DEFAULT_API_CREDITS_RESERVE,
@@ -98,14 +100,24 @@ def zoho_crm(
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
 
+    Building the source calls Zoho: it resolves the modules (`/settings/modules`, remembered
+    for `reconcile_every`) and discovers related lists, as dlt's `sql_database` reflects
+    tables, because each module gets its own resource. So build it where it runs: the Airflow
+    DAG (`pipelines/airflow_dag.py`) builds it inside its task, never while Airflow parses the
+    file, and `make_pipeline` needs no source at all.
+
     Args:
         credentials: OAuth client id, client secret and refresh token.
         data_center: us, eu, in, au, jp, ca, cn or sa; sets the two URLs below.
         accounts_server: explicit accounts server URL (overrides the data center).
         api_domain: explicit API domain URL (overrides the data center and the token's).
         api_version: Zoho CRM API version, `v8` by default.
-        modules: `"all"` (every deletable module Zoho lists) or a list of module API names.
-        related_lists: module -> {related list -> [field API names]}, or `"auto"`.
+        modules: module API names to read; None (left out): every module `/settings/modules`
+            lists as API-supported and deletable.
+        related_lists: module -> {related list -> [field API names]} whose related records of
+            binned records are captured; None: none (unless discovered).
+        discover_related_lists: capture every lookup related list of the modules, with up to
+            50 fields each, as Zoho's metadata lists them (instead of `related_lists`).
         max_concurrency: most API calls in flight at once toward the org (1 to 25).
         per_page: records asked for per call, 1 to 200; 200 (Zoho's maximum) costs fewest calls.
         reconcile_every: how often the full reconciliation pass runs (seconds, or "1d", "12h").
@@ -113,7 +125,7 @@ def zoho_crm(
         org: the name this org's rows carry in the `org` column (part of every key).
         token_retries: times a token request Zoho throttles is asked again (0 to 5); each
             one prolongs Zoho's block, so few.
-        token_retry_delay: seconds between those requests.
+        token_retry_delay: time between those requests (seconds, or e.g. "30s").
         load_chunk_rows: about how many rows of a table one load package takes; a longer pass
             goes on in the next package (see `passes`), so every load and merge stays small.
         related_calls_per_run: most related-records calls one run makes; the backlog goes on
@@ -129,16 +141,18 @@ def zoho_crm(
     """
     report = report if report is not None else RunReport()
     if report.client is None:
-        retries = positive_int("token_retries", token_retries, 5, lower=0)
-        delay = duration_setting("token_retry_delay", token_retry_delay).total_seconds()
-        report.client = _client(
+        report.client = zoho_client(
             credentials, data_center, accounts_server, api_domain, api_version,
-            max_concurrency, per_page, (retries, delay),
+            max_concurrency, per_page, token_retries, token_retry_delay,
         )  # fmt: skip
     client = report.client
     wanted_modules = modules_setting(modules)
     report.modules_config = wanted_modules
     related = related_lists_setting(related_lists)
+    if discover_related_lists and related:
+        raise ZohoConfigError(
+            "discover_related_lists is true and related_lists names lists too: keep one of them"
+        )
     every = duration_setting("reconcile_every", reconcile_every)
     chunk_rows = positive_int("load_chunk_rows", load_chunk_rows)
     related_budget = positive_int("related_calls_per_run", related_calls_per_run)
@@ -147,14 +161,15 @@ def zoho_crm(
         report.modules, report.modules_resolved = _known_modules(client, wanted_modules, every)
     module_list = report.modules
     if report.related is None:
-        if related == "auto":
-            related = discover_related_lists(client, module_list)
+        if discover_related_lists:
+            related = lookup_related_lists(client, module_list)
         else:
             stray = sorted(set(related) - set(module_list))
             if stray:
                 raise ZohoConfigError(
                     f"related_lists names module(s) {', '.join(stray)} that are not in modules "
-                    f"({', '.join(module_list)}): add them to modules or remove them"
+                    f"({', '.join(module_list)}): add them to modules or remove them from "
+                    "related_lists"
                 )
         report.related, report.related_calls_left = related, related_budget
     # the modules' lists are read side by side: each gets its share of a package's rows
@@ -177,9 +192,9 @@ def zoho_crm(
 
 
 def _known_modules(
-    client: ZohoClient, wanted: Any, every: timedelta
+    client: ZohoClient, wanted: Optional[List[str]], every: timedelta
 ) -> Tuple[List[str], bool]:
-    """The modules to read: `"all"` as `/settings/modules` lists them, or the configured list
+    """The modules to read: all (None) as `/settings/modules` lists them, or the configured list
     checked against it — before any other check, as a misspelt module explains the errors it
     causes. What a run resolved is remembered for `reconcile_every` (see `_modules_memo`), so
     a run with nothing new makes no metadata call. Returns (modules, resolved by this call)."""
@@ -188,7 +203,7 @@ def _known_modules(
     if memo.get("config") == wanted and at:
         if datetime.now(UTC) - datetime.fromisoformat(at) < every:
             return list(memo["modules"]), False
-    if wanted == "all":
+    if wanted is None:
         return readable_modules(client), True
     return checked_modules(client, wanted), True
 
@@ -210,22 +225,26 @@ def _modules_memo(report: RunReport) -> DltResource:
     return modules_memo
 
 
-def _client(
+def zoho_client(
     credentials: ZohoCredentials,
-    data_center: str,
-    accounts_server: Optional[str],
-    api_domain: Optional[str],
-    api_version: str,
-    max_concurrency: int,
-    per_page: int,
-    token_retries: Tuple[int, float],
+    data_center: str = "us",
+    accounts_server: Optional[str] = None,
+    api_domain: Optional[str] = None,
+    api_version: str = DEFAULT_API_VERSION,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    per_page: int = MAX_PER_PAGE,
+    token_retries: int = 2,
+    token_retry_delay: str = "15s",
 ) -> ZohoClient:
-    """The run's Zoho client; `token_retries`: (retries, seconds apart) of a throttled grant."""
+    """A Zoho client configured as the source's arguments of the same names say (a run's, or
+    `zoho-deleted restore`'s), each one checked."""
+    retries = positive_int("token_retries", token_retries, 5, lower=0)
+    delay = duration_setting("token_retry_delay", token_retry_delay).total_seconds()
     accounts, default_api = servers(data_center, accounts_server, None)
     if api_domain:
         servers(data_center, None, api_domain)  # validates the URL
     concurrency = positive_int("max_concurrency", max_concurrency, 25)
-    page_size = per_page_setting(per_page)
+    page_size = positive_int("per_page", per_page, MAX_PER_PAGE)
     http = RetryingHttp(max_connections=concurrency)
     auth = ZohoAuth(
         accounts,
@@ -233,8 +252,8 @@ def _client(
         credentials.client_secret,
         credentials.refresh_token,
         http,
-        retries=token_retries[0],
-        retry_delay=token_retries[1],
+        retries=retries,
+        retry_delay=delay,
     )
     return ZohoClient(auth, api_domain, default_api, api_version, concurrency, http, page_size)
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
 from sources.zoho_crm.errors import ZohoConfigError
-from sources.zoho_crm.settings import DATA_CENTERS, MAX_FIELDS_PER_CALL, MAX_PER_PAGE
+from sources.zoho_crm.settings import DATA_CENTERS, MAX_FIELDS_PER_CALL
 
 # module -> related list API name -> field API names
 RelatedListsConfig = Dict[str, Dict[str, List[str]]]
@@ -48,8 +48,7 @@ def servers(
 
 
 def json_setting(value: Any) -> Any:
-    """A setting as given, or parsed when it is a JSON list or object (environment variables
-    carry lists and mappings as JSON)."""
+    """A setting as given, or parsed when it is a JSON object (an environment variable)."""
     if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
         try:
             return json.loads(value)
@@ -58,48 +57,92 @@ def json_setting(value: Any) -> Any:
     return value
 
 
-def modules_setting(modules: Any) -> Union[str, List[str]]:
-    """`"all"` or a non-empty list of module API names (a JSON list or comma list in env vars)."""
-    value = json_setting(modules)
-    if isinstance(value, str):
-        if value.strip().lower() == "all":
-            return "all"
-        value = [part.strip() for part in value.split(",") if part.strip()]
+MODULES_EXAMPLE = 'modules = ["Leads", "Contacts"]'
+RELATED_LISTS_EXAMPLE = 'related_lists = {Leads = {Campaigns = ["Owner", "Campaign_Name"]}}'
+# What the typed settings hold, for one-line errors (dlt's own coercion errors name no form).
+SETTING_FORMS = {
+    "modules": (
+        f"a list of module API names: write e.g. {MODULES_EXAMPLE} (in an environment "
+        """variable JSON, SOURCES__ZOHO_CRM__MODULES='["Leads", "Contacts"]'), or leave it out """
+        "to read every deletable module"
+    ),
+    "related_lists": (
+        f"a mapping of module -> {{related list -> [field API names]}}: write e.g. "
+        f"{RELATED_LISTS_EXAMPLE} (in an environment variable, a JSON object), or set "
+        "discover_related_lists = true"
+    ),
+}
+# Values written before these settings were typed, and what to write instead.
+RETIRED_VALUES = {
+    ("modules", "all"): (
+        'modules "all" is no longer a value: remove the modules line to read every deletable '
+        f"module, or list them, e.g. {MODULES_EXAMPLE}"
+    ),
+    ("related_lists", "auto"): (
+        'related_lists "auto" is no longer a value: write discover_related_lists = true '
+        "instead of it"
+    ),
+}
+_TYPE_FORMS = {
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    list: "a list (JSON in an environment variable)",
+    dict: "a mapping (a JSON object in an environment variable)",
+}
+
+
+def setting_error(key: str, value: Any, form: Optional[str] = None) -> ZohoConfigError:
+    """The one-line error for setting `key` whose `value` is not what it takes (`form`)."""
+    if isinstance(value, str) and (key, value.strip().lower()) in RETIRED_VALUES:
+        return ZohoConfigError(RETIRED_VALUES[(key, value.strip().lower())])
+    secret = key.endswith(("secret", "_token", "password")) or "credentials" in key
+    shown = "(value not shown)" if secret else repr(value)[:80]
+    return ZohoConfigError(f"{key} {shown} is not {SETTING_FORMS.get(key) or form}")
+
+
+def coercion_error(key: str, value: Any, hint: Any) -> ZohoConfigError:
+    """`setting_error` for a value dlt could not coerce into the setting's type `hint`."""
+    return setting_error(key, value, _TYPE_FORMS.get(hint, f"a {getattr(hint, '__name__', hint)}"))
+
+
+def modules_setting(modules: Optional[List[str]]) -> Optional[List[str]]:
+    """None (every deletable module) or the listed module API names, checked and de-duplicated.
+
+    dlt parses the list from TOML or JSON; an explicit Python value is checked here too.
+    """
+    if modules is None:
+        return None
     if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or not all(isinstance(m, str) and m.strip() for m in value)
+        not isinstance(modules, (list, tuple))
+        or not modules
+        or not all(isinstance(m, str) and m.strip() for m in modules)
     ):
-        raise ZohoConfigError(
-            f'modules {modules!r} is not valid: use "all" or a list of module API names, '
-            'e.g. modules = ["Leads", "Contacts"]'
-        )
-    return list(dict.fromkeys(m.strip() for m in value))
+        raise setting_error("modules", modules)
+    return list(dict.fromkeys(m.strip() for m in modules))
 
 
-def related_lists_setting(related_lists: Any) -> Union[str, RelatedListsConfig]:
-    """`"auto"`, nothing, or module -> {related list -> non-empty list of ≤50 field names}."""
-    value = json_setting(related_lists)
-    if value is None or value == "" or value == {}:
+def related_lists_setting(related_lists: Optional[RelatedListsConfig]) -> RelatedListsConfig:
+    """module -> {related list -> non-empty list of at most 50 field names}; nothing as {}."""
+    if not related_lists:
         return {}
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    example = 'e.g. related_lists = {Leads = {Campaigns = ["Owner", "Campaign_Name"]}}'
-    if not isinstance(value, dict):
-        raise ZohoConfigError(
-            f'related_lists {related_lists!r} is not valid: use "auto" or {example}'
-        )
+    if not isinstance(related_lists, dict):
+        raise setting_error("related_lists", related_lists)
     parsed: RelatedListsConfig = {}
-    for module, lists in value.items():
+    for module, lists in related_lists.items():
         if not isinstance(lists, dict) or not lists:
             raise ZohoConfigError(
-                f"related_lists.{module} must map related list names to field lists; {example}"
+                f"related_lists.{module} must map related list names to field lists; e.g. "
+                + RELATED_LISTS_EXAMPLE
             )
         parsed[module] = {}
         for name, fields in lists.items():
-            if isinstance(fields, str):
-                fields = [f.strip() for f in fields.split(",") if f.strip()]
-            if not isinstance(fields, (list, tuple)) or not fields:
+            if not isinstance(fields, (list, tuple)) or not all(isinstance(f, str) for f in fields):
+                raise ZohoConfigError(
+                    f"related_lists.{module}.{name} {fields!r} is not a list of field API names: "
+                    'write e.g. ["Owner", "Name"]'
+                )
+            if not fields:
                 raise ZohoConfigError(
                     f"related_lists.{module}.{name} has no fields: list the field API names "
                     f'to capture, e.g. ["Owner", "Name"]'
@@ -109,7 +152,7 @@ def related_lists_setting(related_lists: Any) -> Union[str, RelatedListsConfig]:
                     f"related_lists.{module}.{name} lists {len(fields)} fields; Zoho takes at "
                     f"most {MAX_FIELDS_PER_CALL} per call"
                 )
-            parsed[module][name] = [str(f) for f in fields]
+            parsed[module][name] = list(fields)
     return parsed
 
 
@@ -143,7 +186,3 @@ def duration_setting(name: str, value: Any) -> timedelta:
             'e.g. "1d"'
         )
     return timedelta(seconds=seconds)
-
-
-def per_page_setting(per_page: Any) -> int:
-    return positive_int("per_page", per_page, MAX_PER_PAGE)

@@ -54,7 +54,7 @@ def unknown_modules_error(unknown: List[str], valid: List[str]) -> ZohoConfigErr
         else (f"modules {names} are not Zoho modules")
     )
     return ZohoConfigError(
-        f'{what} this org can read: set modules to "all" or to names among '
+        f"{what} this org can read: leave modules out (every module) or list names among "
         f"{', '.join(valid) or '(none)'}"
     )
 
@@ -74,7 +74,7 @@ def field_names(client: ZohoClient, module: str) -> List[str]:
     return names[:MAX_FIELDS_PER_CALL]
 
 
-def discover_related_lists(client: ZohoClient, modules: List[str]) -> RelatedListsConfig:
+def lookup_related_lists(client: ZohoClient, modules: List[str]) -> RelatedListsConfig:
     """Each module's lookup related lists, with up to 50 fields of the related module."""
     found: RelatedListsConfig = {}
     for module in modules:

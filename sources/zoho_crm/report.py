@@ -20,7 +20,7 @@ class RunReport:
     def __init__(self) -> None:
         self.client: Optional[ZohoClient] = None
         self.modules: Optional[List[str]] = None
-        self.modules_config: Any = None  # `modules` as configured ("all" or a list)
+        self.modules_config: Optional[List[str]] = None  # `modules` as configured (None: all)
         self.modules_resolved = False  # asked Zoho this run (else remembered from an earlier)
         self.related: Optional[Dict[str, Dict[str, List[str]]]] = None
         self.failed_modules: Dict[str, ZohoApiError] = {}

@@ -16,7 +16,6 @@ DATA_CENTERS = {
 DEFAULT_API_VERSION = "v8"
 MAX_PER_PAGE = 200  # Zoho's maximum, and what a run asks for
 MAX_FIELDS_PER_CALL = 50  # `fields` takes at most 50 API names
-DELETED_TYPES = ("recycle", "permanent")
 
 # How long Zoho keeps returning an entry after its deleted_time.
 RETENTION = {"recycle": timedelta(days=60), "permanent": timedelta(days=120)}

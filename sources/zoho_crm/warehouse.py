@@ -10,13 +10,16 @@ array per module), and whole rows only of the records it found restored.
 
 Pending packages of an interrupted run are loaded before extraction starts (see
 `pipelines.zoho_crm_deleted.run`), so what is read here is everything earlier runs captured.
+
+`query` is the one way the project reads the destination with SQL (`status`, `incidents`,
+`restore` and `report` too), through the pipeline's own SQL client: any dlt destination.
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import dlt
 import pyarrow as pa
@@ -28,6 +31,38 @@ TABLE = "deleted_records"
 BIN_TABLE = "recycle_bin"
 FETCHES_TABLE = "related_fetches"
 ROWS_PER_QUERY = 500  # ids in one IN list
+# what `Warehouse` queries name its tables
+TABLES = {
+    name: "{ds}." + table
+    for name, table in (("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE))
+}
+TABLES_SQL = "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+
+
+def query(pipeline: dlt.Pipeline, sql: str, *args: Any, as_arrow: bool = False) -> Any:
+    """Rows of `sql` as tuples (an Arrow table `as_arrow`), its `{ds}` naming the dataset.
+
+    Raises `DatabaseUndefinedRelation` while a table it reads does not exist.
+    """
+    with pipeline.sql_client() as client:
+        sql = sql.format(ds=client.fully_qualified_dataset_name())
+        if as_arrow:
+            with client.execute_query(sql, *args) as cursor:
+                return cursor.arrow()
+        return [tuple(row) for row in client.execute_sql(sql, *args) or []]
+
+
+def query_rows(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[tuple]:
+    """`query`'s rows; none while its tables do not exist yet."""
+    try:
+        return query(pipeline, sql, *args)
+    except DatabaseUndefinedRelation:
+        return []
+
+
+def existing_tables(pipeline: dlt.Pipeline) -> Set[str]:
+    """The dataset's tables and views, as the destination (not the local schema) has them."""
+    return {name for (name,) in query(pipeline, TABLES_SQL, pipeline.dataset_name)}
 
 
 class Warehouse:
@@ -190,20 +225,10 @@ class Warehouse:
         return [dict(zip(columns, row, strict=True)) for row in found]
 
     def _query(self, sql: str, args: Sequence[Any], as_arrow: bool = False) -> Any:
-        """Rows of `sql` on the destination (an Arrow table `as_arrow`); `{records}`, `{bin}`
-        and `{fetches}` name its tables."""
+        """`query` on the running pipeline's destination; `{records}`, `{bin}` and
+        `{fetches}` name its tables."""
         pipeline = dlt.current.pipeline()
         if pipeline.destination is None:
             return pa.table({"id": pa.array([], pa.string())}) if as_arrow else []
-        with self._lock, pipeline.sql_client() as client:
-            tables = {
-                name: client.make_qualified_table_name(table)
-                for name, table in (
-                    ("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE)
-                )
-            }
-            if as_arrow:
-                with client.execute_query(sql.format(**tables), *args) as cursor:
-                    return cursor.arrow()
-            found = client.execute_sql(sql.format(**tables), *args)
-        return [tuple(row) for row in found or []]
+        with self._lock:
+            return query(pipeline, sql.format(**TABLES), *args, as_arrow=as_arrow)
