@@ -15,7 +15,7 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from sources.zoho_crm.auth import ZohoAuth
-from sources.zoho_crm.client import RetryingHttp, ZohoClient
+from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.config import (
     ZohoCredentials,
     duration_setting,
@@ -45,6 +45,7 @@ from sources.zoho_crm.records import (
 from sources.zoho_crm.related import related_lists_check, related_resources
 from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
+from sources.zoho_crm.transport import RetryingHttp
 from sources.zoho_crm.warehouse import Warehouse
 
 __all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_crm"]
