@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import Counter
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from sources.zoho_crm.auth import ZohoAuth
 from sources.zoho_crm.errors import ZohoApiError, ZohoResponseError
@@ -18,8 +17,6 @@ from sources.zoho_crm.transport import (
     credits_spent,
     zoho_error,
 )
-
-T = TypeVar("T")
 
 
 class ZohoClient:
@@ -142,50 +139,6 @@ class ZohoClient:
             records, query = self.page(path, data_key, query, headers, module, kind)
             if records:
                 yield records
-
-    def interleaved(self, streams: Sequence[Iterator[T]], buffer: int = 4) -> Iterator[T]:
-        """The items of several streams, each advanced in its own thread, as they arrive.
-
-        Calls still take slots under `max_concurrency`. At most `buffer` items wait in memory;
-        an error in any stream is raised here, and the other streams stop.
-        """
-        items: queue.Queue[Tuple[str, Any]] = queue.Queue(maxsize=buffer)
-        stop = threading.Event()
-
-        def offer(kind: str, value: Any) -> bool:
-            """Queue an entry unless the consumer has stopped; False once it has."""
-            while not stop.is_set():
-                try:
-                    items.put((kind, value), timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def drain(stream: Iterator[T]) -> None:
-            try:
-                for item in stream:
-                    if not offer("item", item):
-                        return
-                offer("done", None)
-            except BaseException as error:  # handed to the consumer, which raises it
-                offer("error", error)
-
-        threads = [threading.Thread(target=drain, args=(s,), daemon=True) for s in streams]
-        for thread in threads:
-            thread.start()
-        running = len(threads)
-        try:
-            while running:
-                kind, value = items.get()
-                if kind == "item":
-                    yield value
-                elif kind == "done":
-                    running -= 1
-                else:
-                    raise value
-        finally:
-            stop.set()
 
     def _count(self, kind: str, reply: Reply) -> None:
         remaining = _credits_header(reply)
