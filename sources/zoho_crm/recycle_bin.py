@@ -31,6 +31,7 @@ from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.passes import Batch, ListPass
 from sources.zoho_crm.records import RECYCLE_BIN_SCHEMA, bin_row, module_slug, zoho_time
+from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.warehouse import Warehouse
 
 BIN = "recycle_bin"  # the table, and the resource that reads what is new
@@ -61,7 +62,7 @@ def recycle_bin_resources(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    report: Any,
+    report: RunReport,
     chunk_pages: int,
 ) -> List[DltResource]:
     """The bin's resources for this package: the first pass's unfinished parts, or `recycle_bin`.
@@ -83,7 +84,7 @@ def recycle_bin_resources(
 
 
 def _part_resource(
-    client: ZohoClient, module: str, warehouse: Warehouse, report: Any, chunk_pages: int
+    client: ZohoClient, module: str, warehouse: Warehouse, report: RunReport, chunk_pages: int
 ) -> DltResource:
     name = part_name(module)
 
@@ -98,7 +99,11 @@ def _part_resource(
 
 
 def _bin_resource(
-    client: ZohoClient, modules: List[str], warehouse: Warehouse, report: Any, chunk_pages: int
+    client: ZohoClient,
+    modules: List[str],
+    warehouse: Warehouse,
+    report: RunReport,
+    chunk_pages: int,
 ) -> DltResource:
     @dlt.resource(name=BIN, **BIN_HINTS)
     def recycle_bin() -> Iterator[Any]:
@@ -123,7 +128,7 @@ def _read(
     listing: ListPass,
     modules: List[str],
     warehouse: Warehouse,
-    report: Any,
+    report: RunReport,
     chunk_pages: int,
     resource: str,
 ) -> Iterator[Any]:
