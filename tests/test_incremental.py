@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from conftest import IST, MODULES, NOW, PST, api_calls, delete, query, run_once
@@ -177,3 +178,42 @@ def test_zoho_time_with_z_suffix_is_parsed():
 
     assert parse_time("2019-07-25T15:26:49Z") == datetime(2019, 7, 25, 15, 26, 49, tzinfo=UTC)
     assert parse_time("2019-07-25T15:26:49+05:30") == datetime(2019, 7, 25, 9, 56, 49, tzinfo=UTC)
+
+
+def _old_first_pass(modules: list, leads_page: int, newest: datetime) -> dict:
+    """The `recycle_bin` resource's state as versions before per-module bin resources left a
+    first pass under way: one stream per module's part, in that one resource."""
+    streams = {}
+    for module in modules:
+        condition = {"field": {"api_name": "module"}, "comparator": "equal", "value": module}
+        streams[module] = {
+            "sort_by": "deleted_time",
+            "sort_order": "desc",
+            "filters": json.dumps({"group_operator": "AND", "group": [condition]}),
+            "per_page": 200,
+            "page": leads_page if module == "Leads" else 1,
+        }
+    return {"pass": {"streams": streams, "newest": newest.isoformat()}}
+
+
+def test_a_bin_pass_an_older_version_left_unfinished_goes_on_after_the_upgrade(
+    org, server, pipeline
+):
+    for n in range(450):
+        delete(org, "Leads", f"L{n:04d}", NOW - timedelta(minutes=n + 1))
+    for n in range(30):
+        delete(org, "Contacts", f"C{n:04d}", NOW - timedelta(minutes=n + 1))
+    # an older version had read the first page of the Leads part, then was stopped
+    with pipeline.managed_state() as state:
+        resources = state.setdefault("sources", {}).setdefault("zoho_crm", {})
+        resources.setdefault("resources", {})["recycle_bin"] = _old_first_pass(
+            MODULES, 2, NOW - timedelta(minutes=1)
+        )
+
+    result = run_once(server, pipeline)
+
+    assert result.row_counts["recycle_bin"] == 450 - 200 + 30  # from where it stopped
+    assert api_calls(server)["recycle_bin"] == 2 + 3  # Leads' pages 2 and 3, each other part
+    assert not result.failed_modules
+    run_once(server, pipeline)
+    assert api_calls(server) == {"deleted": len(MODULES), "recycle_bin": 1}  # the mark holds

@@ -12,7 +12,7 @@ from test_cli import cli
 
 from pipelines.errors import explain
 from sources.zoho_crm.auth import ZohoAuth
-from sources.zoho_crm.client import RetryingHttp
+from sources.zoho_crm.transport import RetryingHttp
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
 
 DS = "zoho_crm_deleted"

@@ -7,7 +7,6 @@ argument of `zoho_crm` from there (lists and mappings from TOML, or JSON in a va
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -16,7 +15,7 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from sources.zoho_crm.auth import ZohoAuth
-from sources.zoho_crm.client import RetryingHttp, ZohoClient
+from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.config import (
     RelatedListsConfig,
     ZohoCredentials,
@@ -36,16 +35,12 @@ from sources.zoho_crm.metadata import (
 )
 from sources.zoho_crm.passes import Batch, ListPass
 from sources.zoho_crm.reconcile import reconcile_resource
-from sources.zoho_crm.records import (
-    DELETED_RECORDS_SCHEMA,
-    RECYCLE_BIN_SCHEMA,
-    bin_row,
-    deleted_row,
-    zoho_time,
-)
+from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, deleted_row, module_slug, zoho_time
+from sources.zoho_crm.recycle_bin import recycle_bin_resources
 from sources.zoho_crm.related import related_lists_check, related_resources
 from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
+from sources.zoho_crm.transport import RetryingHttp
 from sources.zoho_crm.warehouse import Warehouse
 
 __all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_client", "zoho_crm"]
@@ -73,7 +68,7 @@ def org_name(org: Any) -> str:
 
 def resource_name(module: str) -> str:
     """The per-module resource (and incremental state) name, e.g. `deleted_records_price_books`."""
-    return "deleted_records_" + re.sub(r"[^0-9a-z]+", "_", module.lower()).strip("_")
+    return "deleted_records_" + module_slug(module)
 
 
 @dlt.source(name="zoho_crm")
@@ -137,7 +132,8 @@ def zoho_crm(
 
     Returns:
         Per module, a `deleted_records` resource and its `deletion_events` transformer; then
-        `recycle_bin`, `reconcile` and, with related lists, `deleted_related_records`.
+        the bin's (see `recycle_bin`), `reconcile` and, with related lists,
+        `deleted_related_records`.
     """
     report = report if report is not None else RunReport()
     if report.client is None:
@@ -180,7 +176,7 @@ def zoho_crm(
     for module in module_list:
         records = _deleted_records_resource(client, module, warehouse, report, chunk_pages)
         resources += [records, records | _events_transformer(module, ledger)]
-    resources.append(_recycle_bin_resource(client, module_list, warehouse, report, chunk_pages))
+    resources += recycle_bin_resources(client, module_list, warehouse, report, chunk_pages)
     resources.append(
         reconcile_resource(client, module_list, warehouse, ledger, report, every, reconcile)
     )
@@ -322,68 +318,3 @@ def _events_transformer(module: str, ledger: EventLedger) -> DltResource:
         yield ledger.fresh(events_of(records))
 
     return deletion_events
-
-
-def _recycle_bin_resource(
-    client: ZohoClient,
-    modules: List[str],
-    warehouse: Warehouse,
-    report: RunReport,
-    chunk_pages: int,
-) -> DltResource:
-    wanted = set(modules)
-
-    @dlt.resource(name="recycle_bin", primary_key=("org", "id"), write_disposition="merge")
-    def recycle_bin() -> Iterator[Any]:
-        """Entries of `/settings/recycle_bin` binned since the last complete pass, newest first.
-
-        Zoho's filter only offers `greater_than`, so it asks for everything after the second
-        *before* the high-water mark (the boundary: see `passes`). The first pass, which reads
-        the whole bin, reads each module's part of it in parallel (the bin is as large as all
-        modules together); later runs ask once for what is new. Newest first: Zoho purges the
-        oldest entries, which leave the end of the listing, so no page shifts under the reader.
-        """
-        state = dlt.current.resource_state()
-        order = {"sort_by": "deleted_time", "sort_order": "desc"}
-        before = ListPass(state, {})
-        since = before.since
-        if not before.ever_completed:  # the whole bin: each module's part side by side
-            parts = {m: {**order, "filters": _json_filter("module", "equal", m)} for m in modules}
-        elif since is None:  # the bin was empty so far
-            parts = {"new": order}
-        else:
-            after = zoho_time(since - timedelta(seconds=1))
-            new = _json_filter("deleted_time", "greater_than", after)
-            parts = {"new": {**order, "filters": new}}
-        listing = ListPass(state, {name: client.first_query(q) for name, q in parts.items()})
-        observed_at = datetime.now(UTC)
-        streams = [
-            listing.read(
-                client, name, "settings/recycle_bin", "recycle_bin", chunk_pages,
-                kind="recycle_bin",
-            )
-            for name in listing.streams
-        ]
-        def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-            rows = [bin_row(warehouse.org, item, observed_at) for item in page]
-            rows = [row for row in rows if row["module__api_name"] in wanted]
-            return warehouse.unseen(None, rows, listing.since)
-
-        try:
-            batches = Batch(listing, RECYCLE_BIN_SCHEMA)
-            yield from batches.items(client.interleaved(streams), rows_of)
-        except ZohoApiError as error:
-            if not error.is_permission:
-                raise
-            report.module_failed("recycle_bin", error)
-            listing.save()  # the parts' pages read so far are loaded; the pass goes on later
-            return
-        if not listing.save():
-            report.unfinished("recycle_bin")
-
-    return recycle_bin
-
-
-def _json_filter(field: str, comparator: str, value: str) -> str:
-    condition = {"field": {"api_name": field}, "comparator": comparator, "value": value}
-    return json.dumps({"group_operator": "AND", "group": [condition]})

@@ -18,10 +18,12 @@ import threading
 import time
 from typing import Any, Dict, Optional
 
-from dlt.sources.helpers.requests import Client
+from requests import PreparedRequest
+from requests.auth import AuthBase
 
 from sources.zoho_crm.errors import ZohoAuthError, ZohoResponseError, ZohoThrottledError
 from sources.zoho_crm.settings import TOKEN_EXPIRY_MARGIN
+from sources.zoho_crm.transport import RetryingHttp
 
 logger = logging.getLogger(__name__)
 THROTTLED = (
@@ -43,8 +45,10 @@ _GRANT_ADVICE = {
 }
 
 
-class ZohoAuth:
-    """Holds one access token for a run; thread-safe."""
+class ZohoAuth(AuthBase):
+    """Signs requests with the run's one access token (`Authorization: Zoho-oauthtoken ...`);
+    thread-safe. Pass it as `auth=` per request, never on a session: the grant itself goes
+    through the same HTTP client, unsigned."""
 
     def __init__(
         self,
@@ -52,7 +56,7 @@ class ZohoAuth:
         client_id: str,
         client_secret: str,
         refresh_token: str,
-        http: Client,
+        http: RetryingHttp,
         retries: int = 2,
         retry_delay: float = 15.0,
     ) -> None:
@@ -68,10 +72,13 @@ class ZohoAuth:
         self._token: Optional[str] = None
         self._expires_at = 0.0
         self.api_domain: Optional[str] = None  # what Zoho says this org's API domain is
-        self.refreshes = 0
         self.expires_at = 0.0  # epoch seconds when Zoho says the token expires
         self._retries, self._retry_delay = retries, retry_delay
         self._throttled = False  # once given up, no call of this run asks again
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers["Authorization"] = _header(self.token())
+        return request
 
     def token(self) -> str:
         """The current access token, minting a new one when there is none or it is expiring."""
@@ -81,10 +88,13 @@ class ZohoAuth:
             assert self._token is not None
             return self._token
 
-    def invalidate(self, token: str) -> None:
-        """Zoho refused `token`: the next `token()` mints a new one (unless another thread did)."""
+    def refused(self, request: PreparedRequest) -> None:
+        """Zoho refused the token `request` carried (401 INVALID_TOKEN): the next `token()`
+        mints a new one, unless another thread has already."""
         with self._lock:
-            if self._token == token:
+            if self._token is not None and request.headers.get("Authorization") == _header(
+                self._token
+            ):
                 self._token = None
 
     def _refresh(self) -> None:
@@ -109,14 +119,13 @@ class ZohoAuth:
 
     def _grant(self) -> Dict[str, Any]:
         # Credentials go in the form body, never in the URL, so no log or proxy records them.
-        response = self._http.post(self.token_url, data=self._form)
-        body = _json_or_none(response)
-        if body is None:
+        reply = self._http.request("POST", self.token_url, data=self._form)
+        if not isinstance(reply.body, dict):
             raise ZohoResponseError(
-                f"Zoho's token endpoint {self.token_url} answered HTTP {response.status_code} "
+                f"Zoho's token endpoint {self.token_url} answered HTTP {reply.status} "
                 "with a body that is not JSON"
             )
-        return body
+        return reply.body
 
     def _take(self, body: Dict[str, Any]) -> None:
         self._token = body["access_token"]
@@ -126,7 +135,6 @@ class ZohoAuth:
         self.expires_at = now + lifetime
         self._expires_at = now + lifetime - margin
         self.api_domain = body.get("api_domain") or self.api_domain
-        self.refreshes += 1
 
 
 def token_lifetime(body: Dict[str, Any]) -> float:
@@ -148,9 +156,5 @@ def _throttled(body: Dict[str, Any]) -> bool:
     )
 
 
-def _json_or_none(response: Any) -> Optional[dict]:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+def _header(token: str) -> str:
+    return f"Zoho-oauthtoken {token}"

@@ -120,6 +120,15 @@ class ListPass:
         return True
 
 
+    def adopt(self, parts: List[ListPass]) -> None:
+        """Take the complete passes of `parts` (one list read in parts, each in its own
+        resource) as this list's complete pass: its mark is the newest of theirs."""
+        marks = [part.since for part in parts if part.since is not None]
+        if marks:
+            self._state["since"] = max(marks).isoformat()
+        self._state["completed"] = True
+
+
 class Batch:
     """Pages' rows gathered into items of about ITEM_ROWS rows. Each page's progress is noted
     only once its rows have been handed on (`handed_on`), so a pass never runs ahead of them."""

@@ -37,6 +37,7 @@ from sources.zoho_crm.records import (
     to_table,
     zoho_time,
 )
+from sources.zoho_crm.recycle_bin import BIN_HINTS, PATH, bin_rows
 from sources.zoho_crm.warehouse import Warehouse
 
 # Re-read a little before the last pass started: clocks and Zoho's indexing are not exact.
@@ -44,11 +45,7 @@ MARGIN = timedelta(hours=1)
 IDS_PER_CALL = 100  # ids asked for in one `?ids=` call (keeps the URL short)
 Key = Tuple[str, str]
 
-RECYCLE_BIN_HINTS = dlt.mark.make_hints(
-    table_name="recycle_bin",
-    primary_key=("org", "id"),
-    write_disposition="merge",
-)
+RECYCLE_BIN_HINTS = dlt.mark.make_hints(**BIN_HINTS)
 
 
 def reconcile_resource(
@@ -104,8 +101,8 @@ def _pass(
     listed: Dict[str, List[pa.Array]] = {m: [] for m in modules}
     held_in_bin = warehouse.bin_ids()
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
-    for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
-        table = _bin_table(warehouse.org, page, set(modules), now)
+    for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
+        table = to_table(bin_rows(warehouse.org, page, modules, now), RECYCLE_BIN_SCHEMA)
         if table.num_rows:
             for module in set(table["module__api_name"].to_pylist()):
                 mine = pc.equal(table["module__api_name"], module)
@@ -151,11 +148,6 @@ def _without(ids: pa.Array, chunks: List[pa.Array]) -> pa.Array:
     return ids.filter(pc.invert(pc.is_in(ids, value_set=pa.concat_arrays(chunks))))
 
 
-def _bin_table(org: str, page: List[Dict[str, Any]], wanted: Set[str], now: datetime) -> pa.Table:
-    rows = [bin_row(org, item, now) for item in page]
-    return to_table([r for r in rows if r["module__api_name"] in wanted], RECYCLE_BIN_SCHEMA)
-
-
 def _compare(
     warehouse: Warehouse, listed: Dict[str, List[pa.Array]]
 ) -> Tuple[Set[Key], Dict[str, pa.Array]]:
@@ -176,7 +168,7 @@ def _by_id(client: ZohoClient, org: str, ids: List[str]) -> Iterator[Dict[str, A
     now = datetime.now(UTC)
     for start in range(0, len(ids), IDS_PER_CALL):
         params = {"ids": ",".join(ids[start : start + IDS_PER_CALL])}
-        for page in client.pages("settings/recycle_bin", "recycle_bin", params, kind="reconcile"):
+        for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
             for item in page:
                 yield bin_row(org, item, now)
 

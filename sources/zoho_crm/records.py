@@ -6,6 +6,7 @@ the incremental cursor compares instants, never strings.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Dict, List, Optional
 
@@ -57,6 +58,11 @@ RECYCLE_BIN_SCHEMA = pa.schema(
         ("observed_at", TIMESTAMP),
     ]
 )
+
+
+def module_slug(module: str) -> str:
+    """A module's API name as part of an identifier, e.g. `price_books` for `Price_Books`."""
+    return re.sub(r"[^0-9a-z]+", "_", module.lower()).strip("_")
 
 
 def parse_time(value: str) -> datetime:

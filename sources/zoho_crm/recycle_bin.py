@@ -1,0 +1,160 @@
+"""The `recycle_bin` table: Zoho's bin (`/settings/recycle_bin`), read in passes (see `passes`).
+
+The first pass reads the whole bin, which is as large as all modules together, so each module's
+part of it is its own parallelized resource (`recycle_bin_<module>`) and the parts are read side
+by side, as the per-module `deleted_records` resources are. Once every part has been read to its
+end, one resource, `recycle_bin`, takes over their marks: its mark is the newest entry they
+read, and each later run asks it once for what was binned since.
+
+Which of them a source has is decided when the source is built, from the state earlier
+packages committed: the parts while the first pass is unfinished, `recycle_bin` after it, so
+they never run in one extract. The bin's mark lives in `recycle_bin`'s state, as it did before
+the parts existed; a first pass that an older version left unfinished there (every module's
+part in that one resource) is finished by `recycle_bin`, a part after the other.
+
+Newest first: Zoho purges the oldest entries, which leave the end of the listing, so no page
+shifts under the reader. Zoho's filter only offers `greater_than`, so a later run asks for
+everything after the second *before* the mark (the boundary: see `passes`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+from typing import Any, Dict, Iterable, Iterator, List
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from sources.zoho_crm.client import ZohoClient
+from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.passes import Batch, ListPass
+from sources.zoho_crm.records import RECYCLE_BIN_SCHEMA, bin_row, module_slug, zoho_time
+from sources.zoho_crm.report import RunReport
+from sources.zoho_crm.warehouse import Warehouse
+
+BIN = "recycle_bin"  # the table, and the resource that reads what is new
+PATH = "settings/recycle_bin"
+NEWEST_FIRST = {"sort_by": "deleted_time", "sort_order": "desc"}
+BIN_HINTS: Dict[str, Any] = {
+    "table_name": BIN,
+    "primary_key": ("org", "id"),
+    "write_disposition": "merge",
+}
+
+
+def part_name(module: str) -> str:
+    """The resource (and state) of a module's part of the bin's first pass."""
+    return f"{BIN}_{module_slug(module)}"
+
+
+def bin_rows(
+    org: str, page: List[Dict[str, Any]], modules: Iterable[str], observed_at: datetime
+) -> List[Dict[str, Any]]:
+    """The rows of a page's entries that belong to `modules` (the bin holds every module's)."""
+    wanted = set(modules)
+    rows = [bin_row(org, item, observed_at) for item in page]
+    return [row for row in rows if row["module__api_name"] in wanted]
+
+
+def recycle_bin_resources(
+    client: ZohoClient,
+    modules: List[str],
+    warehouse: Warehouse,
+    report: RunReport,
+    chunk_pages: int,
+) -> List[DltResource]:
+    """The bin's resources for this package: the first pass's unfinished parts, or `recycle_bin`.
+
+    Called while the source is built: it reads the state committed by earlier packages.
+    """
+    state = dlt.current.source_state()
+    own = ListPass(dlt.current.resource_state(BIN, state), {})
+    # streams are only there when a pass is under way (first queries given: none)
+    if not own.ever_completed and not own.streams:
+        parts = {m: ListPass(dlt.current.resource_state(part_name(m), state), {}) for m in modules}
+        if not all(part.ever_completed for part in parts.values()):
+            return [
+                _part_resource(client, m, warehouse, report, chunk_pages)
+                for m, part in parts.items()
+                if not part.ever_completed
+            ]
+    return [_bin_resource(client, modules, warehouse, report, chunk_pages)]
+
+
+def _part_resource(
+    client: ZohoClient, module: str, warehouse: Warehouse, report: RunReport, chunk_pages: int
+) -> DltResource:
+    name = part_name(module)
+
+    @dlt.resource(name=name, parallelized=True, **BIN_HINTS)
+    def recycle_bin_part() -> Iterator[Any]:
+        """The first pass over the bin entries of one module."""
+        query = {**NEWEST_FIRST, "filters": _json_filter("module", "equal", module)}
+        listing = ListPass(dlt.current.resource_state(), {"list": client.first_query(query)})
+        yield from _read(client, listing, [module], warehouse, report, chunk_pages, name)
+
+    return recycle_bin_part
+
+
+def _bin_resource(
+    client: ZohoClient,
+    modules: List[str],
+    warehouse: Warehouse,
+    report: RunReport,
+    chunk_pages: int,
+) -> DltResource:
+    @dlt.resource(name=BIN, **BIN_HINTS)
+    def recycle_bin() -> Iterator[Any]:
+        """Bin entries binned since the mark (or a pass an older version left unfinished)."""
+        state = dlt.current.resource_state()
+        before = ListPass(state, {})
+        if not before.ever_completed and not before.streams:  # the parts have just finished
+            before.adopt([ListPass(dlt.current.resource_state(part_name(m)), {}) for m in modules])
+        if before.since is None:  # the bin was empty so far
+            query: Dict[str, Any] = NEWEST_FIRST
+        else:
+            after = zoho_time(before.since - timedelta(seconds=1))
+            query = {**NEWEST_FIRST, "filters": _json_filter("deleted_time", "greater_than", after)}
+        listing = ListPass(state, {"new": client.first_query(query)})
+        yield from _read(client, listing, modules, warehouse, report, chunk_pages, BIN)
+
+    return recycle_bin
+
+
+def _read(
+    client: ZohoClient,
+    listing: ListPass,
+    modules: List[str],
+    warehouse: Warehouse,
+    report: RunReport,
+    chunk_pages: int,
+    resource: str,
+) -> Iterator[Any]:
+    """Up to `chunk_pages` pages of each of the pass's streams, as items; then its progress."""
+    observed_at = datetime.now(UTC)
+    pages = chain.from_iterable(
+        listing.read(client, stream, PATH, "recycle_bin", chunk_pages, kind="recycle_bin")
+        for stream in list(listing.streams)
+    )
+
+    def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        rows = bin_rows(warehouse.org, page, modules, observed_at)
+        return warehouse.unseen(None, rows, listing.since)
+
+    try:
+        yield from Batch(listing, RECYCLE_BIN_SCHEMA).items(pages, rows_of)
+    except ZohoApiError as error:
+        if not error.is_permission:
+            raise
+        report.module_failed(BIN, error)
+        listing.save()  # the pages read so far are loaded; the pass goes on later
+        return
+    if not listing.save():
+        report.unfinished(resource)
+
+
+def _json_filter(field: str, comparator: str, value: str) -> str:
+    condition = {"field": {"api_name": field}, "comparator": comparator, "value": value}
+    return json.dumps({"group_operator": "AND", "group": [condition]})
