@@ -62,14 +62,17 @@ def move_old_duckdb_file(path: str) -> None:
         os.rename(old, path)
         os.unlink(lock)
     stale = default_analyst_file(old)
+    removed = ""
     if stale.exists() and not dlt.config.get(ANALYST_FILE_KEY):
         stale.unlink()
+        removed = f"; removed {stale.name}, which no run updates any more (analysts open "
+        removed += f"{default_analyst_file(path).name})"
     logger.warning(
-        "renamed %s to %s: DuckDB names a file's catalog after the file, and the old name "
-        "was the dataset's; analysts now open %s",
+        "renamed %s to %s: DuckDB names a file's catalog after the file, and the old name was "
+        "the dataset's%s",
         old,
         path,
-        default_analyst_file(path).name,
+        removed,
     )
 
 

@@ -18,6 +18,7 @@ from conftest import ANALYST_FILE, DATASET_NAME, DUCKDB_FILE, NOW, delete, env_f
 from test_cli import in_process  # noqa: F401 - a fixture
 
 from pipelines.duckdb_file import duckdb_destination
+from pipelines.names import old_pipeline_name
 from pipelines.zoho_crm_deleted import run
 from sources.zoho_crm import zoho_crm
 
@@ -124,6 +125,7 @@ def test_data_under_the_old_names_moves_by_itself_and_runs_stay_incremental(
     assert moved.returncode == 0, moved.stderr
     assert f"renamed {tmp_path / OLD_FILE} to {tmp_path / DUCKDB_FILE}" in moved.stderr
     assert "pipeline zoho_crm took over the state of zoho_crm_deleted" in moved.stderr
+    assert f"removed {OLD_ANALYST_FILE}, which no run updates any more" in moved.stderr
     assert not (tmp_path / OLD_FILE).exists() and not (tmp_path / OLD_ANALYST_FILE).exists()
     assert not old_folder.exists()
     assert (tmp_path / "dlt" / "pipelines" / "zoho_crm").is_dir()
@@ -171,6 +173,21 @@ def test_a_duckdb_file_that_cannot_be_the_warehouse_is_named_in_one_line(
     for word in words:
         assert word in err
     assert "deleted_records" not in out
+
+
+@pytest.mark.parametrize(
+    ("name", "old"),
+    [
+        ("zoho_crm", "zoho_crm_deleted"),
+        ("zoho_crm_acme", "zoho_crm_deleted_acme"),
+        ("zoho_crm_deleted", None),  # an old name has no older one
+        ("zoho_crm_deleted_acme", None),
+        ("zoho_crmx", None),
+        ("other", None),
+    ],
+)
+def test_each_pipeline_takes_over_the_state_of_its_old_name_only(name, old):
+    assert old_pipeline_name(name) == old
 
 
 def test_org_names_that_would_take_the_old_pipeline_names_are_refused(in_process):  # noqa: F811
