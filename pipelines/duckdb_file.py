@@ -44,9 +44,10 @@ def _configured_path() -> Optional[str]:
     return str(configured) if configured else None
 
 
-def checked_duckdb_file(path: str, key: str = CREDENTIALS_KEY) -> str:
-    """`path` as an absolute path, or a config error naming `key` when it cannot be the
-    pipeline's DuckDB file."""
+def checked_duckdb_file(path: str) -> str:
+    """`path` as an absolute path, or a config error naming `destination.duckdb.credentials`
+    when it cannot be the pipeline's DuckDB file."""
+    key = CREDENTIALS_KEY
     if path.startswith(":"):
         raise ZohoConfigError(
             f"{key} {path!r} is not a file: set it to a DuckDB file path, e.g. {DUCKDB_FILE}"
@@ -63,10 +64,11 @@ def checked_duckdb_file(path: str, key: str = CREDENTIALS_KEY) -> str:
         )
     if names_the_dataset(path):
         renamed = absolute.with_name(DUCKDB_FILE)
+        fix = f"rename the file (mv {absolute} {renamed}, and its .wal if there is one) and "
         raise ZohoConfigError(
             f"{key} {path!r} names its DuckDB catalog {catalog_name(path)}, as the dataset is "
-            f"named, which makes {DATASET_NAME}.<table> ambiguous: rename the file "
-            f"(mv {absolute} {renamed}, and its .wal if there is one) and set {key} to {renamed}"
+            f"named, which makes {DATASET_NAME}.<table> ambiguous: "
+            f"{fix if absolute.exists() else ''}set {key} to {renamed}"
         )
     return str(absolute)
 

@@ -160,13 +160,14 @@ def test_an_old_file_beside_a_new_one_stops_the_run_naming_both(org, server, tmp
         ("a_folder", ["is a directory: set it to a DuckDB file, e.g. ", "/a_folder/zoho_crm."]),
         ("missing/zoho.duckdb", ["the folder", "missing does not exist"]),
         (OLD_FILE, ["names its DuckDB catalog zoho_crm_deleted", "rename the file (mv "]),
-        ("zoho_crm_deleted.v1.duckdb", ["names its DuckDB catalog zoho_crm_deleted"]),
+        ("zoho_crm_deleted.v1.duckdb", ["catalog zoho_crm_deleted", "ambiguous: set "]),
     ],
 )
 def test_a_duckdb_file_that_cannot_be_the_warehouse_is_named_in_one_line(
     in_process, tmp_path, command_, configured, words  # noqa: F811
 ):
     (tmp_path / "a_folder").mkdir()
+    duckdb.connect(str(tmp_path / OLD_FILE)).close()  # an earlier version's, configured
     code, out, err = in_process(command_, DESTINATION__DUCKDB__CREDENTIALS=configured)
     assert code == 2 and "\n" not in err.strip()
     assert f"configuration error: destination.duckdb.credentials '{configured}'" in err
