@@ -151,9 +151,10 @@ def copy_ways(pipeline_file: Path, work: Path) -> List[str]:
 def measure(records: int, work: Path) -> List[str]:
     """Two runs at `records` records; their publish figures and the copying alternatives."""
     from pipelines.duckdb_file import duckdb_destination
+    from pipelines.names import DUCKDB_FILE
     from pipelines.zoho_crm_deleted import make_pipeline, run
 
-    pipeline_file = work / "zoho_crm_deleted.duckdb"
+    pipeline_file = work / DUCKDB_FILE
     pipeline = make_pipeline(
         destination=duckdb_destination(str(pipeline_file)), pipelines_dir=str(work / "pipelines")
     )

@@ -11,8 +11,9 @@ new ones see the new load, and a run killed while copying leaves the previous co
 
 The copy goes through `os.copy_file_range`: on btrfs and XFS (and NFS 4.2) the kernel shares
 the blocks instead of copying them (a reflink), on other filesystems it copies in the kernel.
-Its name defaults to `<file>_analyst.duckdb` next to the pipeline's file; DuckDB names a file's
-catalog after the file, so that name keeps `zoho_crm_deleted.<table>` unambiguous in it.
+Its name defaults to `<file>_analyst.duckdb` next to the pipeline's file
+(`zoho_crm_analyst.duckdb`); DuckDB names a file's catalog after the file, so that name keeps
+`zoho_crm_deleted.<table>` unambiguous in it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import BinaryIO, Optional
 
 import dlt
 
+from pipelines.names import catalog_name, names_the_dataset
 from sources.zoho_crm.errors import ZohoConfigError, ZohoError
 
 ANALYST_FILE_KEY = "destination.duckdb.analyst_file"
@@ -57,10 +59,15 @@ def pipeline_duckdb_file(pipeline: dlt.Pipeline) -> Optional[str]:
     return str(pipeline.destination_client().config.credentials.database)
 
 
+def default_analyst_file(duckdb_file: str) -> Path:
+    """`<stem>_analyst.duckdb` beside the DuckDB file."""
+    return Path(duckdb_file).with_name(f"{Path(duckdb_file).stem}{ANALYST_SUFFIX}.duckdb")
+
+
 def analyst_file_path(duckdb_file: str, dataset_name: str) -> str:
     """The analyst file for the pipeline's DuckDB file: `destination.duckdb.analyst_file`,
-    else `<stem>_analyst.duckdb` beside it; absolute."""
-    default = Path(duckdb_file).with_name(f"{Path(duckdb_file).stem}{ANALYST_SUFFIX}.duckdb")
+    else `default_analyst_file`; absolute."""
+    default = default_analyst_file(duckdb_file)
     configured = dlt.config.get(ANALYST_FILE_KEY)
     path = Path(os.path.abspath(str(configured))) if configured else default
     if path == Path(os.path.abspath(duckdb_file)):
@@ -68,11 +75,11 @@ def analyst_file_path(duckdb_file: str, dataset_name: str) -> str:
             f"{ANALYST_FILE_KEY} {str(configured)!r} is the pipeline's own DuckDB file: "
             f"choose another file, e.g. {default.name}"
         )
-    if path.stem.lower() == dataset_name.lower():
+    if names_the_dataset(str(path), dataset_name):
         raise ZohoConfigError(
-            f"{ANALYST_FILE_KEY} {str(configured)!r} names its DuckDB catalog {path.stem}, as "
-            f"the dataset is named, which makes {dataset_name}.<table> ambiguous: choose "
-            f"another name, e.g. {default.name}"
+            f"{ANALYST_FILE_KEY} {str(configured)!r} names its DuckDB catalog "
+            f"{catalog_name(str(path))}, as the dataset is named, which makes "
+            f"{dataset_name}.<table> ambiguous: choose another name, e.g. {default.name}"
         )
     if not path.parent.is_dir():
         raise ZohoConfigError(

@@ -13,11 +13,12 @@ import dlt
 from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, explain, refused
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
+from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
 from pipelines.orgs import org_source_args
 from pipelines.report import DEFAULT_OUTPUT, write_report
 from pipelines.restore import Selection, restore
 from pipelines.status import describe, read_status
-from pipelines.zoho_crm_deleted import DATASET_NAME, TABLES, RunResult, make_pipeline, run
+from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG
 
 
@@ -146,7 +147,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoho-deleted",
-        description="Capture Zoho CRM's deleted records into DuckDB (pipeline zoho_crm_deleted).",
+        description=f"Capture Zoho CRM's deleted records into DuckDB (pipeline {PIPELINE_NAME}, "
+        f"dataset {DATASET_NAME}).",
     )
     parser.add_argument("--verbose", action="store_true", help="log more and show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -166,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="run against the built-in Zoho stand-in",
         description="Start the Zoho stand-in on a free loopback port, run the pipeline twice "
-        "into the DuckDB file (zoho_crm_deleted.duckdb unless configured; recreated each time, "
+        f"into the DuckDB file ({DUCKDB_FILE} unless configured; recreated each time, "
         "never when it holds data the demo did not load) and show what landed.",
     )
     demo_parser.set_defaults(handler=cmd_demo)

@@ -10,16 +10,12 @@ from typing import Any, Callable, Dict
 import dlt
 import duckdb
 
-from pipelines.duckdb_file import (
-    NEWER_DUCKDB_FILE,
-    attach_sql,
-    configured_duckdb_file,
-    duckdb_destination,
-)
+from pipelines.duckdb_file import NEWER_DUCKDB_FILE, duckdb_destination, duckdb_file
 from pipelines.incidents import describe_incident, read_incidents
+from pipelines.names import DATASET_NAME, old_pipeline_name, pipeline_name
 from pipelines.report import write_report
 from pipelines.restore import Selection, restore
-from pipelines.zoho_crm_deleted import DATASET_NAME, RunResult, make_pipeline, pipeline_name, run
+from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
 from sources.zoho_crm.errors import ZohoConfigError
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer
 from zoho_standin.seed import DEMO_MODULES, USERS, record_id, seed_demo
@@ -95,35 +91,32 @@ def act_on(pipeline: dlt.Pipeline, say: Callable[[str], None]) -> None:
 
 
 def holds_only_demo_data(path: Path) -> bool:
-    """True when nothing but an earlier demo loaded into the DuckDB file at `path`."""
-    conn = duckdb.connect()
+    """True when nothing but an earlier demo (of this version or an earlier one) loaded into
+    the DuckDB file at `path`."""
     try:
-        conn.execute(attach_sql(str(path), "earlier", read_only=True))
-        schemas = {
-            schema
-            for (schema,) in conn.execute(
-                "SELECT schema_name FROM duckdb_tables() WHERE database_name = 'earlier'"
+        with duckdb.connect(str(path), read_only=True) as conn:
+            schemas = {
+                schema
+                for (schema,) in conn.execute("SELECT schema_name FROM duckdb_tables()").fetchall()
+            }
+            if not schemas:
+                return True
+            if not schemas <= {DATASET_NAME, f"{DATASET_NAME}_staging"}:  # dlt's merge staging
+                return False
+            loaders = conn.execute(
+                f"SELECT DISTINCT pipeline_name FROM {DATASET_NAME}._dlt_pipeline_state"
             ).fetchall()
-        }
-        if not schemas:
-            return True
-        if not schemas <= {DATASET_NAME, f"{DATASET_NAME}_staging"}:  # dlt's merge staging
-            return False
-        loaders = conn.execute(
-            f"SELECT DISTINCT pipeline_name FROM earlier.{DATASET_NAME}._dlt_pipeline_state"
-        ).fetchall()
-        return {name for (name,) in loaders} == {pipeline_name(DEMO_ORG)}
     except duckdb.Error as error:  # locked by a run, not a DuckDB file, no dlt state
         if NEWER_DUCKDB_FILE in str(error):
             raise  # nothing can be told of it here; the command says what to do
         return False
-    finally:
-        conn.close()
+    demo = pipeline_name(DEMO_ORG)
+    return {name for (name,) in loaders} <= {demo, old_pipeline_name(demo)}
 
 
 def fresh_demo_file() -> Path:
     """The configured DuckDB file, emptied of an earlier demo; never one holding real data."""
-    path = Path(configured_duckdb_file())
+    path = Path(duckdb_file())
     if path.exists() and not holds_only_demo_data(path):
         raise ZohoConfigError(
             f"{path} holds data the demo did not load, and the demo will not replace it: run "
@@ -158,6 +151,6 @@ def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) 
     analyst = Path(str(result.analyst_file))
     say(
         f"\nAnalysts open {analyst.name}, the read-only copy each run publishes, never "
-        f"{path.name} itself: duckdb -readonly {analyst.name} -cmd 'USE {DATASET_NAME}'"
+        f"{path.name} itself: duckdb -readonly {analyst.name}"
     )
     return pipeline

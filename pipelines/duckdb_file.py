@@ -1,121 +1,118 @@
-"""The DuckDB file the pipeline loads into, opened so its catalog never clashes with the dataset.
+"""The DuckDB file the pipeline loads into, through dlt's plain DuckDB destination.
 
-DuckDB names a file's catalog after the file, so `zoho_crm_deleted.duckdb` (dlt's default file
-for this pipeline) holds a catalog `zoho_crm_deleted` next to the schema `zoho_crm_deleted`, and
-DuckDB refuses every `zoho_crm_deleted.<table>` as ambiguous — dlt's own loads included. The
-pipeline therefore opens an in-memory database and attaches the file under the catalog name
-CATALOG; nothing is stored differently, and the file opens in any DuckDB client as usual.
+The file is `zoho_crm.duckdb` in the working directory (dlt's default for pipeline `zoho_crm`)
+unless `destination.duckdb.credentials` names another; every org's pipeline loads into it, so
+it is configured explicitly for all of them. Its name never matches the dataset's: DuckDB names
+a file's catalog after the file, and `zoho_crm_deleted.<table>` would be ambiguous.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import dlt
-from dlt.common.configuration import configspec
-from dlt.destinations.impl.duckdb.configuration import (
-    DuckDbClientConfiguration,
-    DuckDbCredentials,
-)
+from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from sources.zoho_crm.config import json_setting
+from pipelines.names import DATASET_NAME, DUCKDB_FILE, catalog_name, names_the_dataset
+from pipelines.old_names import move_old_duckdb_file
 from sources.zoho_crm.errors import ZohoConfigError
 
-DEFAULT_DUCKDB_FILE = "zoho_crm_deleted.duckdb"  # dlt's default for the pipeline; all orgs share it
+CREDENTIALS_KEY = "destination.duckdb.credentials"
 DUCKDB_MEMORY_LIMIT = "192MB"
 # One load job at a time: jobs into one DuckDB file gain little from running side by side, and
 # each holds its own buffers (measured on the 200,000-record benchmark, DuckDB 1.5.6: peak RSS
 # 436 MB with dlt's 20 parallel jobs, 384 MB with 2, 344 MB with 1; wall time within noise).
 DUCKDB_LOAD_JOBS = 1
-CATALOG = "zoho_crm_warehouse"
 NEWER_DUCKDB_FILE = "created with a newer version of DuckDB"  # DuckDB's words for such a file
 
 
-@configspec(init=False)
-class AttachedDuckDbCredentials(DuckDbCredentials):
-    """dlt's DuckDB credentials for a file that is attached as CATALOG rather than opened."""
-
-    def _conn_str(self) -> str:
-        return ":memory:"
-
-
-@configspec(init=False)
-class AttachedDuckDbConfiguration(DuckDbClientConfiguration):
-    credentials: AttachedDuckDbCredentials = None
+def _duckdb_setting(key: str, expected: Any = None) -> Any:
+    for provider in (dlt.config, dlt.secrets):
+        value = provider.get(f"destination.duckdb.{key}", expected)
+        if value:
+            return value
+    return None
 
 
-class AttachedDuckDb(dlt.destinations.duckdb):
-    """dlt's DuckDB destination whose credentials attach the file (see the module's text)."""
-
-    spec = AttachedDuckDbConfiguration
-
-    @property
-    def destination_type(self) -> str:
-        return "dlt.destinations.duckdb"  # the same engine: state and dlt's checks see duckdb
+def _configured_path() -> Optional[str]:
+    configured = _duckdb_setting("credentials")
+    if isinstance(configured, dict):  # [destination.duckdb.credentials] as a table
+        configured = configured.get("database")
+    return str(configured) if configured else None
 
 
-def _duckdb_setting(key: str) -> Any:
-    return dlt.config.get(f"destination.duckdb.{key}") or dlt.secrets.get(
-        f"destination.duckdb.{key}"
-    )
+def checked_duckdb_file(path: str) -> str:
+    """`path` as an absolute path, or a config error naming `destination.duckdb.credentials`
+    when it cannot be the pipeline's DuckDB file."""
+    key = CREDENTIALS_KEY
+    if path.startswith(":"):
+        raise ZohoConfigError(
+            f"{key} {path!r} is not a file: set it to a DuckDB file path, e.g. {DUCKDB_FILE}"
+        )
+    absolute = Path(os.path.abspath(path))
+    if absolute.is_dir():
+        raise ZohoConfigError(
+            f"{key} {path!r} is a directory: set it to a DuckDB file, e.g. {absolute / DUCKDB_FILE}"
+        )
+    if not absolute.parent.is_dir():
+        raise ZohoConfigError(
+            f"{key} {path!r}: the folder {absolute.parent} does not exist; create it, or "
+            "choose a file in an existing folder"
+        )
+    if names_the_dataset(path):
+        renamed = absolute.with_name(DUCKDB_FILE)
+        fix = f"rename the file (mv {absolute} {renamed}, and its .wal if there is one) and "
+        raise ZohoConfigError(
+            f"{key} {path!r} names its DuckDB catalog {catalog_name(path)}, as the dataset is "
+            f"named, which makes {DATASET_NAME}.<table> ambiguous: "
+            f"{fix if absolute.exists() else ''}set {key} to {renamed}"
+        )
+    return str(absolute)
 
 
 def configured_duckdb_file() -> str:
     """The file in dlt's destination config (`DESTINATION__DUCKDB__CREDENTIALS`), else the
     default, as an absolute path."""
-    configured = _duckdb_setting("credentials")
-    if isinstance(configured, dict):  # [destination.duckdb.credentials] as a table
-        configured = configured.get("database")
-    path = str(configured) if configured else DEFAULT_DUCKDB_FILE
-    if path.startswith(":"):
-        raise ZohoConfigError(
-            f"destination.duckdb.credentials {path!r} is not a file: set it to a DuckDB file "
-            f"path, e.g. {DEFAULT_DUCKDB_FILE}"
-        )
-    return os.path.abspath(path)
+    return checked_duckdb_file(_configured_path() or DUCKDB_FILE)
 
 
-def attach_sql(path: str, alias: str, read_only: bool = False) -> str:
-    """DuckDB's ATTACH of the file at `path` as catalog `alias`."""
-    quoted = path.replace("'", "''")
-    return f"ATTACH IF NOT EXISTS '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else "")
+def duckdb_file() -> str:
+    """The pipeline's DuckDB file (`configured_duckdb_file`), once the default file, when no
+    other is configured, holds what an earlier version left under the old name."""
+    path = configured_duckdb_file()
+    if _configured_path() is None:
+        move_old_duckdb_file(path)
+    return path
 
 
 def duckdb_destination(path: Optional[str] = None) -> Any:
-    """dlt's DuckDB destination at `path`, else at the configured file.
+    """dlt's DuckDB destination at `path`, else at `duckdb_file()`.
 
-    DuckDB's `memory_limit` defaults to DUCKDB_MEMORY_LIMIT (DuckDB spills to `<file>.tmp`
-    beyond it) and load jobs run one at a time; every merge is one load package's rows (the
-    source's `load_chunk_rows`), which keeps a 1,000,000-record first run near 310 MB
-    (measured); `[destination.duckdb.credentials] global_config` and `local_config` override
-    these, as in dlt's own config.
+    DuckDB's `memory_limit` defaults to DUCKDB_MEMORY_LIMIT (DuckDB spills to `<file>.tmp`,
+    its default `temp_directory`, beyond it) and load jobs run one at a time; every merge is
+    one load package's rows (the source's `load_chunk_rows`), which keeps a 1,000,000-record
+    first run near 310 MB (measured); `[destination.duckdb.credentials] global_config` and
+    `local_config` override these, as in dlt's own config.
     """
-    database = os.path.abspath(path) if path else configured_duckdb_file()
-    global_config: Dict[str, Any] = {
-        "memory_limit": DUCKDB_MEMORY_LIMIT,
-        "temp_directory": f"{database}.tmp",
-        **_duckdb_mapping("global_config"),
-    }
-    credentials = AttachedDuckDbCredentials(
+    database = checked_duckdb_file(path) if path else duckdb_file()
+    credentials = DuckDbCredentials(
         database,
-        global_config=global_config,
-        statements=[attach_sql(database, CATALOG)],
-        # each session dlt clones defaults to the file's catalog (`USE` on the pool's own
-        # connection would not reach them); dlt then sets `search_path` to the dataset
-        local_config={"schema": f"{CATALOG}.main", **_duckdb_mapping("local_config")},
+        global_config={"memory_limit": DUCKDB_MEMORY_LIMIT, **_duckdb_mapping("global_config")},
+        local_config=_duckdb_mapping("local_config") or None,
     )
-    return AttachedDuckDb(credentials=credentials, max_parallel_load_jobs=DUCKDB_LOAD_JOBS)
+    return dlt.destinations.duckdb(credentials=credentials, max_parallel_load_jobs=DUCKDB_LOAD_JOBS)
 
 
 def _duckdb_mapping(key: str) -> Dict[str, Any]:
     """`[destination.duckdb.credentials] <key>`, a table in TOML or JSON in an environment
     variable."""
-    configured = _duckdb_setting(f"credentials.{key}") or {}
-    value = json_setting(configured)
-    if not isinstance(value, dict):
+    try:
+        return dict(_duckdb_setting(f"credentials.{key}", dict) or {})
+    except ConfigurationException:
         raise ZohoConfigError(
-            f"destination.duckdb.credentials.{key} {configured!r} is not a mapping: give a TOML "
-            f'table or a JSON object, e.g. {{"threads": 2}}'
-        )
-    return value
+            f"{CREDENTIALS_KEY}.{key} {_duckdb_setting(f'credentials.{key}')!r} is not a "
+            f'mapping: give a TOML table or a JSON object, e.g. {{"threads": 2}}'
+        ) from None

@@ -17,6 +17,7 @@ from requests.exceptions import RequestException
 
 from pipelines.analyst_file import AnalystFileError
 from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
+from pipelines.locks import PipelineBusyError
 from sources.zoho_crm.config import coercion_error
 from sources.zoho_crm.errors import (
     ZohoApiError,
@@ -42,10 +43,6 @@ EXIT_LOAD_STUCK = 7  # the destination refused a pending package again: nothing 
 EXIT_UNEXPECTED = 70
 
 
-class PipelineBusyError(ZohoError):
-    """Another run of the same pipeline holds its lock."""
-
-
 class LoadStuckError(ZohoError):
     """A package an earlier run extracted cannot be loaded: the run stops before capturing."""
 
@@ -67,6 +64,8 @@ def _cause_line(error: BaseException) -> str:
     cause = _root(error)
     first_line = next(iter(str(cause).splitlines()), "")
     return f"{type(cause).__name__}: {first_line}"
+
+
 class RunRefusedError(ZohoError):
     """A run loaded what it could, but Zoho refused modules (or the bin): see `refused`."""
 

@@ -3,7 +3,7 @@
 Plain SQL that DuckDB and PostgreSQL both accept; each view is dropped and created again so a
 new column in the tables below never blocks it. On DuckDB a view names its tables without the
 schema: DuckDB looks them up in the view's own schema, so the views work in any client that
-opens the file, whatever catalog name it gives it (see pipelines/duckdb_file.py).
+opens the file, whatever catalog name it gives it (the file's name, or an ATTACH alias).
 """
 
 from __future__ import annotations

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +15,10 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
 from pipelines.duckdb_file import duckdb_destination
-from pipelines.errors import LoadStuckError, PipelineBusyError, explain
+from pipelines.errors import LoadStuckError, explain
+from pipelines.locks import DUCKDB_WAIT, file_lock
+from pipelines.names import DATASET_NAME, pipeline_name
+from pipelines.old_names import adopt_old_state
 from pipelines.progress import terminal_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
@@ -25,10 +26,7 @@ from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
 from sources.zoho_crm.warehouse import Warehouse
 
-PIPELINE_NAME = "zoho_crm_deleted"
-DATASET_NAME = "zoho_crm_deleted"
 SCHEMA_NAME = "zoho_crm"
-DUCKDB_WAIT = 1800.0  # seconds a run waits for another org's run to release the DuckDB file
 logger = logging.getLogger(__name__)
 TABLES = ("deleted_records", "recycle_bin", "deleted_related_records")
 RUNS_TABLE = "runs"
@@ -56,11 +54,6 @@ class RunResult:
         return sum(self.api_calls.values())
 
 
-def pipeline_name(org: str = DEFAULT_ORG) -> str:
-    """`zoho_crm_deleted`, or `zoho_crm_deleted_<org>` for a named org (its own state)."""
-    return PIPELINE_NAME if org == DEFAULT_ORG else f"{PIPELINE_NAME}_{org}"
-
-
 def make_pipeline(
     destination: Any = None,
     pipelines_dir: Optional[str] = None,
@@ -81,35 +74,19 @@ def make_pipeline(
 
 
 @contextmanager
-def _flock(path: str, wait_seconds: float, busy: str) -> Iterator[None]:
-    """An exclusive lock on `path`, waited for up to `wait_seconds`; then `busy` is raised."""
-    deadline = time.monotonic() + wait_seconds
-    with open(path, "a+") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise PipelineBusyError(busy) from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextmanager
 def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
     """One run per pipeline at a time (a second one exits at once), and one writer per DuckDB
-    file (runs of other orgs into the same file wait their turn, up to DUCKDB_WAIT)."""
+    file (runs of other orgs into the same file wait their turn, up to DUCKDB_WAIT). Holding
+    them, a pipeline with no state yet takes over what its old-named pipeline left
+    (`old_names`)."""
     os.makedirs(pipeline.pipelines_dir, exist_ok=True)
     path = os.path.join(pipeline.pipelines_dir, f".{pipeline.pipeline_name}.lock")
     busy = (
         f"another run of pipeline {pipeline.pipeline_name} is in progress (lock {path}); "
         "let it finish, or schedule runs further apart"
     )
-    with _flock(path, 0, busy), duckdb_file_lock(pipeline):
+    with file_lock(path, 0, busy), duckdb_file_lock(pipeline):
+        adopt_old_state(pipeline)
         yield
 
 
@@ -122,7 +99,7 @@ def duckdb_file_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
         yield
         return
     waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
-    with _flock(database + ".lock", DUCKDB_WAIT, waited):
+    with file_lock(database + ".lock", DUCKDB_WAIT, waited):
         yield
 
 

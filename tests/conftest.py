@@ -19,7 +19,8 @@ os.environ["RUNTIME__REQUEST_MAX_ATTEMPTS"] = "4"
 os.environ["RUNTIME__REQUEST_TIMEOUT"] = "5"
 
 from pipelines.duckdb_file import duckdb_destination  # noqa: E402
-from pipelines.zoho_crm_deleted import DATASET_NAME, RunResult, make_pipeline, run  # noqa: E402
+from pipelines.names import DATASET_NAME  # noqa: E402, F401 - tests import it from here
+from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run  # noqa: E402
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer  # noqa: E402
 from zoho_standin.seed import USERS, add_standard_modules  # noqa: E402
 
@@ -27,9 +28,10 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 IST = timezone(timedelta(hours=5, minutes=30))
 PST = timezone(timedelta(hours=-8))
 MODULES = ["Leads", "Contacts", "Deals", "Accounts"]
-# dlt's default name: DuckDB gives the file the dataset's name as catalog name
-DUCKDB_FILE = "zoho_crm_deleted.duckdb"
-ANALYST_FILE = "zoho_crm_deleted_analyst.duckdb"  # the copy each run publishes beside it
+# dlt's default file for pipeline zoho_crm; DuckDB names its catalog zoho_crm, the dataset is
+# zoho_crm_deleted: `zoho_crm_deleted.<table>` works on a plain connection
+DUCKDB_FILE = "zoho_crm.duckdb"
+ANALYST_FILE = "zoho_crm_analyst.duckdb"  # the copy each run publishes beside it
 
 
 def delete(org: Org, module: str, rid: str, at: datetime, name: str = "") -> None:
@@ -91,10 +93,9 @@ def query(pipeline: dlt.Pipeline, sql: str) -> List[tuple]:
 
 @contextmanager
 def analyst(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The analyst file at `path` opened as the README tells analysts to: read-only,
-    `USE zoho_crm_deleted`."""
+    """The analyst file at `path` opened as the README tells analysts to: read-only, nothing
+    else (tables are `zoho_crm_deleted.<table>`)."""
     with duckdb.connect(str(path), read_only=True) as db:
-        db.execute(f"USE {DATASET_NAME}")
         yield db
 
 

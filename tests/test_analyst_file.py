@@ -54,7 +54,7 @@ sys.exit(main(["run"]))
 
 def count(path: Path) -> int:
     with analyst(path) as db:
-        return db.sql("SELECT count(*) FROM deleted_records").fetchone()[0]
+        return db.sql("SELECT count(*) FROM zoho_crm_deleted.deleted_records").fetchone()[0]
 
 
 def test_a_reader_holding_the_analyst_file_never_stops_a_run(org, server, tmp_path):
@@ -180,11 +180,11 @@ def test_what_the_write_ahead_log_holds_reaches_the_copy(org, server, pipeline, 
     run_once(server, pipeline)
     with duckdb.connect(str(tmp_path / DUCKDB_FILE)) as db:  # leaves its commit in the WAL
         db.execute("PRAGMA disable_checkpoint_on_shutdown")
-        db.execute(f"CREATE TABLE {DATASET_NAME}.{DATASET_NAME}.notes AS SELECT 42 AS answer")
+        db.execute(f"CREATE TABLE {DATASET_NAME}.notes AS SELECT 42 AS answer")
     assert os.path.getsize(tmp_path / f"{DUCKDB_FILE}.wal")
     publish_analyst_file(pipeline)
     with analyst(tmp_path / ANALYST_FILE) as db:
-        assert db.sql("SELECT answer FROM notes").fetchall() == [(42,)]
+        assert db.sql(f"SELECT answer FROM {DATASET_NAME}.notes").fetchall() == [(42,)]
 
 
 def test_the_copy_falls_back_to_user_space_where_the_kernel_cannot_copy(tmp_path, monkeypatch):

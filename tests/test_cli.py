@@ -14,7 +14,7 @@ import pytest
 from conftest import ANALYST_FILE, CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, delete, env_for
 
 from pipelines.cli import main
-from pipelines.duckdb_file import CATALOG, duckdb_destination
+from pipelines.duckdb_file import duckdb_destination
 from pipelines.zoho_crm_deleted import make_pipeline
 
 ZOHO_DELETED = str(Path(sys.executable).parent / "zoho-deleted")
@@ -196,9 +196,10 @@ def test_duckdb_settings_from_the_environment_reach_every_session(tmp_path, monk
     with pipeline.sql_client() as client:
         [settings] = client.execute_sql(
             "SELECT current_setting('memory_limit'), current_setting('default_null_order'), "
-            "current_database()"
+            "current_setting('temp_directory'), current_database()"
         )
-    assert settings == ("286.1 MiB", "NULLS_FIRST_ON_ASC_LAST_ON_DESC", CATALOG)
+    spill = f"{tmp_path / DUCKDB_FILE}.tmp"  # DuckDB's default beside the file: it spills there
+    assert settings == ("286.1 MiB", "NULLS_FIRST_ON_ASC_LAST_ON_DESC", spill, "zoho_crm")
 
 def a_file_from_a_newer_duckdb(path: Path) -> None:
     """A DuckDB file whose header claims a storage version this DuckDB cannot read, as a newer

@@ -45,9 +45,11 @@ def wait_for_calls(server, route: str, count: int, timeout: float = 60) -> None:
 def loaded(tmp_path: Path) -> tuple:
     with analyst(tmp_path / ANALYST_FILE) as db:
         records = db.sql(
-            "SELECT count(*), count(DISTINCT (module, id)) FROM deleted_records"
+            "SELECT count(*), count(DISTINCT (module, id)) FROM zoho_crm_deleted.deleted_records"
         ).fetchall()[0]
-        bin_ = db.sql("SELECT count(*), count(DISTINCT id) FROM recycle_bin").fetchall()[0]
+        bin_ = db.sql(
+            "SELECT count(*), count(DISTINCT id) FROM zoho_crm_deleted.recycle_bin"
+        ).fetchall()[0]
     return records, bin_
 
 
@@ -82,7 +84,7 @@ def test_two_runs_at_once_the_second_exits_with_a_clear_message(org, server, tmp
     wait_for_calls(server, "deleted", 1)
     second = cli(server, tmp_path, "run")
     assert second.returncode == 5
-    assert "another run of pipeline zoho_crm_deleted is in progress" in second.stderr
+    assert "another run of pipeline zoho_crm is in progress" in second.stderr
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert loaded(tmp_path) == ((total, total), (total, total))

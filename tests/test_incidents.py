@@ -109,7 +109,7 @@ def test_status_alerts_until_acknowledged_and_again_when_the_burst_grows(
     with analyst(tmp_path / DUCKDB_FILE) as db:
         reviewed = db.sql(
             "SELECT incident_id, reviewed_at IS NOT NULL, reviewed_by IS NOT NULL, is_open "
-            "FROM deletion_incidents"
+            "FROM zoho_crm_deleted.deletion_incidents"
         ).fetchall()
     assert reviewed == [(incident["incident_id"], True, True, False)]
 
@@ -138,7 +138,8 @@ def test_the_view_is_there_before_any_review(org, cmd, tmp_path):
     assert cmd("run")[0] == 0
     with analyst(tmp_path / DUCKDB_FILE) as db:
         rows = db.sql(
-            "SELECT module, records, in_bin, reviewed_at, is_open FROM deletion_incidents"
+            "SELECT module, records, in_bin, reviewed_at, is_open "
+            "FROM zoho_crm_deleted.deletion_incidents"
         ).fetchall()
     assert rows == [("Leads", 5, 5, None, True)]
 

@@ -76,24 +76,27 @@ def test_two_orgs_land_in_one_duckdb_file_without_collisions(two_orgs, tmp_path)
 
     with analyst(tmp_path / ANALYST_FILE) as db:
         rows = db.sql(
-            "SELECT org, count(*), count(DISTINCT id) FROM deleted_records GROUP BY org "
-            "ORDER BY org"
+            "SELECT org, count(*), count(DISTINCT id) FROM zoho_crm_deleted.deleted_records "
+            "GROUP BY org ORDER BY org"
         ).fetchall()
         assert rows == [("acme", 3, 3), ("globex", 5, 5)]  # ids 100..102 exist in both
         names = db.sql(
-            "SELECT org, display_name FROM deleted_records WHERE id = '100' ORDER BY org"
+            "SELECT org, display_name FROM zoho_crm_deleted.deleted_records WHERE id = '100' "
+            "ORDER BY org"
         ).fetchall()
         assert names == [("acme", "acme lead 0"), ("globex", "globex lead 0")]
         for table in ("recycle_bin", "deletion_events", "runs"):
-            orgs = db.sql(f"SELECT DISTINCT org FROM {table} ORDER BY org").fetchall()
+            orgs = db.sql(
+                f"SELECT DISTINCT org FROM zoho_crm_deleted.{table} ORDER BY org"
+            ).fetchall()
             assert orgs == [("acme",), ("globex",)], table
 
     # Each org keeps its own state: a second run of acme finds nothing new.
     again = zoho(tmp_path, env, "run", "--org", "acme")
     assert again.returncode == 0
     assert "API calls: 3 (deleted 2, recycle_bin 1)" in again.stdout
-    assert (tmp_path / "dlt" / "pipelines" / "zoho_crm_deleted_acme").is_dir()
-    assert (tmp_path / "dlt" / "pipelines" / "zoho_crm_deleted_globex").is_dir()
+    assert (tmp_path / "dlt" / "pipelines" / "zoho_crm_acme").is_dir()
+    assert (tmp_path / "dlt" / "pipelines" / "zoho_crm_globex").is_dir()
 
     status = json.loads(zoho(tmp_path, env, "status", "--org", "globex", "--json").stdout)
     assert status["org"] == "globex" and status["healthy"] is True
@@ -176,7 +179,9 @@ def test_two_orgs_at_once_into_one_duckdb_file_take_turns(two_orgs, tmp_path):
         _, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
     with analyst(tmp_path / ANALYST_FILE) as db:
-        rows = db.sql("SELECT org, count(*) FROM deleted_records GROUP BY 1 ORDER BY 1")
+        rows = db.sql(
+            "SELECT org, count(*) FROM zoho_crm_deleted.deleted_records GROUP BY 1 ORDER BY 1"
+        )
         assert rows.fetchall() == [("acme", 3), ("globex", 5)]
 
 

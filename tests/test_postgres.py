@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dlt
 import pytest
-from conftest import NOW, delete, env_for, query, run_once
+from conftest import NOW, delete, env_for, query, run_once, source_args
 from test_incidents import PATRICIA, burst
 from test_readme_queries import QUERIES
 
@@ -19,7 +19,7 @@ from pipelines.incidents import read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.restore import Selection, plan, restore
 from pipelines.status import read_status
-from pipelines.zoho_crm_deleted import make_pipeline
+from pipelines.zoho_crm_deleted import make_pipeline, run
 from zoho_standin.seed import DEMO_MODULES, seed_demo
 
 URL = os.environ.get("ZOHO_TEST_POSTGRES")
@@ -112,3 +112,26 @@ def test_incidents_reviews_and_restores_on_postgres(
     assert restore(pg_pipeline, "default", chosen, True, lambda line: None) == 0
     assert server.restores.calls == [ids]
     assert plan(pg_pipeline, "default", chosen).left_out["requested"] == 6
+
+
+def test_the_state_an_earlier_version_left_carries_over_on_postgres(
+    org, server, pg_pipeline, tmp_path
+):
+    """Earlier versions named the pipeline zoho_crm_deleted; its state is in PostgreSQL only
+    (no working folder here): the renamed pipeline takes it over and goes on incrementally."""
+    for n in range(3):
+        delete(org, "Leads", f"10{n}", NOW - timedelta(days=2))
+    earlier = dlt.pipeline(
+        "zoho_crm_deleted",
+        destination=dlt.destinations.postgres(credentials=URL),
+        dataset_name=DS,
+        pipelines_dir=str(tmp_path / "elsewhere"),
+    )
+    assert run(earlier, **source_args(server)).row_counts["deleted_records"] == 3
+    delete(org, "Leads", "103", NOW - timedelta(hours=1))
+
+    assert run_once(server, pg_pipeline).row_counts["deleted_records"] == 1  # 103 only
+    leads = [h.get("If-Modified-Since") for _, path, h in server.requests if "/Leads/del" in path]
+    assert leads and all(leads)
+    keys = f"SELECT count(*), count(DISTINCT (org, module, id)) FROM {DS}.deleted_records"
+    assert query(pg_pipeline, keys) == [(4, 4)]

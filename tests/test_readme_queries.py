@@ -58,7 +58,8 @@ def test_readme_python_reads_the_tables_with_dlts_dataset_api(loaded, monkeypatc
     exec(PYTHON[0], names)
     with analyst(loaded) as db:
         expected = db.sql(
-            "SELECT module, id, display_name FROM deleted_records WHERE type = 'permanent'"
+            "SELECT module, id, display_name FROM zoho_crm_deleted.deleted_records "
+            "WHERE type = 'permanent'"
         ).fetchall()
     table = names["purged"].arrow()
     rows = list(zip(*table.to_pydict().values(), strict=True))

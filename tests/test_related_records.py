@@ -160,9 +160,10 @@ def test_a_refusal_on_related_records_fails_only_that_list_and_forgets_no_entry(
     assert f"FAILED related list Leads.Campaigns: {code}" in refused.stdout
     assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1
     with analyst(tmp_path / DUCKDB_FILE) as db:
-        assert db.sql("SELECT count(*) FROM deleted_records").fetchall() == [(4,)]
+        assert db.sql(f"SELECT count(*) FROM {DS}.deleted_records").fetchall() == [(4,)]
         lists = db.sql(
-            "SELECT related_list, count(*) FROM deleted_related_records GROUP BY 1 ORDER BY 1"
+            f"SELECT related_list, count(*) FROM {DS}.deleted_related_records "
+            "GROUP BY 1 ORDER BY 1"
         ).fetchall()
     assert lists == [("Deals", 1), ("Products", 3)]  # every other list of every entry
     assert server.calls["related"] == 4
@@ -175,7 +176,7 @@ def test_a_refusal_on_related_records_fails_only_that_list_and_forgets_no_entry(
     assert server.calls["related"] == 3
     with analyst(tmp_path / DUCKDB_FILE) as db:
         campaigns = db.sql(
-            "SELECT count(DISTINCT parent_id) FROM deleted_related_records "
+            f"SELECT count(DISTINCT parent_id) FROM {DS}.deleted_related_records "
             "WHERE related_list = 'Campaigns'"
         ).fetchall()
     assert campaigns == [(3,)]

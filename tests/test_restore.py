@@ -24,7 +24,7 @@ def requests_table(tmp_path) -> list:
     with analyst(tmp_path / DUCKDB_FILE) as db:
         return db.sql(
             "SELECT module, id, code, requested_by IS NOT NULL, requested_at IS NOT NULL "
-            "FROM restore_requests ORDER BY id"
+            "FROM zoho_crm_deleted.restore_requests ORDER BY id"
         ).fetchall()
 
 

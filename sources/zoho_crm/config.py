@@ -5,7 +5,6 @@ Every check raises `ZohoConfigError` with one line naming the bad value and the 
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -45,16 +44,6 @@ def servers(
     return (accounts_server or default_accounts).rstrip("/"), (api_domain or default_api).rstrip(
         "/"
     )
-
-
-def json_setting(value: Any) -> Any:
-    """A setting as given, or parsed when it is a JSON object (an environment variable)."""
-    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
-        try:
-            return json.loads(value)
-        except ValueError:
-            pass
-    return value
 
 
 MODULES_EXAMPLE = 'modules = ["Leads", "Contacts"]'
