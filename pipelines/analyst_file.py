@@ -81,6 +81,11 @@ def analyst_file_path(duckdb_file: str, dataset_name: str) -> str:
             f"{catalog_name(str(path))}, as the dataset is named, which makes "
             f"{dataset_name}.<table> ambiguous: choose another name, e.g. {default.name}"
         )
+    if path.is_dir():
+        raise ZohoConfigError(
+            f"{ANALYST_FILE_KEY} {str(configured)!r} is a directory: set it to a file, e.g. "
+            f"{path / default.name}"
+        )
     if not path.parent.is_dir():
         raise ZohoConfigError(
             f"{ANALYST_FILE_KEY} {str(configured)!r}: the folder {path.parent} does not exist; "

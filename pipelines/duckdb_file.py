@@ -14,7 +14,6 @@ from typing import Any, Dict, Optional
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigurationException
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, catalog_name, names_the_dataset
 from pipelines.old_names import move_old_duckdb_file
@@ -98,11 +97,11 @@ def duckdb_destination(path: Optional[str] = None) -> Any:
     `local_config` override these, as in dlt's own config.
     """
     database = checked_duckdb_file(path) if path else duckdb_file()
-    credentials = DuckDbCredentials(
-        database,
-        global_config={"memory_limit": DUCKDB_MEMORY_LIMIT, **_duckdb_mapping("global_config")},
-        local_config=_duckdb_mapping("local_config") or None,
-    )
+    credentials = {  # dlt's DuckDB credentials, as its config takes them
+        "database": database,
+        "global_config": {"memory_limit": DUCKDB_MEMORY_LIMIT, **_duckdb_mapping("global_config")},
+        "local_config": _duckdb_mapping("local_config") or None,
+    }
     return dlt.destinations.duckdb(credentials=credentials, max_parallel_load_jobs=DUCKDB_LOAD_JOBS)
 
 

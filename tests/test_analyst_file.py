@@ -150,6 +150,7 @@ def test_a_copy_that_cannot_be_published_fails_the_run_in_one_line(
         ("elsewhere/zoho_crm_deleted.duckdb", ["names its DuckDB catalog zoho_crm_deleted"]),
         (DUCKDB_FILE, ["is the pipeline's own DuckDB file"]),
         ("missing/zoho.duckdb", ["the folder", "does not exist"]),
+        ("elsewhere", ["is a directory", "set it to a file"]),
     ],
 )
 def test_a_misconfigured_analyst_file_stops_the_run_before_it_loads(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import dlt
-from dlt.extract.resource import DltResource
+from dlt.sources import DltResource
 
 from sources.zoho_crm.auth import ZohoAuth
 from sources.zoho_crm.client import ZohoClient

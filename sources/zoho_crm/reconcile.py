@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Set, Tuple
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
-from dlt.extract.resource import DltResource
+from dlt.sources import DltResource
 
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError

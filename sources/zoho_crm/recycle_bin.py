@@ -25,7 +25,7 @@ from itertools import chain
 from typing import Any, Dict, Iterable, Iterator, List
 
 import dlt
-from dlt.extract.resource import DltResource
+from dlt.sources import DltResource
 
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError

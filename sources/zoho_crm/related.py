@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, List, Tuple
 
 import dlt
-from dlt.extract.resource import DltResource
+from dlt.sources import DltResource
 
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.config import RelatedListsConfig
