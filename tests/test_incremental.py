@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from conftest import IST, MODULES, NOW, PST, api_calls, delete, query, run_once
 
@@ -180,7 +181,7 @@ def test_zoho_time_with_z_suffix_is_parsed():
     assert parse_time("2019-07-25T15:26:49+05:30") == datetime(2019, 7, 25, 9, 56, 49, tzinfo=UTC)
 
 
-def _old_first_pass(modules: list, leads_page: int, newest: datetime) -> dict:
+def _old_first_pass(modules: list, leads_page: Any, newest: datetime) -> dict:
     """The `recycle_bin` resource's state as versions before per-module bin resources left a
     first pass under way: one stream per module's part, in that one resource."""
     streams = {}
@@ -193,6 +194,9 @@ def _old_first_pass(modules: list, leads_page: int, newest: datetime) -> dict:
             "per_page": 200,
             "page": leads_page if module == "Leads" else 1,
         }
+        if module == "Leads" and isinstance(leads_page, str):  # a page token, not a number
+            del streams[module]["page"]
+            streams[module]["page_token"] = leads_page
     return {"pass": {"streams": streams, "newest": newest.isoformat()}}
 
 
@@ -217,3 +221,22 @@ def test_a_bin_pass_an_older_version_left_unfinished_goes_on_after_the_upgrade(
     assert not result.failed_modules
     run_once(server, pipeline)
     assert api_calls(server) == {"deleted": len(MODULES), "recycle_bin": 1}  # the mark holds
+
+
+def test_an_older_versions_bin_pass_whose_page_token_expired_reads_that_part_again(
+    org, server, pipeline
+):
+    for n in range(450):
+        delete(org, "Leads", f"L{n:04d}", NOW - timedelta(minutes=n + 1))
+    with pipeline.managed_state() as state:
+        resources = state.setdefault("sources", {}).setdefault("zoho_crm", {})
+        resources.setdefault("resources", {})["recycle_bin"] = _old_first_pass(
+            MODULES, "expired-token", NOW - timedelta(minutes=1)
+        )
+
+    result = run_once(server, pipeline)  # Zoho refuses the token (400 INVALID_DATA)
+
+    assert not result.failed_modules
+    assert result.row_counts["recycle_bin"] == 450  # the Leads part read again from its top
+    run_once(server, pipeline)
+    assert api_calls(server) == {"deleted": len(MODULES), "recycle_bin": 1}

@@ -119,7 +119,6 @@ class ListPass:
             self._state["since"] = self._newest
         return True
 
-
     def adopt(self, parts: List[ListPass]) -> None:
         """Take the complete passes of `parts` (one list read in parts, each in its own
         resource) as this list's complete pass: its mark is the newest of theirs."""

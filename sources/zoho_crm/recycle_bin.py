@@ -91,8 +91,9 @@ def _part_resource(
     @dlt.resource(name=name, parallelized=True, **BIN_HINTS)
     def recycle_bin_part() -> Iterator[Any]:
         """The first pass over the bin entries of one module."""
-        query = {**NEWEST_FIRST, "filters": _json_filter("module", "equal", module)}
-        listing = ListPass(dlt.current.resource_state(), {"list": client.first_query(query)})
+        listing = ListPass(
+            dlt.current.resource_state(), {"list": client.first_query(_part_query(module))}
+        )
         yield from _read(client, listing, [module], warehouse, report, chunk_pages, name)
 
     return recycle_bin_part
@@ -117,7 +118,11 @@ def _bin_resource(
         else:
             after = zoho_time(before.since - timedelta(seconds=1))
             query = {**NEWEST_FIRST, "filters": _json_filter("deleted_time", "greater_than", after)}
-        listing = ListPass(state, {"new": client.first_query(query)})
+        first = {"new": client.first_query(query)}
+        # a pass an older version left holds a stream per module's part: each reads again
+        # from its top if Zoho no longer takes its page token (see `passes`)
+        first.update({s: client.first_query(_part_query(s)) for s in before.streams if s != "new"})
+        listing = ListPass(state, first)
         yield from _read(client, listing, modules, warehouse, report, chunk_pages, BIN)
 
     return recycle_bin
@@ -153,6 +158,11 @@ def _read(
         return
     if not listing.save():
         report.unfinished(resource)
+
+
+def _part_query(module: str) -> Dict[str, Any]:
+    """The query of a module's part of the bin, newest first."""
+    return {**NEWEST_FIRST, "filters": _json_filter("module", "equal", module)}
 
 
 def _json_filter(field: str, comparator: str, value: str) -> str:
