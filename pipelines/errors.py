@@ -16,7 +16,12 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from requests.exceptions import RequestException
 
 from pipelines.analyst_file import AnalystFileError
-from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
+from pipelines.duckdb_file import (
+    DAMAGED_DUCKDB_FILE,
+    NEWER_DUCKDB_FILE,
+    configured_duckdb_file,
+    damaged_file_line,
+)
 from pipelines.locks import PipelineBusyError
 from sources.zoho_crm.config import coercion_error
 from sources.zoho_crm.errors import (
@@ -140,9 +145,18 @@ def _duckdb_file_name() -> str:
         return "the DuckDB file"
 
 
+def damaged_duckdb_error(error: BaseException) -> Optional[BaseException]:
+    """DuckDB's own error in `error`'s chain when it says a file is damaged; None otherwise."""
+    said = [e for e in _causes(error) if any(d in str(e) for d in DAMAGED_DUCKDB_FILE)]
+    return next((e for e in said if isinstance(e, duckdb.Error)), said[-1] if said else None)
+
+
 def explain(error: BaseException) -> Tuple[int, str]:
     """(exit code, one line) for an error that ended a run."""
     chain = _causes(error)
+    damaged = damaged_duckdb_error(error)
+    if damaged is not None:  # whichever step met it: the file must be recovered first
+        return EXIT_CONFIG, damaged_file_line(damaged)
     found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
     if found is None:
         found = next((e for e in chain if isinstance(e, ConfigurationException)), None)
