@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
-from conftest import ANALYST_FILE, DUCKDB_FILE, NOW, delete, env_for
+from conftest import ANALYST_FILE, DUCKDB_FILE, NOW, delete, env_for, run_once
 from test_cli import ZOHO_DELETED, cli
+from test_postgres import URL as PG_URL
+from test_postgres import pg_pipeline  # noqa: F401 - a fixture
 
 from zoho_standin import StandinServer
 
@@ -239,3 +241,23 @@ def test_status_during_the_first_run_is_unhealthy_and_leaves_the_run_alone(
     assert run.returncode == 0, out + err
     assert status.returncode == 1, status.stdout + status.stderr
     assert "no analyst file" in status.stdout and "has been published yet" in status.stdout
+
+
+@pytest.mark.skipif(not PG_URL, reason="no PostgreSQL server: set ZOHO_TEST_POSTGRES")
+def test_readers_on_postgres_read_through_dlt_and_create_nothing(
+    org, server, tmp_path, pg_pipeline  # noqa: F811
+):
+    delete(org, "Leads", "101", NOW - timedelta(days=1))
+    run_once(server, pg_pipeline)
+    reader = tmp_path / "reader"  # a monitor's machine: no working folder of the pipeline
+    reader.mkdir()
+    env = env_for(server, reader, DESTINATION__POSTGRES__CREDENTIALS=PG_URL)
+    for argv in (["status", "--json"], ["incidents"], ["restore", "--module", "Leads"]):
+        result = subprocess.run(
+            [ZOHO_DELETED, *argv, "--destination", "postgres"],
+            cwd=reader, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, (argv, result.stdout, result.stderr)
+        if argv[0] == "status":
+            assert json.loads(result.stdout)["modules"]["Leads"]["recycle"] == 1
+    assert not any(reader.iterdir())
