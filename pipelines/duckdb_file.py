@@ -38,6 +38,7 @@ DUCKDB_MEMORY_LIMIT = "192MB"
 # 436 MB with dlt's 20 parallel jobs, 384 MB with 2, 344 MB with 1; wall time within noise).
 DUCKDB_LOAD_JOBS = 1
 NEWER_DUCKDB_FILE = "created with a newer version of DuckDB"  # DuckDB's words for such a file
+DUCKDB_LOCKED = "Could not set lock on file"  # DuckDB's words for a file another process holds
 # DuckDB's words for a damaged file: not a DuckDB file at all, cut short, a block's checksum
 DAMAGED_DUCKDB_FILE = (
     "is not a valid DuckDB database file",

@@ -18,6 +18,7 @@ from requests.exceptions import RequestException
 from pipelines.analyst_file import AnalystFileError
 from pipelines.duckdb_file import (
     DAMAGED_DUCKDB_FILE,
+    DUCKDB_LOCKED,
     NEWER_DUCKDB_FILE,
     configured_duckdb_file,
     damaged_file_line,
@@ -189,7 +190,7 @@ def explain(error: BaseException) -> Tuple[int, str]:
             "read is kept and the next run loads it first. If it keeps failing: "
             + _fix_destination(failed_load.pipeline.pipeline_name)
         )
-    locked = next((e for e in chain if "Could not set lock on file" in str(e)), None)
+    locked = next((e for e in chain if DUCKDB_LOCKED in str(e)), None)
     if locked is not None:
         return EXIT_BUSY, (
             "the DuckDB file is open in another process (a run, or a DuckDB shell); try again "

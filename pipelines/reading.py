@@ -21,11 +21,17 @@ from datetime import UTC, datetime
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import dlt
+import duckdb
 from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.sql_client import SqlClientBase
 
 from pipelines.analyst_file import analyst_file_of, analyst_file_path
-from pipelines.duckdb_file import configured_duckdb_file, missing_file_line, run_blockers
+from pipelines.duckdb_file import (
+    DUCKDB_LOCKED,
+    configured_duckdb_file,
+    missing_file_line,
+    run_blockers,
+)
 from pipelines.locks import PipelineBusyError, shared_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.zoho_crm_deleted import SCHEMA_NAME
@@ -56,8 +62,9 @@ class Reading:
         if not self.read_from:
             return None
         published = datetime.fromisoformat(self.read_from["published_at"])
+        why = self.read_from["why"]
         return (
-            f"A run is loading the DuckDB file: this reads the analyst file "
+            f"{why[0].upper()}{why[1:]}: this reads the analyst file "
             f"{self.read_from['file']}, the last successful load, published "
             f"{self.read_from['age']} ago ({published:%Y-%m-%d %H:%M} UTC)."
         )
@@ -91,19 +98,32 @@ def open_reading(destination: Any, org: str) -> Iterator[Reading]:
     with shared_lock(f"{path}.lock") as free:
         if free and not os.path.isfile(path):
             raise ZohoConfigError(missing_file_line(path))
-        if free:
+        why = "a run is loading the DuckDB file" if not free else _held_elsewhere(path)
+        if not why:
             yield Reading(
                 name, DATASET_NAME, _read_only(path), analyst, _working_folder(name), None, blockers
             )
         elif os.path.isfile(analyst):
             yield Reading(
-                name, DATASET_NAME, _read_only(analyst), analyst, None, _age(analyst), blockers
+                name, DATASET_NAME, _read_only(analyst), analyst, None, _age(analyst, why), blockers
             )
         else:
             raise NothingPublishedError(
-                f"a run is loading {path} and no analyst file ({analyst}) has been published "
-                "yet to read instead: ask again when the run has finished"
+                f"{why} ({path}) and no analyst file ({analyst}) has been published yet to read "
+                "instead: ask again when it has finished"
             )
+
+
+def _held_elsewhere(path: str) -> Optional[str]:
+    """Why the DuckDB file at `path` cannot be read now though no run holds it: another
+    process (a DuckDB shell, a notebook) has it open for writing; None when it can be read."""
+    try:
+        duckdb.connect(path, read_only=True).close()
+    except duckdb.IOException as error:
+        if DUCKDB_LOCKED not in str(error):
+            raise
+        return "another process has the DuckDB file open"
+    return None
 
 
 def _read_only(path: str) -> Callable[[], SqlClientBase]:
@@ -122,7 +142,7 @@ def _working_folder(name: str) -> Optional[dlt.Pipeline]:
     return dlt.attach(name, pipelines_dir=pipelines_dir)
 
 
-def _age(path: str) -> Dict[str, str]:
+def _age(path: str, why: str) -> Dict[str, str]:
     published = datetime.fromtimestamp(os.path.getmtime(path), UTC)
     minutes = max(0, round((datetime.now(UTC) - published).total_seconds() / 60))
     age = f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} hours"
@@ -130,5 +150,5 @@ def _age(path: str) -> Dict[str, str]:
         "file": path,
         "published_at": published.isoformat(),
         "age": age,
-        "why": "a run is loading the DuckDB file",
+        "why": why,
     }

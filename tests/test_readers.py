@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -22,6 +23,7 @@ from test_postgres import pg_pipeline  # noqa: F401 - a fixture
 
 from zoho_standin import StandinServer
 
+HOLDER = "import duckdb, sys; db = duckdb.connect(sys.argv[1]); print('held', flush=True); input()"
 READERS = (
     ["status"],
     ["status", "--json"],
@@ -261,3 +263,28 @@ def test_readers_on_postgres_read_through_dlt_and_create_nothing(
         if argv[0] == "status":
             assert json.loads(result.stdout)["modules"]["Leads"]["recycle"] == 1
     assert not any(reader.iterdir())
+
+
+def test_status_reads_the_analyst_file_while_another_process_holds_the_duckdb_file(
+    org, server, tmp_path
+):
+    delete(org, "Leads", "101", NOW - timedelta(days=1))
+    assert cli(server, tmp_path, "run").returncode == 0
+    holder = subprocess.Popen(  # a DuckDB shell left open on the pipeline's own file
+        [sys.executable, "-c", HOLDER, str(tmp_path / DUCKDB_FILE)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        status = cli(server, tmp_path, "status")
+        as_json = cli(server, tmp_path, "status", "--json")
+    finally:
+        holder.communicate("\n")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.startswith(
+        "Another process has the DuckDB file open: this reads the analyst file "
+        f"{tmp_path / ANALYST_FILE}, the last successful load, published 0 min ago"
+    )
+    assert as_json.returncode == 0
+    why = json.loads(as_json.stdout)["read_from"]["why"]
+    assert why == "another process has the DuckDB file open"
