@@ -6,10 +6,11 @@ the file between steps, so a reader that opened it then would make the run's nex
 A reader therefore takes a shared lock on `<file>.lock`, never waited for: while it is free, it
 opens the pipeline's file read-only under it (a run waits for it, a fraction of a second); while
 a run holds it, it reads the analyst file instead (the last successful load) and says so, with
-its age. The lock file, the DuckDB file and dlt's working folders are never created: with no
-DuckDB file the command stops (exit 2) naming where it looked, and the pipeline's working
-folder (pending load packages, the last trace) is read only when it exists. On other
-destinations readers share the warehouse with runs and read it through dlt's SQL client.
+its age; so too while another process (a DuckDB shell) holds the pipeline's file. The lock
+file, the DuckDB file and dlt's working folders are never created: with no DuckDB file the
+command stops (exit 2) naming where it looked, and the pipeline's working folder (pending load
+packages, the last trace) is read only when it exists. On other destinations readers share
+the warehouse with runs and read it through dlt's SQL client.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ class NothingPublishedError(PipelineBusyError):
 class Reading:
     """One read of the warehouse: what `query` reads through, and what a reader should know."""
 
-    pipeline_name: str
     dataset_name: str
     client: Callable[[], SqlClientBase]
     analyst_file: Optional[str] = None  # the file analysts open; None off DuckDB
@@ -58,7 +58,8 @@ class Reading:
         return self.client()
 
     def note(self) -> Optional[str]:
-        """One line saying the analyst file was read because a run is loading, and its age."""
+        """One line saying the analyst file was read instead of the pipeline's file, why (a run
+        is loading it, another process holds it) and how old it is."""
         if not self.read_from:
             return None
         published = datetime.fromisoformat(self.read_from["published_at"])
@@ -76,7 +77,6 @@ def reading_of(source: Union[dlt.Pipeline, Reading]) -> Reading:
     if isinstance(source, Reading):
         return source
     return Reading(
-        pipeline_name=source.pipeline_name,
         dataset_name=source.dataset_name,
         client=source.sql_client,
         analyst_file=analyst_file_of(source),
@@ -90,7 +90,7 @@ def open_reading(destination: Any, org: str) -> Iterator[Reading]:
     name = pipeline_name(org)
     if destination is not None and destination != "duckdb":
         dataset = dlt.dataset(destination, DATASET_NAME, schema=dlt.Schema(SCHEMA_NAME))
-        yield Reading(name, DATASET_NAME, lambda: dataset.sql_client, local=_working_folder(name))
+        yield Reading(DATASET_NAME, lambda: dataset.sql_client, local=_working_folder(name))
         return
     path = configured_duckdb_file()
     analyst = analyst_file_path(path, DATASET_NAME)
@@ -100,13 +100,11 @@ def open_reading(destination: Any, org: str) -> Iterator[Reading]:
             raise ZohoConfigError(missing_file_line(path))
         why = "a run is loading the DuckDB file" if not free else _held_elsewhere(path)
         if not why:
-            yield Reading(
-                name, DATASET_NAME, _read_only(path), analyst, _working_folder(name), None, blockers
-            )
+            local = _working_folder(name)
+            yield Reading(DATASET_NAME, _read_only(path), analyst, local, blockers=blockers)
         elif os.path.isfile(analyst):
-            yield Reading(
-                name, DATASET_NAME, _read_only(analyst), analyst, None, _age(analyst, why), blockers
-            )
+            stood_in = _age(analyst, why)
+            yield Reading(DATASET_NAME, _read_only(analyst), analyst, None, stood_in, blockers)
         else:
             raise NothingPublishedError(
                 f"{why} ({path}) and no analyst file ({analyst}) has been published yet to read "
