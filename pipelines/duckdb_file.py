@@ -143,13 +143,15 @@ def write_problem(path: str) -> Optional[str]:
     folder = os.path.dirname(path)
     if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
         return (
-            f"the DuckDB file {path} is read-only for {user}, so runs cannot load into it: give "
-            f"{user} write access (chown {user} {path}, or chmod u+w), or run as its owner"
+            f"runs as {user} cannot load into the DuckDB file {path}: it is read-only for "
+            f"{user}; give {user} write access (chown {user} {path}, or chmod u+w), or run as "
+            "its owner"
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         return (
-            f"the folder {folder} is read-only for {user}, and runs write the DuckDB file's "
-            f".wal and .lock there: give {user} write access to it, or run as its owner"
+            f"runs as {user} cannot load into the DuckDB file {path}: its folder is read-only "
+            f"for {user}, and runs write its .wal and .lock there; give {user} write access to "
+            "it, or run as its owner"
         )
     return None
 

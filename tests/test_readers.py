@@ -186,11 +186,13 @@ def test_a_duckdb_file_of_another_user_is_exit_2_and_status_unhealthy(org, serve
             lock.chmod(0o666)
         result = as_nobody("run")  # then the DuckDB file, root's
         assert result.returncode == 2, result.stdout + result.stderr
-        assert f"the DuckDB file {work / DUCKDB_FILE} is read-only for nobody" in result.stderr
+        assert f"runs as nobody cannot load into the DuckDB file {work / DUCKDB_FILE}: it is " \
+            "read-only for nobody; give nobody write access" in result.stderr
         assert result.stderr.count("\n") == 1
         status = as_nobody("status")
         assert status.returncode == 1, status.stdout + status.stderr
-        assert f"UNHEALTHY: the DuckDB file {work / DUCKDB_FILE} is read-only for" in status.stdout
+        assert f"UNHEALTHY: runs as nobody cannot load into the DuckDB file {work / DUCKDB_FILE}" \
+            in status.stdout
     finally:
         shutil.rmtree(work)
 
