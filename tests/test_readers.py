@@ -234,7 +234,7 @@ def test_status_during_the_first_run_is_unhealthy_and_leaves_the_run_alone(
     """During the very first run there is no analyst file yet: status is unhealthy (1),
     saying so, and the run is not disturbed."""
     delete(org, "Leads", "101", NOW - timedelta(days=1))
-    with StandinServer(org, latency=1.0) as server:
+    with StandinServer(org, latency=2.0) as server:  # seconds of Zoho calls under its lock
         run = subprocess.Popen(
             [ZOHO_DELETED, "run"], cwd=tmp_path, env=env_for(server, tmp_path), text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
