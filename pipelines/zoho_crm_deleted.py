@@ -243,11 +243,14 @@ def _record_failure(
 
 
 def _runs_resource(row: Dict[str, Any]) -> Any:
-    """One row per run, appended after the run's data has loaded."""
+    """One row per run, loaded after the run's data. Merged on (org, started_at), the run's
+    id, so a load job that a kill makes dlt run twice leaves one row (rows of earlier versions,
+    appended, have that key too)."""
     return dlt.resource(
         [row],
         name=RUNS_TABLE,
-        write_disposition="append",
+        primary_key=("org", "started_at"),
+        write_disposition="merge",
         columns={
             "org": {"data_type": "text", "nullable": False},
             "started_at": {"data_type": "timestamp"},
