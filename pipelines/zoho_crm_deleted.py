@@ -16,6 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import LoadStuckError, explain
+from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.old_names import adopt_old_state
@@ -191,10 +192,12 @@ def finish_interrupted(pipeline: dlt.Pipeline) -> int:
     dlt's `run()` would do it too, but then skip extracting new data for that run; and
     earlier captured details are read back from the destination while extracting. A package
     the destination refuses again stops the run with `LoadStuckError`: nothing new is captured
-    on top of a load that is not in, and the message says what to do.
+    on top of a load that is not in, and the message says what to do. Jobs killed after
+    their rows landed are not run again where that would double them (`landed_jobs`).
     """
     if not pipeline.has_pending_data:
         return 0
+    record_landed_jobs(pipeline)
     pending = len(pipeline.list_extracted_load_packages()) + len(
         pipeline.list_normalized_load_packages()
     )
