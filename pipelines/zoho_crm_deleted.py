@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, List, Optional
 
 import dlt
+from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
@@ -197,15 +198,17 @@ def finish_interrupted(pipeline: dlt.Pipeline) -> int:
     """
     if not pipeline.has_pending_data:
         return 0
-    record_landed_jobs(pipeline)
     pending = len(pipeline.list_extracted_load_packages()) + len(
         pipeline.list_normalized_load_packages()
     )
     try:
+        record_landed_jobs(pipeline)
         pipeline.run()
     except PipelineStepFailed as error:
         if error.step != "load":
             raise
+        raise LoadStuckError(pipeline.pipeline_name, error) from error
+    except DatabaseException as error:  # the destination refused even the staging check
         raise LoadStuckError(pipeline.pipeline_name, error) from error
     return pending
 
