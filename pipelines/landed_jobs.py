@@ -19,6 +19,8 @@ transaction (all its rows or none), and an event is in at most one job of a pack
 
 from __future__ import annotations
 
+import csv
+import gzip
 import logging
 import os
 from typing import Any, List, Optional
@@ -53,23 +55,36 @@ def record_landed_jobs(pipeline: dlt.Pipeline) -> int:
 
 
 def _insert_only_key(schema: dlt.Schema, job: LoadJobInfo) -> Optional[List[str]]:
-    """The primary key of the job's table if an insert-only merge loads it from a Parquet
-    file (the only files this project gives such tables), else None."""
+    """The primary key of the job's table if an insert-only merge loads it from a Parquet or
+    CSV file (what dlt makes of the Arrow tables this project gives such tables: Parquet for
+    DuckDB, CSV for PostgreSQL without an ADBC driver), else None."""
     table = job.job_file_info.table_name
-    if job.job_file_info.file_format != "parquet" or table not in schema.tables:
+    if job.job_file_info.file_format not in ("parquet", "csv") or table not in schema.tables:
         return None
     if get_merge_strategy(schema.tables, table) != "insert-only":
         return None
     return get_columns_names_with_prop(schema.tables[table], "primary_key") or None
 
 
+def _first_row(job: LoadJobInfo, key: List[str]) -> Optional[List[Any]]:
+    """The `key` values of the first row of the job's file (CSV values as text)."""
+    if job.job_file_info.file_format == "parquet":
+        batches = pq.ParquetFile(job.file_path).iter_batches(batch_size=1, columns=key)
+        first = next(batches, None)
+        if first is None or first.num_rows == 0:
+            return None
+        return [first.column(c)[0].as_py() for c in key]
+    opener: Any = gzip.open if job.file_path.endswith(".gz") else open
+    with opener(job.file_path, "rt", encoding="utf-8", newline="") as lines:
+        row = next(csv.DictReader(lines), None)
+    return None if row is None else [row[c] for c in key]
+
+
 def _landed(pipeline: dlt.Pipeline, job: LoadJobInfo, key: List[str]) -> bool:
     """Whether the staging table holds the first row of the job's file."""
-    batches = pq.ParquetFile(job.file_path).iter_batches(batch_size=1, columns=key)
-    first = next(batches, None)
-    if first is None or first.num_rows == 0:
+    values = _first_row(job, key)
+    if values is None:
         return False
-    values: List[Any] = [first.column(c)[0].as_py() for c in key]
     with pipeline.sql_client() as client, client.with_staging_dataset():
         where = " AND ".join(f"{client.escape_column_name(c)} = %s" for c in key)
         table = client.make_qualified_table_name(job.job_file_info.table_name)

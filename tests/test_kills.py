@@ -19,6 +19,8 @@ import dlt
 import pytest
 from conftest import ANALYST_FILE, NOW, analyst, delete, env_for, query, run_once
 from test_cli import cli
+from test_postgres import URL as PG_URL
+from test_postgres import pg_pipeline  # noqa: F401  (the fixture)
 
 from pipelines.ledger import record_restores
 from pipelines.zoho_crm_deleted import load
@@ -63,13 +65,13 @@ RELATED = {  # a few related lists a run (exit 6 with the rest left for the next
 }
 
 
-def killed(server, tmp_path: Path, table: str, *argv: str, merge: bool = False) -> None:
+def killed(server, tmp_path: Path, table: str, *argv: str, merge: bool = False, **env: str) -> None:
     """`zoho-deleted ARGV` killed right after `table`'s first copy (or merge) job landed."""
     at = {"KILL_AT": table, **({"KILL_MERGE": "1"} if merge else {})}
     child = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, *argv],
         cwd=tmp_path,
-        env=env_for(server, tmp_path, **at, **RELATED),
+        env=env_for(server, tmp_path, **at, **RELATED, **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -77,8 +79,8 @@ def killed(server, tmp_path: Path, table: str, *argv: str, merge: bool = False) 
     assert child.returncode == -signal.SIGKILL, child.stderr
 
 
-def zoho_deleted(server, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
-    done = cli(server, tmp_path, *argv, **RELATED)
+def zoho_deleted(server, tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess:
+    done = cli(server, tmp_path, *argv, **RELATED, **env)
     assert done.returncode in (0, 6), done.stderr  # 6: related records left for later runs
     return done
 
@@ -196,3 +198,28 @@ def test_runs_and_restore_requests_appended_by_earlier_versions_keep_loading(org
         (earlier,),
         (NOW,),
     ]
+
+
+@pytest.mark.skipif(not PG_URL, reason="no PostgreSQL server (see tests/test_postgres.py)")
+def test_a_run_killed_after_an_events_job_landed_doubles_nothing_on_postgres(
+    org,
+    server,
+    tmp_path,
+    pg_pipeline,  # noqa: F811
+):
+    """On PostgreSQL (no ADBC driver) dlt loads the events from CSV files, in parallel jobs."""
+    seed(org)
+    on_postgres = {"DESTINATION__POSTGRES__CREDENTIALS": PG_URL}
+    killed(server, tmp_path, "deletion_events", "run", "--destination", "postgres", **on_postgres)
+    zoho_deleted(server, tmp_path, "run", "--destination", "postgres", **on_postgres)
+    counted = {
+        table: query(
+            pg_pipeline, f"SELECT count(*), count(DISTINCT ({KEYS[table]})) FROM {DS}.{table}"
+        )
+        for table in ("deleted_records", "deletion_events", "runs")
+    }
+    assert counted == {
+        "deleted_records": [(2 * RECORDS, 2 * RECORDS)],
+        "deletion_events": [(2 * RECORDS, 2 * RECORDS)],
+        "runs": [(1, 1)],
+    }
