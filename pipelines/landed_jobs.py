@@ -67,7 +67,8 @@ def _insert_only_key(schema: dlt.Schema, job: LoadJobInfo) -> Optional[List[str]
 
 
 def _first_row(job: LoadJobInfo, key: List[str]) -> Optional[List[Any]]:
-    """The `key` values of the first row of the job's file (CSV values as text)."""
+    """The `key` values of the first row of the job's file (CSV values as text); None if it
+    has no row, or its CSV is not laid out as dlt writes it by default."""
     if job.job_file_info.file_format == "parquet":
         batches = pq.ParquetFile(job.file_path).iter_batches(batch_size=1, columns=key)
         first = next(batches, None)
@@ -77,7 +78,9 @@ def _first_row(job: LoadJobInfo, key: List[str]) -> Optional[List[Any]]:
     opener: Any = gzip.open if job.file_path.endswith(".gz") else open
     with opener(job.file_path, "rt", encoding="utf-8", newline="") as lines:
         row = next(csv.DictReader(lines), None)
-    return None if row is None else [row[c] for c in key]
+    if row is None or any(c not in row for c in key):
+        return None  # not dlt's default CSV layout (a header, commas): left to dlt
+    return [row[c] for c in key]
 
 
 def _landed(pipeline: dlt.Pipeline, job: LoadJobInfo, key: List[str]) -> bool:
