@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, List, Optional
 
 import dlt
+from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import LoadStuckError, explain
+from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.old_names import adopt_old_state
@@ -191,7 +193,8 @@ def finish_interrupted(pipeline: dlt.Pipeline) -> int:
     dlt's `run()` would do it too, but then skip extracting new data for that run; and
     earlier captured details are read back from the destination while extracting. A package
     the destination refuses again stops the run with `LoadStuckError`: nothing new is captured
-    on top of a load that is not in, and the message says what to do.
+    on top of a load that is not in, and the message says what to do. Jobs killed after
+    their rows landed are not run again where that would double them (`landed_jobs`).
     """
     if not pipeline.has_pending_data:
         return 0
@@ -199,10 +202,13 @@ def finish_interrupted(pipeline: dlt.Pipeline) -> int:
         pipeline.list_normalized_load_packages()
     )
     try:
+        record_landed_jobs(pipeline)
         pipeline.run()
     except PipelineStepFailed as error:
         if error.step != "load":
             raise
+        raise LoadStuckError(pipeline.pipeline_name, error) from error
+    except DatabaseException as error:  # the destination refused even the staging check
         raise LoadStuckError(pipeline.pipeline_name, error) from error
     return pending
 
@@ -243,11 +249,14 @@ def _record_failure(
 
 
 def _runs_resource(row: Dict[str, Any]) -> Any:
-    """One row per run, appended after the run's data has loaded."""
+    """One row per run, loaded after the run's data. Merged on (org, started_at), the run's
+    id, so a load job that a kill makes dlt run twice leaves one row (rows of earlier versions,
+    appended, have that key too)."""
     return dlt.resource(
         [row],
         name=RUNS_TABLE,
-        write_disposition="append",
+        primary_key=("org", "started_at"),
+        write_disposition="merge",
         columns={
             "org": {"data_type": "text", "nullable": False},
             "started_at": {"data_type": "timestamp"},
