@@ -281,13 +281,13 @@ def _deleted_records_resource(
         )
         def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
-            rows = warehouse.unseen(module, rows, listing.since)
-            if listing.ever_completed:  # before the first pass, nothing was captured
-                warehouse.fill_details(module, rows)
-            return rows
+            return warehouse.unseen(module, rows, listing.since)
+
+        def fill_details(rows: List[Dict[str, Any]]) -> None:
+            warehouse.fill_details(module, rows)
 
         try:
-            yield from Batch(listing, DELETED_RECORDS_SCHEMA).items(pages, rows_of)
+            yield from Batch(listing, DELETED_RECORDS_SCHEMA, fill_details).items(pages, rows_of)
         except ZohoApiError as error:
             if error.code == "INVALID_MODULE":
                 raise unknown_module_error(client, module) from None
