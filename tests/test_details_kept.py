@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import List
 
+import duckdb
 from conftest import DUCKDB_FILE, NOW, analyst, delete, env_for
 from test_cli import cli
 from test_names import BIN
@@ -59,6 +60,15 @@ def details(tmp_path: Path, ids: List[str]) -> List[tuple]:
         ).fetchall()
 
 
+def counts(tmp_path: Path) -> tuple:
+    """Rows of deleted_records, recycle_bin and deletion_events."""
+    with analyst(tmp_path / DUCKDB_FILE) as db:
+        return tuple(
+            db.sql(f"SELECT count(*) FROM zoho_crm_deleted.{table}").fetchone()[0]
+            for table in ("deleted_records", "recycle_bin", "deletion_events")
+        )
+
+
 def named(rid: str) -> str:
     return f"Name {rid}"
 
@@ -75,12 +85,14 @@ def test_dropping_dlts_state_keeps_the_details_of_purged_records(org, server, tm
     ok(cli(server, tmp_path, "run"))
     kept = details(tmp_path, ids)
     assert [(t, n) for t, n, _, _ in kept] == [("permanent", named(rid)) for rid in ids]
+    events = counts(tmp_path)
 
     # every pass starts again from the top: the purged entries arrive bare
     ok(dlt_cli(server, tmp_path, "drop", "--drop-all", "--state-only"))
     ok(cli(server, tmp_path, "run"))
 
     assert details(tmp_path, ids) == kept
+    assert counts(tmp_path) == events == (50, 50, 100)  # nothing doubled
     assert details_missing(server, tmp_path) == 0
 
 
@@ -120,3 +132,26 @@ def test_a_first_pass_read_again_from_its_top_keeps_what_it_captured(org, server
     kept = details(tmp_path, captured)
     assert [(t, n) for t, n, _, _ in kept] == [("permanent", named(r)) for r in captured]
     assert details_missing(server, tmp_path) == 0
+
+
+def test_status_counts_as_lost_only_what_no_table_holds_and_a_reread_repairs_the_rest(
+    org, server, tmp_path
+):
+    ids = bin_leads(org, 3)
+    purge(org, ids[:1])  # before any run saw it in the bin: its details are lost
+    ok(cli(server, tmp_path, "run"))
+    purge(org, ids[1:])
+    ok(cli(server, tmp_path, "run"))
+    # what an earlier version left after a re-read: no details, which recycle_bin still holds
+    with duckdb.connect(str(tmp_path / DUCKDB_FILE)) as db:
+        db.execute(
+            "UPDATE zoho_crm_deleted.deleted_records SET display_name = NULL, "
+            "deleted_by__name = NULL, deleted_by__id = NULL, created_by__name = NULL, "
+            f"created_by__id = NULL WHERE id = '{ids[1]}'"
+        )
+
+    assert details_missing(server, tmp_path) == 1
+    ok(dlt_cli(server, tmp_path, "drop", "--drop-all", "--state-only"))
+    ok(cli(server, tmp_path, "run"))
+    assert [n for _, n, _, _ in details(tmp_path, ids)] == [None, *map(named, ids[1:])]
+    assert details_missing(server, tmp_path) == 1
