@@ -171,7 +171,9 @@ def zoho_crm(
     # the modules' lists are read side by side: each gets its share of a package's rows
     chunk_pages = max(1, chunk_rows // (client.per_page * max(1, len(module_list))))
 
-    warehouse, ledger = Warehouse(org_name(org)), EventLedger()
+    if report.warehouse is None:
+        report.warehouse = Warehouse(org_name(org))
+    warehouse, ledger = report.warehouse, EventLedger()
     resources: List[DltResource] = []
     for module in module_list:
         records = _deleted_records_resource(client, module, warehouse, report, chunk_pages)

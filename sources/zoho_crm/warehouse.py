@@ -23,7 +23,6 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import dlt
 import pyarrow as pa
-from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS
@@ -76,7 +75,7 @@ class Warehouse:
     def __init__(self, org: str) -> None:
         self.org = org
         self._lock = threading.Lock()
-        self._tables_of: Tuple[Optional[str], Set[str]] = (None, set())  # (load id, tables)
+        self._tables_at_start: Optional[Set[str]] = None
 
     def fill_details(self, module: str, rows: Sequence[Dict[str, Any]]) -> None:
         """Give rows that arrive without details (purged records) the ones the warehouse holds.
@@ -112,7 +111,7 @@ class Warehouse:
             return
         try:
             found = self._query(" UNION ALL ".join(parts) + " ORDER BY 2", args)
-        except DatabaseUndefinedRelation:  # dropped since the package began: nothing there
+        except DatabaseUndefinedRelation:  # dropped since the run began: nothing there
             return
         held: Dict[str, Dict[str, Any]] = {}
         for rid, _, *values in found:  # deleted_records first: the bin fills only its gaps
@@ -124,19 +123,16 @@ class Warehouse:
             row.update(held.get(row["id"], {}))
 
     def _tables(self) -> Set[str]:
-        """The tables the destination has for the current load package: none is made while one
-        is extracted, so they are asked for once a package (every time outside an extract)."""
-        try:
-            package = dlt.current.load_package_state()["load_id"]
-        except CurrentLoadPackageStateNotAvailable:
-            package = None
-        pipeline = dlt.current.pipeline()
-        if pipeline.destination is None:
-            return set()
+        """The destination's tables when this run first asked (a run has one `Warehouse`: see
+        `RunReport`). A table made since holds only this run's rows, whose purged entries came
+        bare as well: a first run looks nothing up (at 1,000,000 records the look-ups cost
+        time and memory for nothing: see the README's Performance)."""
         with self._lock:
-            if package is None or self._tables_of[0] != package:
-                self._tables_of = (package, existing_tables(pipeline))
-            return self._tables_of[1]
+            if self._tables_at_start is None:
+                pipeline = dlt.current.pipeline()
+                found = existing_tables(pipeline) if pipeline.destination is not None else set()
+                self._tables_at_start = found
+            return self._tables_at_start
 
     def unseen(
         self, module: Optional[str], rows: List[Dict[str, Any]], since: Optional[datetime]
