@@ -26,19 +26,28 @@ DEFAULT_MAX_RUN_GAP = "2d"
 EXPIRY_HORIZON = timedelta(days=7)
 COUNTS = ("recycle", "permanent", "expiring_within_7d", "details_missing", "restored")
 
+# details_missing: purged records whose details no table holds (a run reading one again takes
+# the name and deleter `recycle_bin` holds: see `Warehouse.fill_details`)
 MODULE_COUNTS = """
-SELECT module,
-  count(*) FILTER (WHERE type = 'recycle' AND restored_at IS NULL),
-  count(*) FILTER (WHERE type = 'permanent'),
-  count(*) FILTER (WHERE type = 'recycle' AND restored_at IS NULL
-                   AND expires_at >= %s AND expires_at < %s),
-  count(*) FILTER (WHERE type = 'permanent' AND display_name IS NULL
-                   AND deleted_by__name IS NULL AND created_by__name IS NULL),
-  count(*) FILTER (WHERE restored_at IS NOT NULL)
-FROM {ds}.deleted_records
-WHERE org = %s
-GROUP BY module ORDER BY module
+SELECT d.module,
+  count(*) FILTER (WHERE d.type = 'recycle' AND d.restored_at IS NULL),
+  count(*) FILTER (WHERE d.type = 'permanent'),
+  count(*) FILTER (WHERE d.type = 'recycle' AND d.restored_at IS NULL
+                   AND d.expires_at >= %s AND d.expires_at < %s),
+  count(*) FILTER (WHERE d.type = 'permanent' AND d.display_name IS NULL
+                   AND d.deleted_by__name IS NULL AND d.created_by__name IS NULL
+                   AND b.id IS NULL),
+  count(*) FILTER (WHERE d.restored_at IS NOT NULL)
+FROM {ds}.deleted_records d
+LEFT JOIN ({named_in_bin}) b ON b.org = d.org AND b.id = d.id
+WHERE d.org = %s
+GROUP BY d.module ORDER BY d.module
 """
+NAMED_IN_BIN = (
+    "SELECT org, id FROM {ds}.recycle_bin "
+    "WHERE display_name IS NOT NULL OR deleted_by__name IS NOT NULL"
+)
+NO_BIN = "SELECT org, id FROM {ds}.deleted_records WHERE 1 = 0"  # no recycle_bin table yet
 LAST_RUNS = f"""
 SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at)
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
@@ -108,7 +117,7 @@ def read_status(
         max_run_gap_hours=gap.total_seconds() / 3600,
         analyst_file=analyst_file_of(pipeline),
     )
-    for module, *counts in query_rows(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
+    for module, *counts in _module_counts(pipeline, now, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
     status.related_backlog = int(backlog or 0)
     if status.related_backlog:
@@ -118,6 +127,12 @@ def read_status(
     status.problems = _problems(status, now, gap, succeeded)
     status.healthy = not status.problems
     return status
+
+
+def _module_counts(pipeline: dlt.Pipeline, now: datetime, org: str) -> List[tuple]:
+    args = (now, now + EXPIRY_HORIZON, org)
+    counts = query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NAMED_IN_BIN), *args)
+    return counts or query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NO_BIN), *args)
 
 
 def _unloaded_package(pipeline: dlt.Pipeline) -> Optional[str]:

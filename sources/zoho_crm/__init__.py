@@ -171,7 +171,9 @@ def zoho_crm(
     # the modules' lists are read side by side: each gets its share of a package's rows
     chunk_pages = max(1, chunk_rows // (client.per_page * max(1, len(module_list))))
 
-    warehouse, ledger = Warehouse(org_name(org)), EventLedger()
+    if report.warehouse is None:
+        report.warehouse = Warehouse(org_name(org))
+    warehouse, ledger = report.warehouse, EventLedger()
     resources: List[DltResource] = []
     for module in module_list:
         records = _deleted_records_resource(client, module, warehouse, report, chunk_pages)
@@ -281,13 +283,13 @@ def _deleted_records_resource(
         )
         def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
-            rows = warehouse.unseen(module, rows, listing.since)
-            if listing.ever_completed:  # before the first pass, nothing was captured
-                warehouse.fill_details(module, rows)
-            return rows
+            return warehouse.unseen(module, rows, listing.since)
+
+        def fill_details(rows: List[Dict[str, Any]]) -> None:
+            warehouse.fill_details(module, rows)
 
         try:
-            yield from Batch(listing, DELETED_RECORDS_SCHEMA).items(pages, rows_of)
+            yield from Batch(listing, DELETED_RECORDS_SCHEMA, fill_details).items(pages, rows_of)
         except ZohoApiError as error:
             if error.code == "INVALID_MODULE":
                 raise unknown_module_error(client, module) from None

@@ -8,13 +8,15 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.warehouse import Warehouse
 
 
 class RunReport:
     """Calls made, what Zoho refused, passes left unfinished and the related-records budget.
 
     A run builds its Zoho client and resolves its modules and related lists once (see
-    `zoho_crm`); every package of the run reuses them, so one access token serves the run.
+    `zoho_crm`); every package of the run reuses them, so one access token serves the run,
+    and its `Warehouse`, which knows which tables the destination had when the run began.
     """
 
     def __init__(self) -> None:
@@ -29,6 +31,7 @@ class RunReport:
         self.unfinished_passes: Set[str] = set()
         self.related_calls_left: Optional[int] = None
         self.related_stop: Optional[str] = None  # why related records stopped, if they did
+        self.warehouse: Optional[Warehouse] = None  # what earlier runs loaded, as the run began
         self._lock = threading.Lock()
 
     def module_failed(self, module: str, error: ZohoApiError) -> None:
