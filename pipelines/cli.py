@@ -14,12 +14,13 @@ from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, e
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
-from pipelines.orgs import org_source_args
+from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.report import DEFAULT_OUTPUT, write_report
 from pipelines.restore import Selection, restore
 from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG
+from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
 
 
 def _say(line: str = "") -> None:
@@ -257,7 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command; what it prints and logs is redacted (`sources.zoho_crm.redact`)."""
     args = build_parser().parse_args(argv)
+    install_log_redaction()
+    with redacted_output():
+        remember_configured_secrets()
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.getLogger("dlt").setLevel(logging.INFO)
     try:
@@ -265,9 +274,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the next run completes what this one started", file=sys.stderr)
         return 130
-    except Exception as error:  # one line for the user; --verbose shows the traceback
+    except Exception as error:  # one line and its exit code; --verbose adds the traceback
         if args.verbose:
-            raise
+            print(redacted_traceback(error), end="", file=sys.stderr)
         code, message = explain(error)
         print(f"zoho-deleted: {message}", file=sys.stderr)
         return code

@@ -27,6 +27,7 @@ from sources.zoho_crm.errors import (
     ZohoResponseError,
     ZohoThrottledError,
 )
+from sources.zoho_crm.redact import redact
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # loaded, but Zoho refused modules or no analyst file (or status: unhealthy)
@@ -141,7 +142,13 @@ def _duckdb_file_name() -> str:
 
 
 def explain(error: BaseException) -> Tuple[int, str]:
-    """(exit code, one line) for an error that ended a run."""
+    """(exit code, one line) for an error that ended a run; the line is redacted (it reaches
+    the terminal, logs and the `runs` table)."""
+    code, line = _explain(error)
+    return code, redact(line)
+
+
+def _explain(error: BaseException) -> Tuple[int, str]:
     chain = _causes(error)
     found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
     if found is None:
