@@ -10,6 +10,7 @@ from typing import Any, List, Optional, Sequence
 
 import dlt
 
+from pipelines.analyst_file import AnalystFileError
 from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, explain, refused
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
@@ -31,7 +32,10 @@ def print_result(result: RunResult) -> None:
     if result.recovered_packages:
         _say(f"  loaded {result.recovered_packages} package(s) an interrupted run left behind")
     for table in TABLES:
-        _say(f"  {table:<26}{result.row_counts.get(table, 0):>8} rows")
+        landed, received = result.row_counts.get(table, 0), result.received_counts.get(table, 0)
+        merged = received - landed  # rows read twice in the run, merged into one
+        note = f" ({received} read, {merged} merged as repeats)" if merged > 0 else ""
+        _say(f"  {table:<26}{landed:>8} rows{note}")
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.api_calls.items()))
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
@@ -81,13 +85,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     source_args = org_source_args(args.org)
     if args.reconcile:
         source_args["reconcile"] = True
-    result = run(make_pipeline(args.destination, org=args.org, progress=True), **source_args)
+    unpublished: Optional[AnalystFileError] = None
+    try:
+        result = run(make_pipeline(args.destination, org=args.org, progress=True), **source_args)
+    except AnalystFileError as error:
+        if error.result is None:
+            raise
+        result, unpublished = error.result, error
     print_result(result)
     refusal = refused(result.modules, {**result.failed_modules, **result.refused_lists})
     if refusal is not None:
         code, line = refusal
         print(f"zoho-deleted: {line}", file=sys.stderr)
+    if unpublished is not None:
+        print(f"zoho-deleted: {explain(unpublished)[1]}", file=sys.stderr)
+    if refusal is not None:
         return code
+    if unpublished is not None:
+        return EXIT_PARTIAL
     if result.related_stop:
         return EXIT_BACKLOG
     return EXIT_OK

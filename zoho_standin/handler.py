@@ -132,6 +132,10 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "purge-oldest":
             self._purge_oldest(fault.count)
             return False
+        if kind == "new-deletion":
+            module = (path.split("/") + ["", "", ""])[3]
+            self.standin.org.delete(module, f"9{time.time_ns()}", datetime.now(UTC), "New", None)
+            return False
         self.standin.count("fault")
         if kind in ERROR_ANSWERS:
             module = (path.split("/") + ["", "", ""])[3]
