@@ -194,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print, per module, records in the bin, permanent, expiring within 7 "
         "days, captured without details and restored; when the last successful run was; and "
         "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
-        "last one older than max_run_gap, the last run failed for a module, or a "
-        "mass-deletion incident is open: see `zoho-deleted incidents`).",
+        "last one older than max_run_gap, the last run failed for a module, a "
+        "mass-deletion incident is open: see `zoho-deleted incidents`, or the analyst file is "
+        "older than the last successful load).",
     )
     status_parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead"
