@@ -19,7 +19,7 @@ from pipelines.errors import RunRefusedError, refused
 from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoConfigError
-from sources.zoho_crm.redact import remember
+from sources.zoho_crm.redact import install_log_redaction, remember
 
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
 SECRET_KEYS = ("client_secret", "refresh_token")
@@ -87,7 +87,9 @@ def org_source_args(org: str) -> Dict[str, Any]:
 
 def run_org(org: str) -> RunResult:
     """One org's run, as a scheduler's task runs it: when Zoho refused a module (or the bin)
-    it raises, after the rest has loaded and the run is recorded (failed) for `status`."""
+    it raises, after the rest has loaded and the run is recorded (failed) for `status`. Its
+    log records are redacted, as the CLI's are."""
+    install_log_redaction()
     result = run(make_pipeline(org=org), **org_source_args(org))
     refusal = refused(result.modules, result.failed_modules)
     if refusal is not None:
