@@ -10,16 +10,18 @@ from typing import Any, List, Optional, Sequence
 
 import dlt
 
+from pipelines.analyst_file import AnalystFileError
 from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, explain, refused
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
-from pipelines.orgs import org_source_args
+from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.report import DEFAULT_OUTPUT, write_report
 from pipelines.restore import Selection, restore
 from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG
+from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
 
 
 def _say(line: str = "") -> None:
@@ -30,7 +32,10 @@ def print_result(result: RunResult) -> None:
     if result.recovered_packages:
         _say(f"  loaded {result.recovered_packages} package(s) an interrupted run left behind")
     for table in TABLES:
-        _say(f"  {table:<26}{result.row_counts.get(table, 0):>8} rows")
+        landed, received = result.row_counts.get(table, 0), result.received_counts.get(table, 0)
+        merged = received - landed  # rows read twice in the run, merged into one
+        note = f" ({received} read, {merged} merged as repeats)" if merged > 0 else ""
+        _say(f"  {table:<26}{landed:>8} rows{note}")
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.api_calls.items()))
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
@@ -80,13 +85,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     source_args = org_source_args(args.org)
     if args.reconcile:
         source_args["reconcile"] = True
-    result = run(make_pipeline(args.destination, org=args.org, progress=True), **source_args)
+    unpublished: Optional[AnalystFileError] = None
+    try:
+        result = run(make_pipeline(args.destination, org=args.org, progress=True), **source_args)
+    except AnalystFileError as error:
+        if error.result is None:
+            raise
+        result, unpublished = error.result, error
     print_result(result)
     refusal = refused(result.modules, {**result.failed_modules, **result.refused_lists})
     if refusal is not None:
         code, line = refusal
         print(f"zoho-deleted: {line}", file=sys.stderr)
+    if unpublished is not None:
+        print(f"zoho-deleted: {explain(unpublished)[1]}", file=sys.stderr)
+    if refusal is not None:
         return code
+    if unpublished is not None:
+        return EXIT_PARTIAL
     if result.related_stop:
         return EXIT_BACKLOG
     return EXIT_OK
@@ -178,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print, per module, records in the bin, permanent, expiring within 7 "
         "days, captured without details and restored; when the last successful run was; and "
         "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
-        "last one older than max_run_gap, the last run failed for a module, or a "
-        "mass-deletion incident is open: see `zoho-deleted incidents`).",
+        "last one older than max_run_gap, the last run failed for a module, a "
+        "mass-deletion incident is open: see `zoho-deleted incidents`, or the analyst file is "
+        "older than the last successful load).",
     )
     status_parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead"
@@ -257,7 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command; what it prints and logs is redacted (`sources.zoho_crm.redact`)."""
     args = build_parser().parse_args(argv)
+    install_log_redaction()
+    with redacted_output():
+        remember_configured_secrets()
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.getLogger("dlt").setLevel(logging.INFO)
     try:
@@ -265,9 +290,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the next run completes what this one started", file=sys.stderr)
         return 130
-    except Exception as error:  # one line for the user; --verbose shows the traceback
+    except Exception as error:  # one line and its exit code; --verbose adds the traceback
         if args.verbose:
-            raise
+            print(redacted_traceback(error), end="", file=sys.stderr)
         code, message = explain(error)
         print(f"zoho-deleted: {message}", file=sys.stderr)
         return code

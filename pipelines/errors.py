@@ -27,6 +27,7 @@ from sources.zoho_crm.errors import (
     ZohoResponseError,
     ZohoThrottledError,
 )
+from sources.zoho_crm.redact import redact
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # loaded, but Zoho refused modules or no analyst file (or status: unhealthy)
@@ -41,6 +42,7 @@ EXIT_BUSY = 5  # another run of the same pipeline is in progress
 EXIT_BACKLOG = 6  # the run loaded; related records left for the next runs (budget, credits)
 EXIT_LOAD_STUCK = 7  # the destination refused a pending package again: nothing new captured
 EXIT_UNEXPECTED = 70
+NOTHING_LOADED = "nothing from this run was loaded"
 
 
 class LoadStuckError(ZohoError):
@@ -50,6 +52,25 @@ class LoadStuckError(ZohoError):
         super().__init__(
             f"a load package of an earlier run still cannot be loaded ({_cause_line(error)}); "
             f"nothing new is captured until it is. {_fix_destination(pipeline_name)}"
+        )
+
+
+class StoppedAfterLoadsError(ZohoError):
+    """A run failed after some of its load packages had loaded: those stay loaded (and their
+    state with them), so the next run goes on from there. Its message says why it stopped
+    (as `explain` says it of the error, with its exit code) and what loaded."""
+
+    def __init__(self, landed: Mapping[str, int], packages: int, error: BaseException) -> None:
+        self.landed, self.packages = dict(landed), packages
+        self.exit_code, line = _explain(error)
+        super().__init__(f"{line.split(f'; {NOTHING_LOADED}')[0]}; {self.what_loaded()}")
+
+    def what_loaded(self) -> str:
+        tables = ", ".join(f"{t} {n}" for t, n in sorted(self.landed.items()))
+        return (
+            f"before it stopped, this run loaded {sum(self.landed.values())} rows "
+            f"({tables or 'no table'}) in {self.packages} load package(s); they stay loaded "
+            "and the next run goes on from where this one stopped"
         )
 
 
@@ -141,7 +162,14 @@ def _duckdb_file_name() -> str:
 
 
 def explain(error: BaseException) -> Tuple[int, str]:
-    """(exit code, one line) for an error that ended a run."""
+    """(exit code, one line) for an error that ended a run; the line is redacted (it reaches
+    the terminal, logs and the `runs` table), and says what loaded when something did."""
+    stopped = next((e for e in _causes(error) if isinstance(e, StoppedAfterLoadsError)), None)
+    code, line = (stopped.exit_code, str(stopped)) if stopped else _explain(error)
+    return code, redact(line)
+
+
+def _explain(error: BaseException) -> Tuple[int, str]:
     chain = _causes(error)
     found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
     if found is None:
@@ -165,7 +193,7 @@ def explain(error: BaseException) -> Tuple[int, str]:
     if isinstance(found, ZohoThrottledError):
         return EXIT_ZOHO, str(found)
     if isinstance(found, (ZohoApiError, ZohoResponseError)):
-        return EXIT_ZOHO, f"{found}; nothing from this run was loaded, the next run retries it"
+        return EXIT_ZOHO, f"{found}; {NOTHING_LOADED}, the next run retries it"
     failed_load = next(
         (e for e in chain if isinstance(e, PipelineStepFailed) and e.step == "load"), None
     )
@@ -192,8 +220,8 @@ def explain(error: BaseException) -> Tuple[int, str]:
     network = next((e for e in chain if isinstance(e, RequestException)), None)
     if network is not None:
         return EXIT_ZOHO, (
-            f"could not reach Zoho after retries ({type(network).__name__}); nothing from this "
-            "run was loaded, the next run retries it"
+            f"could not reach Zoho after retries ({type(network).__name__}); {NOTHING_LOADED}, "
+            "the next run retries it"
         )
     root = _root(error)
     first_line = next(iter(str(root).splitlines()), "")

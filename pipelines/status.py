@@ -1,8 +1,9 @@
 """`status`: what the warehouse holds per module, what is at risk, and whether runs are healthy.
 
 Healthy means: a run has succeeded, the last success is more recent than `max_run_gap`
-(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module, and no
-mass-deletion incident is open (see pipelines/incidents.py).
+(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module, no
+mass-deletion incident is open (see pipelines/incidents.py), and (on DuckDB) the analyst file
+is not older than the last successful load.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Status:
     captures_stopped: Optional[str] = None  # a package the destination has not taken
     incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
+    analyst_file_stale: bool = False  # published before the last successful load, or never
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -124,6 +126,9 @@ def read_status(
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
     status.captures_stopped = _unloaded_package(pipeline)
     status.incidents = read_incidents(pipeline, org, open_only=True)
+    status.analyst_file_stale = _published_at(status.analyst_file) < (
+        status.last_success_at or datetime.min.replace(tzinfo=UTC)
+    )
     status.problems = _problems(status, now, gap, succeeded)
     status.healthy = not status.problems
     return status
@@ -133,6 +138,17 @@ def _module_counts(pipeline: dlt.Pipeline, now: datetime, org: str) -> List[tupl
     args = (now, now + EXPIRY_HORIZON, org)
     counts = query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NAMED_IN_BIN), *args)
     return counts or query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NO_BIN), *args)
+
+
+def _published_at(analyst_file: Optional[str]) -> datetime:
+    """When the analyst file was last published (its mtime); the latest time there is when
+    there is no analyst file to publish, the earliest when it has not been published yet."""
+    if analyst_file is None:
+        return datetime.max.replace(tzinfo=UTC)
+    try:
+        return datetime.fromtimestamp(os.path.getmtime(analyst_file), UTC)
+    except FileNotFoundError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _unloaded_package(pipeline: dlt.Pipeline) -> Optional[str]:
@@ -167,6 +183,13 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
         )
     elif succeeded is False:
         problems.append(f"the last run failed: {status.last_run_error}")
+    if status.analyst_file_stale:
+        problems.append(
+            f"the analyst file {status.analyst_file} is older than the last successful load, "
+            "so analysts read stale data: the run could not publish it (its line said why: "
+            "disk space, or the folder's permissions); fix that and run `zoho-deleted run`, "
+            "which publishes it again"
+        )
     if status.incidents:
         problems.append(
             f"{len(status.incidents)} open mass-deletion incident(s) (listed above): restore "
@@ -219,4 +242,6 @@ def _analyst(status: Status) -> List[str]:
         return []
     if not os.path.exists(status.analyst_file):
         return [f"Analysts open {status.analyst_file} once a run has published it."]
+    if status.analyst_file_stale:
+        return [f"Analysts open {status.analyst_file} (read-only; an older load, see above)."]
     return [f"Analysts open {status.analyst_file} (read-only; the last successful load)."]

@@ -11,12 +11,18 @@ from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, List, Optional
 
 import dlt
+from dlt.common.schema.utils import get_columns_names_with_prop
 from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
+from pipelines.analyst_file import (
+    AnalystFileError,
+    analyst_file_of,
+    pipeline_duckdb_file,
+    publish_analyst_file,
+)
 from pipelines.duckdb_file import duckdb_destination
-from pipelines.errors import LoadStuckError, explain
+from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, explain
 from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
@@ -38,7 +44,7 @@ RUNS_TABLE = "runs"
 class RunResult:
     """What one run loaded and spent."""
 
-    row_counts: Dict[str, int]
+    row_counts: Dict[str, int]  # rows landed per table: inserted or replaced by this run
     api_calls: Dict[str, int]
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
     refused_lists: Dict[str, ZohoApiError] = field(default_factory=dict)  # "Module.List"
@@ -50,6 +56,7 @@ class RunResult:
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
     analyst_publish_s: Optional[float] = None  # what publishing it added to the run
     analyst_file_bytes: Optional[int] = None
+    received_counts: Dict[str, int] = field(default_factory=dict)  # rows read, before merging
 
     @property
     def total_calls(self) -> int:
@@ -113,12 +120,17 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     packages of at most `load_chunk_rows` rows a table (a longer pass goes on in the next
     package); then related records from their backlog, a package at a time, within the run's
     budget. After the data, one row goes to the `runs` table, which `status` reads.
-    Last, the analyst file is published (on DuckDB).
+    Last, the analyst file is published (on DuckDB); when that fails, the `AnalystFileError`
+    raised carries the run's result.
+
+    A run that fails after some of its packages loaded raises `StoppedAfterLoadsError` (from
+    the error that stopped it), which says what did load.
     """
     org = source_args.get("org", DEFAULT_ORG)
     pipeline = pipeline or make_pipeline(org=org)
     report = RunReport()
-    counts: Counter = Counter()
+    counts: Counter = Counter()  # rows received per table
+    landed: Counter = Counter()  # rows the merges inserted or replaced
     started_at = datetime.now(UTC)
     with exclusive(pipeline):
         analyst_file_of(pipeline)  # a misconfigured analyst file stops the run before it loads
@@ -127,15 +139,22 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         try:
             for source in _packages(report, source_args):
                 pipeline.run(source, loader_file_format="parquet")
-                counts.update(_row_counts(pipeline))
+                received = _row_counts(pipeline)
+                counts.update(received)
+                landed.update(_landed(pipeline, received))
                 packages += 1
         except Exception as error:
+            if packages:
+                stopped = StoppedAfterLoadsError(landed, packages, error)
+                _record_failure(pipeline, org, started_at, report, stopped)
+                raise stopped from error
             _record_failure(pipeline, org, started_at, report, error)
             raise
         create_views(pipeline)
         backlog = _related_backlog(report, source_args)
         result = RunResult(
-            row_counts={t: counts.get(t, 0) for t in TABLES},
+            row_counts={t: landed.get(t, 0) for t in TABLES},
+            received_counts={t: counts.get(t, 0) for t in TABLES},
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
             refused_lists=report.refused_by_name(),
@@ -146,7 +165,11 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             recovered_packages=recovered,
         )
         _record(pipeline, {"org": org, **_run_row(started_at, result, report)})
-        published = publish_analyst_file(pipeline)
+        try:
+            published = publish_analyst_file(pipeline)
+        except AnalystFileError as error:
+            error.result = result
+            raise
     if published:
         result.analyst_file = published.path
         result.analyst_publish_s = published.seconds
@@ -185,6 +208,34 @@ def _related_backlog(report: RunReport, source_args: Dict[str, Any]) -> int:
 def _row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
     trace = pipeline.last_trace
     return dict(trace.last_normalize_info.row_counts) if trace.last_normalize_info else {}
+
+
+def _landed(pipeline: dlt.Pipeline, received: Dict[str, int]) -> Dict[str, int]:
+    """Rows of each table the package just loaded inserted or replaced: the distinct keys of
+    the `received` rows its merge took from the staging dataset (dlt keeps them there until
+    that table's next load). One query; the rows received where it cannot tell (a staging
+    dataset truncated after loads: `load.truncate_staging_dataset`)."""
+    schema = pipeline.default_schema
+    keys = {
+        t: get_columns_names_with_prop(schema.get_table(t), "primary_key")
+        for t in TABLES
+        if received.get(t) and schema.get_table(t).get("write_disposition") == "merge"
+    }
+    if not any(keys.values()):
+        return {t: n for t, n in received.items() if t in TABLES}
+    try:
+        with pipeline.sql_client() as client, client.with_staging_dataset():
+            sql = " UNION ALL ".join(
+                f"SELECT '{t}', count(*) FROM (SELECT DISTINCT "
+                f"{', '.join(client.escape_column_name(c) for c in columns)} "
+                f"FROM {client.make_qualified_table_name(t)}) AS merged"
+                for t, columns in keys.items()
+                if columns
+            )
+            distinct = {t: int(n) for t, n in client.execute_sql(sql)}
+    except DatabaseException:
+        distinct = {}
+    return {t: distinct.get(t) or n for t, n in received.items() if t in TABLES}
 
 
 def finish_interrupted(pipeline: dlt.Pipeline) -> int:

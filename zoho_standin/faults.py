@@ -107,6 +107,16 @@ FAULT_KINDS = (
     "token-throttled",
     "token-throttled-200",
     "token-old-form",
+    # Answers that echo the request, as some servers and proxies do: the token endpoint
+    # refuses the grant (`invalid_code`) quoting the form it was sent, secrets and all, as is
+    # and URL-decoded; an API call is refused (400 INVALID_REQUEST) quoting its Authorization
+    # header.
+    "token-echo",
+    "echo-authorization",
+    # A record of the path's module is deleted just before this call is answered: a listing
+    # paged newest first shifts down by one, so this page repeats the last entry of the one
+    # before (as Zoho's does when users delete while a run pages).
+    "new-deletion",
 )
 
 

@@ -74,6 +74,10 @@ class Handler(BaseHTTPRequestHandler):
         form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         fault = self.standin.faults.take(split.path)
         kind = fault.kind if fault else None
+        if kind == "token-echo":
+            self.standin.count("fault")
+            echo = f"invalid_code for {raw.decode()} ({' '.join(form.values())})"
+            return self._json(200, {"error": echo})
         if kind in ("token-throttled", "token-throttled-200"):
             self.standin.count("fault")
             if kind == "token-throttled":
@@ -128,10 +132,18 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "purge-oldest":
             self._purge_oldest(fault.count)
             return False
+        if kind == "new-deletion":
+            module = (path.split("/") + ["", "", ""])[3]
+            self.standin.org.delete(module, f"9{time.time_ns()}", datetime.now(UTC), "New", None)
+            return False
         self.standin.count("fault")
         if kind in ERROR_ANSWERS:
             module = (path.split("/") + ["", "", ""])[3]
             error = ERROR_ANSWERS[kind].for_module(module)
+            self._json(error.status, error.body())
+        elif kind == "echo-authorization":
+            header = self.headers.get("Authorization")
+            error = ApiError(400, "INVALID_REQUEST", f"unexpected request; Authorization: {header}")
             self._json(error.status, error.body())
         elif kind in ("purge-parent", "restore-parent"):
             self._parent_leaves(path, kind)
