@@ -10,7 +10,15 @@ from typing import Any, List, Optional, Sequence
 
 import dlt
 
-from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, explain, refused
+from pipelines.errors import (
+    EXIT_BACKLOG,
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    explain,
+    malformed,
+    refused,
+)
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
@@ -20,6 +28,8 @@ from pipelines.restore import Selection, restore
 from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG
+
+REJECTED_SHOWN = 20  # entries set aside named one per line; the rest are in the table
 
 
 def _say(line: str = "") -> None:
@@ -35,6 +45,12 @@ def print_result(result: RunResult) -> None:
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
         _say(f"  FAILED module {module}: {error.code} - {error}")
+    for module, line in sorted(result.malformed_modules.items()):
+        _say(f"  FAILED module {module}: {line}")
+    for line in result.rejected[:REJECTED_SHOWN]:
+        _say(f"  REJECTED {line}")
+    if len(result.rejected) > REJECTED_SHOWN:
+        _say(f"  REJECTED {len(result.rejected) - REJECTED_SHOWN} more: see table rejected_records")
     for name, error in sorted(result.refused_lists.items()):
         _say(f"  FAILED related list {name}: {error.code} - {error}")
     if result.related_stop:
@@ -83,10 +99,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(make_pipeline(args.destination, org=args.org, progress=True), **source_args)
     print_result(result)
     refusal = refused(result.modules, {**result.failed_modules, **result.refused_lists})
-    if refusal is not None:
-        code, line = refusal
+    bad = malformed(list(result.malformed_modules), result.rejected)
+    said = [answer for answer in (refusal, bad) if answer is not None]
+    for _, line in said:
         print(f"zoho-deleted: {line}", file=sys.stderr)
-        return code
+    if said:
+        return max(code for code, _ in said)
     if result.related_stop:
         return EXIT_BACKLOG
     return EXIT_OK
