@@ -45,8 +45,8 @@ def print_result(result: RunResult) -> None:
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
         _say(f"  FAILED module {module}: {error.code} - {error}")
-    for module, line in sorted(result.malformed_modules.items()):
-        _say(f"  FAILED module {module}: {line}")
+    for name, line in sorted(result.malformed_modules.items()):
+        _say(f"  FAILED {name}: {line}")
     for line in result.rejected[:REJECTED_SHOWN]:
         _say(f"  REJECTED {line}")
     if len(result.rejected) > REJECTED_SHOWN:
@@ -196,8 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print, per module, records in the bin, permanent, expiring within 7 "
         "days, captured without details and restored; when the last successful run was; and "
         "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
-        "last one older than max_run_gap, the last run failed for a module, or a "
-        "mass-deletion incident is open: see `zoho-deleted incidents`).",
+        "last one older than max_run_gap, the last run failed for a module or set aside "
+        "entries Zoho sent malformed (table rejected_records), or a mass-deletion incident is "
+        "open: see `zoho-deleted incidents`).",
     )
     status_parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead"

@@ -308,7 +308,88 @@ def test_the_command_names_a_malformed_page_and_the_rest_loads(org, server, cli)
     code, out, err = cli("run")
 
     assert code == 1
-    assert "FAILED module Contacts: Zoho answered GET /crm/v8/Contacts/deleted" in out
+    assert "FAILED Contacts: Zoho answered GET /crm/v8/Contacts/deleted" in out
     assert "deleted_records                450 rows" in out
     assert err.startswith("zoho-deleted: Zoho answered Contacts with a malformed page (named")
     assert len(err.splitlines()) == 1
+
+
+def test_reconciliation_takes_a_malformed_bin_entry_for_no_restore(org, server, pipeline):
+    seed(org)
+    run_once(server, pipeline)
+    corrupt(server, r"/settings/recycle_bin$", "deleted_by", "Amy Admin")
+
+    result = run_once(server, pipeline, reconcile=True)
+
+    assert [line.split(":")[0] for line in result.rejected] == [f"Leads {BAD} (recycle bin)"]
+    assert query(
+        pipeline, f"SELECT count(*) FROM {DS}.deleted_records WHERE restored_at IS NOT NULL"
+    ) == [(0,)]
+    assert query(
+        pipeline, f"SELECT count(*) FROM {DS}.deletion_events WHERE event = 'restored'"
+    ) == [(0,)]
+
+
+RELATED = {"Leads": {"Campaigns": ["Campaign_Name"], "Products": ["Product_Name"]}}
+CAMPAIGNS = r"/Leads/deleted/[^/]+/Campaigns$"
+
+
+def bin_leads(org) -> None:
+    for rid in ("101", "102"):
+        delete(org, "Leads", rid, NOW - timedelta(days=int(rid[-1])))
+        campaigns = [{"id": f"c{rid}{k}", "Campaign_Name": f"C{k}"} for k in range(2)]
+        org.add_related("Leads", rid, "Campaigns", campaigns)
+        org.add_related("Leads", rid, "Products", [{"id": f"p{rid}", "Product_Name": "Widget"}])
+
+
+def related_ids(pipeline) -> list:
+    sql = f"SELECT id FROM {DS}.deleted_related_records ORDER BY id"
+    return [rid for (rid,) in query(pipeline, sql)]
+
+
+@pytest.mark.parametrize(("field", "value"), [("id", REMOVE), ("id", None), ("id", {"v": 1})])
+def test_a_related_record_without_an_id_is_set_aside_and_fetched_again(
+    org, server, pipeline, field, value
+):
+    bin_leads(org)
+    server.faults.add(CAMPAIGNS, "corrupt", times=None, record="c1010", field=field, value=value)
+
+    first = run_once(server, pipeline, related_lists=RELATED)
+
+    (line,) = first.rejected
+    assert line.startswith("Leads.Campaigns (no id) (related records): id ")
+    assert related_ids(pipeline) == ["c1011", "c1020", "c1021", "p101", "p102"]
+    assert read_status(pipeline).rejected_records == {"Leads.Campaigns (related records)": 1}
+
+    second = run_once(server, pipeline, related_lists=RELATED)  # fetched again, once
+    assert second.api_calls["related"] == 1 and len(second.rejected) == 1
+    assert len(rejected(pipeline)) == 1
+
+    server.faults.clear()
+    third = run_once(server, pipeline, related_lists=RELATED)
+    assert third.rejected == [] and third.api_calls["related"] == 1
+    assert related_ids(pipeline) == ["c1010", "c1011", "c1020", "c1021", "p101", "p102"]
+    assert read_status(pipeline).healthy
+    fourth = run_once(server, pipeline, related_lists=RELATED)
+    assert "related" not in fourth.api_calls  # fetched: never asked for again
+
+
+def test_a_related_page_whose_records_are_not_a_list_fails_that_list_alone(org, server, pipeline):
+    bin_leads(org)
+    server.faults.add(r"/Leads/deleted/101/Campaigns$", "data-not-list", times=None)
+
+    result = run_once(server, pipeline, related_lists=RELATED)
+
+    assert set(result.malformed_modules) == {"Leads.Campaigns"}
+    assert (
+        "GET /crm/v8/Leads/deleted/101/Campaigns (module Leads)"
+        in (result.malformed_modules["Leads.Campaigns"])
+    )
+    assert related_ids(pipeline) == ["c1020", "c1021", "p101", "p102"]
+    assert not read_status(pipeline).healthy
+
+    server.faults.clear()
+    again = run_once(server, pipeline, related_lists=RELATED)
+    assert again.malformed_modules == {} and again.api_calls["related"] == 1
+    assert related_ids(pipeline) == ["c1010", "c1011", "c1020", "c1021", "p101", "p102"]
+    assert read_status(pipeline).healthy

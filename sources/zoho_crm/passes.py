@@ -43,6 +43,7 @@ Query = Dict[str, Any]
 # Rows handed to dlt as one Arrow table: dlt's cost is per item as much as per row (measured:
 # about a third of a first run's extraction went to per-item schema work at one page an item).
 ITEM_ROWS = 2_000
+SKIP: Any = object()  # an entry without a time that was not set aside (left out)
 
 
 class ListPass:
@@ -128,15 +129,17 @@ class ListPass:
         """Note that `records` were handed on (less those at positions `rejected`, set aside)
         and `stream` goes on with `following`."""
         self.streams[stream] = following
-        times = [None if i in rejected else entry_time(r) for i, r in enumerate(records)]
-        newest = max((t for t in times if t is not None), default=None)
+        # the page in order: None for an entry set aside, else its time (if it has one: an
+        # entry left out, of another module, may not)
+        times = [None if i in rejected else entry_time(r) or SKIP for i, r in enumerate(records)]
+        newest = max((t for t in times if t not in (None, SKIP)), default=None)
         if newest is not None and (self._newest is None or newest.isoformat() > self._newest):
             self._newest = newest.isoformat()  # both UTC ISO strings
         awaiting = stream in self._awaiting
         for time in times:
             if time is None:
                 awaiting = True
-            elif awaiting:  # the entry set aside sits at or after this one
+            elif awaiting and time is not SKIP:  # the entry set aside sits at or after this
                 hold = (time - timedelta(seconds=1)).isoformat()
                 self._hold = hold if self._hold is None else min(self._hold, hold)
                 awaiting = False

@@ -105,7 +105,8 @@ def _pass(
     held_in_bin = warehouse.bin_ids()
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
     for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-        table = to_table(bin_rows(warehouse.org, page, modules, now, report)[0], RECYCLE_BIN_SCHEMA)
+        rows, _ = bin_rows(warehouse.org, page, modules, now, report)
+        table = to_table(rows, RECYCLE_BIN_SCHEMA)
         if table.num_rows:
             for module in set(table["module__api_name"].to_pylist()):
                 mine = pc.equal(table["module__api_name"], module)
@@ -136,6 +137,9 @@ def _pass(
             unlisted = {key for key in unlisted if key[0] != module}
         missed[module] = _without(missed[module], seen)
 
+    # an entry Zoho sent malformed this run may be in the bin still: no restore is inferred
+    set_aside = report.rejected_ids()
+    unlisted = {key for key in unlisted if key[1] not in set_aside}
     yield from _restores(warehouse, ledger, unlisted, now)
     ids = [rid for module in modules for rid in missed[module].to_pylist()]
     rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, report)]

@@ -117,12 +117,20 @@ def entry_time(item: Any) -> Optional[datetime]:
         return None
 
 
-def _entry(item: Any) -> Dict[str, Any]:
+def _checked_id(item: Any) -> str:
+    """The id of an entry that is an object with one; raises `MalformedEntryError` if not."""
     if not isinstance(item, dict):
         raise MalformedEntryError("entry", item, "is not a JSON object")
-    if entry_id(item) is None:
+    rid = entry_id(item)
+    if rid is None:
         raise MalformedEntryError("id", item.get("id", MISSING), "is not a record id")
-    return item
+    return rid
+
+
+def checked_entry(item: Any) -> Dict[str, Any]:
+    """An entry that is an object with an id, its id as text; raises `MalformedEntryError`
+    if it is not."""
+    return {**item, "id": _checked_id(item)}
 
 
 def _time(item: Dict[str, Any], field: str) -> datetime:
@@ -165,13 +173,13 @@ def deleted_row(
     org: str, module: str, item: Dict[str, Any], observed_at: datetime
 ) -> Dict[str, Any]:
     """A `deleted_records` row; raises `MalformedEntryError` for an entry that cannot be one."""
-    item = _entry(item)
+    rid = _checked_id(item)
     deleted_time = _time(item, "deleted_time")
     kind = _text(item, "type") or "recycle"
     row = {
         "org": org,
         "module": module,
-        "id": entry_id(item),
+        "id": rid,
         "type": kind,
         "display_name": _text(item, "display_name"),
         "deleted_time": deleted_time,
@@ -193,13 +201,13 @@ def bin_module(item: Any) -> Optional[str]:
 
 def bin_row(org: str, item: Dict[str, Any], observed_at: datetime) -> Dict[str, Any]:
     """A `recycle_bin` row; raises `MalformedEntryError` for an entry that cannot be one."""
-    item = _entry(item)
+    rid = _checked_id(item)
     module = _object(item, "module")
     if not isinstance(module.get("api_name"), str):
         raise MalformedEntryError("module", item.get("module", MISSING), "names no module")
     return {
         "org": org,
-        "id": entry_id(item),
+        "id": rid,
         "module__api_name": module["api_name"],
         "module__id": _text(module, "id"),
         "display_name": _text(item, "display_name"),

@@ -37,6 +37,8 @@ class RunReport:
         self.malformed: Dict[str, ZohoMalformedError] = {}
         # entries Zoho sent malformed, set aside: (source, module, key) -> rejected_records row
         self.rejected: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+        # (module, parent id, related list) fetched malformed: left for the next run
+        self.related_again: Set[Tuple[str, str, str]] = set()
         self.unfinished_passes: Set[str] = set()
         self.related_calls_left: Optional[int] = None
         self.related_stop: Optional[str] = None  # why related records stopped, if they did
@@ -120,6 +122,11 @@ class RunReport:
     def refused_by_name(self) -> Dict[str, ZohoApiError]:
         """Refused related lists by their `Module.List` name."""
         return {f"{m}.{name}": e for (m, name), e in self.refused_lists.items()}
+
+    def rejected_ids(self) -> Set[str]:
+        """Ids of the entries set aside so far (those that have one)."""
+        with self._lock:
+            return {row["id"] for row in self.rejected.values() if row["id"]}
 
     def rejected_lines(self) -> List[str]:
         """One line per entry set aside: where, which id, the field, its value, what is wrong."""
