@@ -25,7 +25,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import Any, BinaryIO, Optional
 
 import dlt
 
@@ -41,6 +41,8 @@ NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 class AnalystFileError(ZohoError):
     """The load succeeded, but its copy for analysts could not be published."""
+
+    result: Any = None  # the run's RunResult, when a run raised it
 
 
 @dataclass

@@ -11,17 +11,29 @@ from typing import Any, Iterator, List, Optional, Sequence, Union
 
 import dlt
 
-from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, explain, refused
+from pipelines.analyst_file import AnalystFileError
+from pipelines.errors import (
+    EXIT_BACKLOG,
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    explain,
+    malformed,
+    refused,
+)
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
-from pipelines.orgs import org_source_args
+from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.reading import NothingPublishedError, Reading, open_reading
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import Selection, restore
 from pipelines.status import Status, describe, max_run_gap, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name
+from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
+
+REJECTED_SHOWN = 20  # entries set aside named one per line; the rest are in the table
 
 
 def _say(line: str = "") -> None:
@@ -32,11 +44,20 @@ def print_result(result: RunResult) -> None:
     if result.recovered_packages:
         _say(f"  loaded {result.recovered_packages} package(s) an interrupted run left behind")
     for table in TABLES:
-        _say(f"  {table:<26}{result.row_counts.get(table, 0):>8} rows")
+        landed, received = result.row_counts.get(table, 0), result.received_counts.get(table, 0)
+        merged = received - landed  # rows read twice in the run, merged into one
+        note = f" ({received} read, {merged} merged as repeats)" if merged > 0 else ""
+        _say(f"  {table:<26}{landed:>8} rows{note}")
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.api_calls.items()))
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
         _say(f"  FAILED module {module}: {error.code} - {error}")
+    for name, line in sorted(result.malformed_modules.items()):
+        _say(f"  FAILED {name}: {line}")
+    for line in result.rejected[:REJECTED_SHOWN]:
+        _say(f"  REJECTED {line}")
+    if len(result.rejected) > REJECTED_SHOWN:
+        _say(f"  REJECTED {len(result.rejected) - REJECTED_SHOWN} more: see table rejected_records")
     for name, error in sorted(result.refused_lists.items()):
         _say(f"  FAILED related list {name}: {error.code} - {error}")
     if result.related_stop:
@@ -100,13 +121,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     source_args = org_source_args(args.org)
     if args.reconcile:
         source_args["reconcile"] = True
-    result = run(make_pipeline(args.destination, org=args.org, progress=True), **source_args)
+    unpublished: Optional[AnalystFileError] = None
+    try:
+        result = run(make_pipeline(args.destination, org=args.org, progress=True), **source_args)
+    except AnalystFileError as error:
+        if error.result is None:
+            raise
+        result, unpublished = error.result, error
     print_result(result)
     refusal = refused(result.modules, {**result.failed_modules, **result.refused_lists})
-    if refusal is not None:
-        code, line = refusal
+    bad = malformed(list(result.malformed_modules), result.rejected)
+    said = [answer for answer in (refusal, bad) if answer is not None]
+    for _, line in said:
         print(f"zoho-deleted: {line}", file=sys.stderr)
-        return code
+    if unpublished is not None:
+        print(f"zoho-deleted: {explain(unpublished)[1]}", file=sys.stderr)
+    if said:
+        return max(code for code, _ in said)
+    if unpublished is not None:
+        return EXIT_PARTIAL
     if result.related_stop:
         return EXIT_BACKLOG
     return EXIT_OK
@@ -129,7 +162,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         with _reading(args, say=not args.json) as source:
             return _print_status(source, args.org, as_json=args.json)
     except NothingPublishedError as busy:  # the first run is loading: nothing to read, not healthy
-        return _show_status(Status(args.org, None, None, False, [str(busy)]), args.json)
+        nothing = Status(args.org, None, None, healthy=False, problems=[str(busy)])
+        return _show_status(nothing, args.json)
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
@@ -209,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print, per module, records in the bin, permanent, expiring within 7 "
         "days, captured without details and restored; when the last successful run was; and "
         "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
-        "last one older than max_run_gap, the last run failed for a module, or a "
-        "mass-deletion incident is open: see `zoho-deleted incidents`).",
+        "last one older than max_run_gap, the last run failed for a module or set aside "
+        "entries Zoho sent malformed (table rejected_records), a mass-deletion incident is "
+        "open: see `zoho-deleted incidents`, or the analyst file is older than the last "
+        "successful load).",
     )
     status_parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead"
@@ -288,7 +324,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command; what it prints and logs is redacted (`sources.zoho_crm.redact`)."""
     args = build_parser().parse_args(argv)
+    install_log_redaction()
+    with redacted_output():
+        remember_configured_secrets()
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.getLogger("dlt").setLevel(logging.INFO)
     try:
@@ -298,9 +342,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the next run completes what this one started", file=sys.stderr)
         return 130
-    except Exception as error:  # one line for the user; --verbose shows the traceback
+    except Exception as error:  # one line and its exit code; --verbose adds the traceback
         if args.verbose:
-            raise
+            print(redacted_traceback(error), end="", file=sys.stderr)
         code, message = explain(error)
         print(f"zoho-deleted: {message}", file=sys.stderr)
         return code

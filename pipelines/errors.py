@@ -33,6 +33,7 @@ from sources.zoho_crm.errors import (
     ZohoResponseError,
     ZohoThrottledError,
 )
+from sources.zoho_crm.redact import redact
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # loaded, but Zoho refused modules or no analyst file (or status: unhealthy)
@@ -47,6 +48,7 @@ EXIT_BUSY = 5  # another run of the same pipeline is in progress
 EXIT_BACKLOG = 6  # the run loaded; related records left for the next runs (budget, credits)
 EXIT_LOAD_STUCK = 7  # the destination refused a pending package again: nothing new captured
 EXIT_UNEXPECTED = 70
+NOTHING_LOADED = "nothing from this run was loaded"
 
 
 class LoadStuckError(ZohoError):
@@ -56,6 +58,25 @@ class LoadStuckError(ZohoError):
         super().__init__(
             f"a load package of an earlier run still cannot be loaded ({_cause_line(error)}); "
             f"nothing new is captured until it is. {_fix_destination(pipeline_name)}"
+        )
+
+
+class StoppedAfterLoadsError(ZohoError):
+    """A run failed after some of its load packages had loaded: those stay loaded (and their
+    state with them), so the next run goes on from there. Its message says why it stopped
+    (as `explain` says it of the error, with its exit code) and what loaded."""
+
+    def __init__(self, landed: Mapping[str, int], packages: int, error: BaseException) -> None:
+        self.landed, self.packages = dict(landed), packages
+        self.exit_code, line = _explain(error)
+        super().__init__(f"{line.split(f'; {NOTHING_LOADED}')[0]}; {self.what_loaded()}")
+
+    def what_loaded(self) -> str:
+        tables = ", ".join(f"{t} {n}" for t, n in sorted(self.landed.items()))
+        return (
+            f"before it stopped, this run loaded {sum(self.landed.values())} rows "
+            f"({tables or 'no table'}) in {self.packages} load package(s); they stay loaded "
+            "and the next run goes on from where this one stopped"
         )
 
 
@@ -153,7 +174,14 @@ def damaged_duckdb_error(error: BaseException) -> Optional[BaseException]:
 
 
 def explain(error: BaseException) -> Tuple[int, str]:
-    """(exit code, one line) for an error that ended a run."""
+    """(exit code, one line) for an error that ended a run; the line is redacted (it reaches
+    the terminal, logs and the `runs` table), and says what loaded when something did."""
+    stopped = next((e for e in _causes(error) if isinstance(e, StoppedAfterLoadsError)), None)
+    code, line = (stopped.exit_code, str(stopped)) if stopped else _explain(error)
+    return code, redact(line)
+
+
+def _explain(error: BaseException) -> Tuple[int, str]:
     chain = _causes(error)
     damaged = damaged_duckdb_error(error)
     if damaged is not None:  # whichever step met it: the file must be recovered first
@@ -180,7 +208,7 @@ def explain(error: BaseException) -> Tuple[int, str]:
     if isinstance(found, ZohoThrottledError):
         return EXIT_ZOHO, str(found)
     if isinstance(found, (ZohoApiError, ZohoResponseError)):
-        return EXIT_ZOHO, f"{found}; nothing from this run was loaded, the next run retries it"
+        return EXIT_ZOHO, f"{found}; {NOTHING_LOADED}, the next run retries it"
     failed_load = next(
         (e for e in chain if isinstance(e, PipelineStepFailed) and e.step == "load"), None
     )
@@ -207,8 +235,8 @@ def explain(error: BaseException) -> Tuple[int, str]:
     network = next((e for e in chain if isinstance(e, RequestException)), None)
     if network is not None:
         return EXIT_ZOHO, (
-            f"could not reach Zoho after retries ({type(network).__name__}); nothing from this "
-            "run was loaded, the next run retries it"
+            f"could not reach Zoho after retries ({type(network).__name__}); {NOTHING_LOADED}, "
+            "the next run retries it"
         )
     root = _root(error)
     first_line = next(iter(str(root).splitlines()), "")
@@ -236,3 +264,23 @@ def refused(
             f"Zoho refused every module and the recycle bin, {named}: {REFUSED_ADVICE}",
         )
     return EXIT_PARTIAL, f"Zoho refused every module, {named}: {REFUSED_ADVICE}; the bin loaded"
+
+
+def malformed(modules: Sequence[str], rejected: Sequence[str]) -> Optional[Tuple[int, str]]:
+    """(exit code, one line) for a run in which Zoho answered `modules` (or the bin) with a
+    malformed page, or sent `rejected` entries malformed; None if neither. Exit 1: the rest
+    loaded, and the next run reads them again."""
+    said = []
+    if modules:
+        said.append(f"Zoho answered {', '.join(sorted(modules))} with a malformed page")
+    if rejected:
+        said.append(
+            f"Zoho sent {len(rejected)} malformed entr{'y' if len(rejected) == 1 else 'ies'}, "
+            "set aside in table rejected_records"
+        )
+    if not said:
+        return None
+    return EXIT_PARTIAL, (
+        f"{' and '.join(said)} (named above); the rest loaded, and each run reads them again "
+        "until Zoho sends them whole"
+    )

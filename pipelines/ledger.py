@@ -60,7 +60,12 @@ def acknowledge(pipeline: dlt.Pipeline, org: str, incident_id: str) -> Dict[str,
 
 
 def record_restores(pipeline: dlt.Pipeline, outcomes: List[Dict[str, Any]]) -> None:
-    """Append each id's restore outcome; the caller holds the pipeline's lock."""
+    """Add each id's restore outcome; the caller holds the pipeline's lock.
+
+    Merged on (org, module, id, requested_at), one row per id a restore call sent, so a load
+    job that a kill makes dlt run twice leaves one row (rows of earlier versions, appended,
+    have that key too).
+    """
     if not outcomes:
         return
     finish_interrupted(pipeline)
@@ -69,7 +74,8 @@ def record_restores(pipeline: dlt.Pipeline, outcomes: List[Dict[str, Any]]) -> N
         dlt.resource(
             outcomes,
             name=RESTORE_REQUESTS,
-            write_disposition="append",
+            primary_key=("org", "module", "id", "requested_at"),
+            write_disposition="merge",
             columns={
                 "org": {"data_type": "text", "nullable": False},
                 "module": {"data_type": "text", "nullable": False},

@@ -19,8 +19,10 @@ from pipelines.errors import RunRefusedError, refused
 from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoConfigError
+from sources.zoho_crm.redact import install_log_redaction, remember
 
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
+SECRET_KEYS = ("client_secret", "refresh_token")
 ORGS_ENV_PREFIX = "SOURCES__ZOHO_CRM__ORGS__"
 DEFAULT_SECTIONS = ("sources", "zoho_crm", "zoho_crm")  # where dlt looks for the source's keys
 
@@ -37,6 +39,18 @@ def configured_orgs() -> List[str]:
         if key.startswith(ORGS_ENV_PREFIX) and "__" in key[len(ORGS_ENV_PREFIX) :]:
             names.add(key[len(ORGS_ENV_PREFIX) :].split("__")[0].lower())
     return [DEFAULT_ORG, *sorted(org_name(n) for n in names - {DEFAULT_ORG})]
+
+
+def remember_configured_secrets() -> None:
+    """Have `redact` mask every configured org's client secret and refresh token from the
+    start, also in what is said before any run uses them. Best effort: configuration that
+    cannot be read here is reported by the command itself."""
+    try:
+        for org in configured_orgs():
+            section = "sources.zoho_crm" + ("" if org == DEFAULT_ORG else f".orgs.{org}")
+            remember(*(dlt.secrets.get(f"{section}.credentials.{k}") for k in SECRET_KEYS))
+    except Exception:  # noqa: BLE001 - never stop a command over what it may not even read
+        pass
 
 
 def org_settings(org: str) -> Dict[str, Any]:
@@ -73,7 +87,9 @@ def org_source_args(org: str) -> Dict[str, Any]:
 
 def run_org(org: str) -> RunResult:
     """One org's run, as a scheduler's task runs it: when Zoho refused a module (or the bin)
-    it raises, after the rest has loaded and the run is recorded (failed) for `status`."""
+    it raises, after the rest has loaded and the run is recorded (failed) for `status`. Its
+    log records are redacted, as the CLI's are."""
+    install_log_redaction()
     result = run(make_pipeline(org=org), **org_source_args(org))
     refusal = refused(result.modules, result.failed_modules)
     if refusal is not None:

@@ -1,8 +1,10 @@
 """`status`: what the warehouse holds per module, what is at risk, and whether runs are healthy.
 
 Healthy means: a run has succeeded, the last success is more recent than `max_run_gap`
-(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module, and no
-mass-deletion incident is open (see pipelines/incidents.py).
+(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module and set
+aside no entry Zoho sent malformed, no mass-deletion incident is open (see
+pipelines/incidents.py), and (on DuckDB) the analyst file is not older than the last
+successful load.
 """
 
 from __future__ import annotations
@@ -20,25 +22,35 @@ from pipelines.reading import Reading, reading_of
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
+from sources.zoho_crm.report import SOURCES
 from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_MAX_RUN_GAP = "2d"
 EXPIRY_HORIZON = timedelta(days=7)
 COUNTS = ("recycle", "permanent", "expiring_within_7d", "details_missing", "restored")
 
+# details_missing: purged records whose details no table holds (a run reading one again takes
+# the name and deleter `recycle_bin` holds: see `Warehouse.fill_details`)
 MODULE_COUNTS = """
-SELECT module,
-  count(*) FILTER (WHERE type = 'recycle' AND restored_at IS NULL),
-  count(*) FILTER (WHERE type = 'permanent'),
-  count(*) FILTER (WHERE type = 'recycle' AND restored_at IS NULL
-                   AND expires_at >= %s AND expires_at < %s),
-  count(*) FILTER (WHERE type = 'permanent' AND display_name IS NULL
-                   AND deleted_by__name IS NULL AND created_by__name IS NULL),
-  count(*) FILTER (WHERE restored_at IS NOT NULL)
-FROM {ds}.deleted_records
-WHERE org = %s
-GROUP BY module ORDER BY module
+SELECT d.module,
+  count(*) FILTER (WHERE d.type = 'recycle' AND d.restored_at IS NULL),
+  count(*) FILTER (WHERE d.type = 'permanent'),
+  count(*) FILTER (WHERE d.type = 'recycle' AND d.restored_at IS NULL
+                   AND d.expires_at >= %s AND d.expires_at < %s),
+  count(*) FILTER (WHERE d.type = 'permanent' AND d.display_name IS NULL
+                   AND d.deleted_by__name IS NULL AND d.created_by__name IS NULL
+                   AND b.id IS NULL),
+  count(*) FILTER (WHERE d.restored_at IS NOT NULL)
+FROM {ds}.deleted_records d
+LEFT JOIN ({named_in_bin}) b ON b.org = d.org AND b.id = d.id
+WHERE d.org = %s
+GROUP BY d.module ORDER BY d.module
 """
+NAMED_IN_BIN = (
+    "SELECT org, id FROM {ds}.recycle_bin "
+    "WHERE display_name IS NOT NULL OR deleted_by__name IS NOT NULL"
+)
+NO_BIN = "SELECT org, id FROM {ds}.deleted_records WHERE 1 = 0"  # no recycle_bin table yet
 LAST_RUNS = f"""
 SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at)
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
@@ -47,6 +59,15 @@ LAST_RUN = f"""
 SELECT succeeded, failed_modules, error, {{related}}
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 ORDER BY finished_at DESC LIMIT 1
+"""
+# Entries Zoho sent malformed that the org's last run to load anything still met so: each run
+# reads them again until they load (see `passes`), so older ones were corrected (or left Zoho).
+OPEN_REJECTED = f"""
+SELECT source, module, count(*) FROM {{ds}}.rejected_records
+WHERE org = %s AND rejected_at >= (
+  SELECT max(started_at) FROM {{ds}}.{RUNS_TABLE} WHERE org = %s AND rejected_records IS NOT NULL
+)
+GROUP BY source, module ORDER BY source, module
 """
 RELATED_COLUMNS = "related_backlog, related_calls"
 NO_RELATED_COLUMNS = "NULL, NULL"  # a `runs` table written before related records had a budget
@@ -69,6 +90,9 @@ class Status:
     incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
     read_from: Optional[Dict[str, str]] = None  # the analyst file, read while a run loads
+    analyst_file_stale: bool = False  # published before the last successful load, or never
+    # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
+    rejected_records: Dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -111,16 +135,45 @@ def read_status(
         analyst_file=pipeline.analyst_file,
         read_from=pipeline.read_from,
     )
-    for module, *counts in query_rows(pipeline, MODULE_COUNTS, now, now + EXPIRY_HORIZON, org):
+    for module, *counts in _module_counts(pipeline, now, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
     status.related_backlog = int(backlog or 0)
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
     status.captures_stopped = _unloaded_package(pipeline.local)
     status.incidents = read_incidents(pipeline, org, open_only=True)
+    status.analyst_file_stale = _published_at(status.analyst_file) < (
+        status.last_success_at or datetime.min.replace(tzinfo=UTC)
+    )
+    status.rejected_records = _open_rejected(pipeline, org)
     status.problems = [*pipeline.blockers, *_problems(status, now, gap, succeeded)]
     status.healthy = not status.problems
     return status
+
+
+def _module_counts(pipeline: dlt.Pipeline, now: datetime, org: str) -> List[tuple]:
+    args = (now, now + EXPIRY_HORIZON, org)
+    counts = query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NAMED_IN_BIN), *args)
+    return counts or query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NO_BIN), *args)
+
+
+def _published_at(analyst_file: Optional[str]) -> datetime:
+    """When the analyst file was last published (its mtime); the latest time there is when
+    there is no analyst file to publish, the earliest when it has not been published yet."""
+    if analyst_file is None:
+        return datetime.max.replace(tzinfo=UTC)
+    try:
+        return datetime.fromtimestamp(os.path.getmtime(analyst_file), UTC)
+    except FileNotFoundError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def _open_rejected(pipeline: dlt.Pipeline, org: str) -> Dict[str, int]:
+    try:
+        found = query_rows(pipeline, OPEN_REJECTED, org, org)
+    except DatabaseTerminalException:  # a `runs` table older than the column: none counted
+        return {}
+    return {f"{module} ({SOURCES[source]})": int(n) for source, module, n in found}
 
 
 def _unloaded_package(pipeline: Optional[dlt.Pipeline]) -> Optional[str]:
@@ -156,6 +209,21 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
         )
     elif succeeded is False:
         problems.append(f"the last run failed: {status.last_run_error}")
+    if status.analyst_file_stale:
+        problems.append(
+            f"the analyst file {status.analyst_file} is older than the last successful load, "
+            "so analysts read stale data: the run could not publish it (its line said why: "
+            "disk space, or the folder's permissions); fix that and run `zoho-deleted run`, "
+            "which publishes it again"
+        )
+    if status.rejected_records:
+        where = ", ".join(f"{w} {n}" for w, n in status.rejected_records.items())
+        problems.append(
+            f"{sum(status.rejected_records.values())} entries Zoho sent malformed are set aside "
+            f"({where}): table rejected_records says what is wrong with each; every run reads "
+            "them again and loads them once Zoho sends them whole (if it never does, ask Zoho "
+            "support about those records)"
+        )
     if status.incidents:
         problems.append(
             f"{len(status.incidents)} open mass-deletion incident(s) (listed above): restore "
@@ -208,4 +276,6 @@ def _analyst(status: Status) -> List[str]:
         return []
     if not os.path.exists(status.analyst_file):
         return [f"Analysts open {status.analyst_file} once a run has published it."]
+    if status.analyst_file_stale:
+        return [f"Analysts open {status.analyst_file} (read-only; an older load, see above)."]
     return [f"Analysts open {status.analyst_file} (read-only; the last successful load)."]

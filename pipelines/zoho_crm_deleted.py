@@ -11,11 +11,19 @@ from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, List, Optional
 
 import dlt
+from dlt.common.schema.utils import get_columns_names_with_prop
+from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.analyst_file import analyst_file_of, pipeline_duckdb_file, publish_analyst_file
+from pipelines.analyst_file import (
+    AnalystFileError,
+    analyst_file_of,
+    pipeline_duckdb_file,
+    publish_analyst_file,
+)
 from pipelines.duckdb_file import duckdb_destination, write_problem
-from pipelines.errors import LoadStuckError, damaged_duckdb_error, explain
+from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, damaged_duckdb_error, explain
+from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.old_names import adopt_old_state
@@ -24,6 +32,7 @@ from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
+from sources.zoho_crm.report import REJECTED_TABLE
 from sources.zoho_crm.warehouse import Warehouse
 
 SCHEMA_NAME = "zoho_crm"
@@ -36,9 +45,12 @@ RUNS_TABLE = "runs"
 class RunResult:
     """What one run loaded and spent."""
 
-    row_counts: Dict[str, int]
+    row_counts: Dict[str, int]  # rows landed per table: inserted or replaced by this run
     api_calls: Dict[str, int]
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
+    # modules (or `recycle_bin`) Zoho answered with a malformed page -> the one line saying so
+    malformed_modules: Dict[str, str] = field(default_factory=dict)
+    rejected: List[str] = field(default_factory=list)  # a line per entry set aside
     refused_lists: Dict[str, ZohoApiError] = field(default_factory=dict)  # "Module.List"
     related_stop: Optional[str] = None  # why related records stopped short, if they did
     related_backlog: int = 0  # (bin entry, related list) pairs left for the next runs
@@ -48,6 +60,7 @@ class RunResult:
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
     analyst_publish_s: Optional[float] = None  # what publishing it added to the run
     analyst_file_bytes: Optional[int] = None
+    received_counts: Dict[str, int] = field(default_factory=dict)  # rows read, before merging
 
     @property
     def total_calls(self) -> int:
@@ -114,12 +127,17 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     packages of at most `load_chunk_rows` rows a table (a longer pass goes on in the next
     package); then related records from their backlog, a package at a time, within the run's
     budget. After the data, one row goes to the `runs` table, which `status` reads.
-    Last, the analyst file is published (on DuckDB).
+    Last, the analyst file is published (on DuckDB); when that fails, the `AnalystFileError`
+    raised carries the run's result.
+
+    A run that fails after some of its packages loaded raises `StoppedAfterLoadsError` (from
+    the error that stopped it), which says what did load.
     """
     org = source_args.get("org", DEFAULT_ORG)
     pipeline = pipeline or make_pipeline(org=org)
     report = RunReport()
-    counts: Counter = Counter()
+    counts: Counter = Counter()  # rows received per table
+    landed: Counter = Counter()  # rows the merges inserted or replaced
     started_at = datetime.now(UTC)
     with exclusive(pipeline):
         analyst_file_of(pipeline)  # a misconfigured analyst file stops the run before it loads
@@ -128,17 +146,28 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         try:
             for source in _packages(report, source_args):
                 pipeline.run(source, loader_file_format="parquet")
-                counts.update(_row_counts(pipeline))
+                received = _row_counts(pipeline)
+                counts.update(received)
+                landed.update(_landed(pipeline, received))
                 packages += 1
         except Exception as error:
+            if packages:
+                stopped = StoppedAfterLoadsError(landed, packages, error)
+                _record_failure(pipeline, org, started_at, report, stopped)
+                raise stopped from error
             _record_failure(pipeline, org, started_at, report, error)
             raise
+        if report.rejected:
+            load(pipeline, _rejected_resource(list(report.rejected.values())))
         create_views(pipeline)
         backlog = _related_backlog(report, source_args)
         result = RunResult(
-            row_counts={t: counts.get(t, 0) for t in TABLES},
+            row_counts={t: landed.get(t, 0) for t in TABLES},
+            received_counts={t: counts.get(t, 0) for t in TABLES},
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
+            malformed_modules={m: str(e) for m, e in report.malformed.items()},
+            rejected=report.rejected_lines(),
             refused_lists=report.refused_by_name(),
             related_stop=report.related_stop if backlog else None,
             related_backlog=backlog,
@@ -147,7 +176,11 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             recovered_packages=recovered,
         )
         _record(pipeline, {"org": org, **_run_row(started_at, result, report)})
-        published = publish_analyst_file(pipeline)
+        try:
+            published = publish_analyst_file(pipeline)
+        except AnalystFileError as error:
+            error.result = result
+            raise
     if published:
         result.analyst_file = published.path
         result.analyst_publish_s = published.seconds
@@ -188,13 +221,42 @@ def _row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
     return dict(trace.last_normalize_info.row_counts) if trace.last_normalize_info else {}
 
 
+def _landed(pipeline: dlt.Pipeline, received: Dict[str, int]) -> Dict[str, int]:
+    """Rows of each table the package just loaded inserted or replaced: the distinct keys of
+    the `received` rows its merge took from the staging dataset (dlt keeps them there until
+    that table's next load). One query; the rows received where it cannot tell (a staging
+    dataset truncated after loads: `load.truncate_staging_dataset`)."""
+    schema = pipeline.default_schema
+    keys = {
+        t: get_columns_names_with_prop(schema.get_table(t), "primary_key")
+        for t in TABLES
+        if received.get(t) and schema.get_table(t).get("write_disposition") == "merge"
+    }
+    if not any(keys.values()):
+        return {t: n for t, n in received.items() if t in TABLES}
+    try:
+        with pipeline.sql_client() as client, client.with_staging_dataset():
+            sql = " UNION ALL ".join(
+                f"SELECT '{t}', count(*) FROM (SELECT DISTINCT "
+                f"{', '.join(client.escape_column_name(c) for c in columns)} "
+                f"FROM {client.make_qualified_table_name(t)}) AS merged"
+                for t, columns in keys.items()
+                if columns
+            )
+            distinct = {t: int(n) for t, n in client.execute_sql(sql)}
+    except DatabaseException:
+        distinct = {}
+    return {t: distinct.get(t) or n for t, n in received.items() if t in TABLES}
+
+
 def finish_interrupted(pipeline: dlt.Pipeline) -> int:
     """Load what an interrupted run extracted; returns how many packages that was.
 
     dlt's `run()` would do it too, but then skip extracting new data for that run; and
     earlier captured details are read back from the destination while extracting. A package
     the destination refuses again stops the run with `LoadStuckError`: nothing new is captured
-    on top of a load that is not in, and the message says what to do.
+    on top of a load that is not in, and the message says what to do. Jobs killed after
+    their rows landed are not run again where that would double them (`landed_jobs`).
     """
     if not pipeline.has_pending_data:
         return 0
@@ -202,10 +264,13 @@ def finish_interrupted(pipeline: dlt.Pipeline) -> int:
         pipeline.list_normalized_load_packages()
     )
     try:
+        record_landed_jobs(pipeline)
         pipeline.run()
     except PipelineStepFailed as error:
         if error.step != "load":
             raise
+        raise LoadStuckError(pipeline.pipeline_name, error) from error
+    except DatabaseException as error:  # the destination refused even the staging check
         raise LoadStuckError(pipeline.pipeline_name, error) from error
     return pending
 
@@ -247,12 +312,31 @@ def _record_failure(
         )
 
 
+def _rejected_resource(rows: List[Dict[str, Any]]) -> Any:
+    """Entries Zoho sent malformed, set aside (see `RunReport.reject`); a repeat replaces the
+    row of the same key, so `rejected_at` is when a run last met it malformed."""
+    return dlt.resource(
+        rows,
+        name=REJECTED_TABLE,
+        primary_key=("org", "source", "module", "entry_key"),
+        write_disposition="merge",
+        columns={
+            "id": {"data_type": "text", "nullable": True},
+            "value": {"data_type": "text", "nullable": True},
+            "rejected_at": {"data_type": "timestamp"},
+        },
+    )
+
+
 def _runs_resource(row: Dict[str, Any]) -> Any:
-    """One row per run, appended after the run's data has loaded."""
+    """One row per run, loaded after the run's data. Merged on (org, started_at), the run's
+    id, so a load job that a kill makes dlt run twice leaves one row (rows of earlier versions,
+    appended, have that key too)."""
     return dlt.resource(
         [row],
         name=RUNS_TABLE,
-        write_disposition="append",
+        primary_key=("org", "started_at"),
+        write_disposition="merge",
         columns={
             "org": {"data_type": "text", "nullable": False},
             "started_at": {"data_type": "timestamp"},
@@ -264,17 +348,21 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
             "related_calls": {"data_type": "bigint", "nullable": True},
             "related_backlog": {"data_type": "bigint", "nullable": True},
             "related_stop": {"data_type": "text", "nullable": True},
+            "rejected_records": {"data_type": "bigint", "nullable": True},
         },
     )
 
 
 def _run_row(started_at: datetime, result: RunResult, report: RunReport) -> Dict[str, Any]:
     failed = report.summary()
+    malformed = "; ".join(line for _, line in sorted(result.malformed_modules.items()))
     return {
         "started_at": started_at,
         "finished_at": datetime.now(UTC),
-        "succeeded": not failed,
+        "succeeded": not failed and not malformed,
         "failed_modules": ", ".join(f"{m} ({code})" for m, code in sorted(failed.items())) or None,
+        "error": malformed or None,
+        "rejected_records": len(result.rejected),
         "api_calls": result.total_calls,
         "related_calls": result.api_calls.get("related", 0),
         "related_backlog": result.related_backlog,

@@ -15,9 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 from zoho_standin.errors import ApiError
 from zoho_standin.faults import (
     ERROR_ANSWERS,
+    RESHAPES,
     THROTTLED_GRANT,
     THROTTLED_GRANT_LOCALISED,
     Fault,
+    reshape,
 )
 from zoho_standin.oauth import TOKEN_PATH
 from zoho_standin.restore import RESTORE_PATH, answer_restore
@@ -74,6 +76,10 @@ class Handler(BaseHTTPRequestHandler):
         form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         fault = self.standin.faults.take(split.path)
         kind = fault.kind if fault else None
+        if kind == "token-echo":
+            self.standin.count("fault")
+            echo = f"invalid_code for {raw.decode()} ({' '.join(form.values())})"
+            return self._json(200, {"error": echo})
         if kind in ("token-throttled", "token-throttled-200"):
             self.standin.count("fault")
             if kind == "token-throttled":
@@ -102,6 +108,8 @@ class Handler(BaseHTTPRequestHandler):
                 standin.tokens.check(self.headers.get("Authorization"))
                 credits = standin.spend_credit()
                 name, status, payload = route(standin.org, split.path, query, self.headers)
+                if fault is not None:
+                    payload = reshape(fault, payload)
             except ApiError as error:
                 name, status, payload = "error", error.status, error.body()
                 if status == 429:
@@ -119,6 +127,8 @@ class Handler(BaseHTTPRequestHandler):
     def _inject(self, fault: Fault, path: str) -> bool:
         """Apply a fault; True when the request has been answered (or dropped) by it."""
         kind = fault.kind
+        if kind in RESHAPES:
+            return False  # the answer is reshaped once it is made
         if kind == "sleep":
             time.sleep(fault.seconds)
             return False
@@ -128,10 +138,18 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "purge-oldest":
             self._purge_oldest(fault.count)
             return False
+        if kind == "new-deletion":
+            module = (path.split("/") + ["", "", ""])[3]
+            self.standin.org.delete(module, f"9{time.time_ns()}", datetime.now(UTC), "New", None)
+            return False
         self.standin.count("fault")
         if kind in ERROR_ANSWERS:
             module = (path.split("/") + ["", "", ""])[3]
             error = ERROR_ANSWERS[kind].for_module(module)
+            self._json(error.status, error.body())
+        elif kind == "echo-authorization":
+            header = self.headers.get("Authorization")
+            error = ApiError(400, "INVALID_REQUEST", f"unexpected request; Authorization: {header}")
             self._json(error.status, error.body())
         elif kind in ("purge-parent", "restore-parent"):
             self._parent_leaves(path, kind)

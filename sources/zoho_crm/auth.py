@@ -22,6 +22,7 @@ from requests import PreparedRequest
 from requests.auth import AuthBase
 
 from sources.zoho_crm.errors import ZohoAuthError, ZohoResponseError, ZohoThrottledError
+from sources.zoho_crm.redact import remember
 from sources.zoho_crm.settings import TOKEN_EXPIRY_MARGIN
 from sources.zoho_crm.transport import RetryingHttp
 
@@ -67,6 +68,7 @@ class ZohoAuth(AuthBase):
             "client_secret": client_secret,
             "refresh_token": refresh_token,
         }
+        remember(client_secret, refresh_token)
         self._http = http
         self._lock = threading.Lock()
         self._token: Optional[str] = None
@@ -107,7 +109,10 @@ class ZohoAuth(AuthBase):
                 return
             if not _throttled(body):
                 error = str(body.get("error", "no access token in the answer"))
-                advice = _GRANT_ADVICE.get(error, "check the credentials in sources.zoho_crm")
+                advice = next(  # Zoho's code, alone or followed by what the request held
+                    (a for code, a in _GRANT_ADVICE.items() if error.split()[:1] == [code]),
+                    "check the credentials in sources.zoho_crm",
+                )
                 raise ZohoAuthError(f"Zoho refused the OAuth grant ({error}): {advice}")
             if attempt < self._retries:
                 logger.info(
@@ -129,6 +134,7 @@ class ZohoAuth(AuthBase):
 
     def _take(self, body: Dict[str, Any]) -> None:
         self._token = body["access_token"]
+        remember(self._token)
         lifetime = token_lifetime(body)
         margin = min(TOKEN_EXPIRY_MARGIN.total_seconds(), lifetime / 2)
         now = time.time()

@@ -6,7 +6,10 @@ record deleted, restored and deleted again has two, at Zoho's two deleted times.
 The table is loaded with dlt's insert-only merge, so an event already in the warehouse is never
 inserted again. That MERGE does not de-duplicate within one load, though, so each run keeps a
 ledger of the events it has emitted (incremental reads and reconciliation overlap, and a page
-can repeat a record while the bin shifts) and drops repeats before they are yielded.
+can repeat a record while the bin shifts) and drops repeats before they are yielded. Nor does
+it take a load job twice well, which dlt does when a run was killed after the job's rows
+landed: `pipelines.landed_jobs` records such a job as done instead, which relies on this ledger
+putting each event in one job of a package at most.
 """
 
 from __future__ import annotations
