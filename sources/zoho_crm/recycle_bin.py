@@ -146,6 +146,7 @@ def _read(
 
     def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         rows = bin_rows(warehouse.org, page, modules, observed_at)
+        warehouse.blank_erased(BIN, rows)
         return warehouse.unseen(None, rows, listing.since)
 
     try:
