@@ -6,13 +6,16 @@ dlt, merged on org, module and id, so it lands on any destination); then, in one
 dataset (the dataset and dlt's staging copy of it), SQL through the pipeline's own client blanks
 every column of the records' `deleted_records` and `recycle_bin` rows but their keys, user ids
 and times (`records.ERASED_KEEPS`), and deletes their related records, their rows set aside in
-`rejected_records` and their rows in every `values_*` table, with those tables' child rows. Last,
-the analyst file is published again. Runs read the tombstones and blank those records' rows
-before they are yielded (`Warehouse.blank_erased`), so nothing personal is stored again.
+`rejected_records` and their rows in every `values_*` table, with those tables' child rows.
+Last, the analyst file is published again, and the files dlt keeps of loaded packages are
+removed. Runs read the tombstones and blank those records' rows before they are yielded
+(`Warehouse.blank_erased`), so nothing personal is stored again.
 """
 
 from __future__ import annotations
 
+import os
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -208,6 +211,7 @@ def forget(
         _record_erasures(pipeline, org, module, ids)
         steps = _erase(pipeline, org, module, ids)
         published = publish_analyst_file(pipeline)
+        _drop_loaded_files(pipeline)
     say(f"Erased {len(ids)} record(s) of {module} in org {org}:")
     _say_steps(steps, say)
     say(
@@ -241,6 +245,16 @@ def _erase(pipeline: dlt.Pipeline, org: str, module: str, ids: List[str]) -> Lis
                 with client.begin_transaction():
                     _apply(client, staged)
     return steps
+
+
+def _drop_loaded_files(pipeline: dlt.Pipeline) -> None:
+    """Remove the files of loaded packages that dlt keeps in the pipeline's folder (unless
+    `load.delete_completed_jobs` is set): they hold the rows as loaded, erased ones too. The
+    same files that setting removes; nothing reads them again."""
+    for load_id in pipeline.list_completed_load_packages():
+        for job in pipeline.get_load_package_info(load_id).jobs.get("completed_jobs", []):
+            with suppress(FileNotFoundError):
+                os.remove(job.file_path)
 
 
 def _record_erasures(pipeline: dlt.Pipeline, org: str, module: str, ids: List[str]) -> None:

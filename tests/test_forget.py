@@ -92,6 +92,15 @@ def personal_left(tmp_path: Path) -> List[str]:
     return left
 
 
+def personal_files(tmp_path: Path) -> List[str]:
+    """Files in dlt's folders (load packages kept after loading) holding a personal value."""
+    found = []
+    for path in (tmp_path / "dlt").rglob("*"):
+        if path.is_file() and any(p.encode() in path.read_bytes() for p in PERSONAL):
+            found.append(path.name)
+    return found
+
+
 def rows_of(tmp_path: Path, sql: str) -> list:
     with analyst(tmp_path / ANALYST_FILE) as db:
         return db.sql(sql).fetchall()
@@ -125,7 +134,7 @@ def test_forget_erases_every_personal_value_and_later_runs_store_none(org, serve
     )
     assert done.returncode == 0, done.stderr
     assert "Erased 2 record(s) of Leads" in done.stdout and "published again" in done.stdout
-    assert personal_left(tmp_path) == []
+    assert personal_left(tmp_path) == [] and personal_files(tmp_path) == []
 
     # Zoho still sends them with their names: restored and deleted again (new deletion
     # times, read incrementally from /deleted and the bin), and re-read by reconciliation
@@ -139,6 +148,7 @@ def test_forget_erases_every_personal_value_and_later_runs_store_none(org, serve
     again = cli(server, tmp_path, "run", "--reconcile", **related_env())
     assert again.returncode == 0, again.stderr
     assert server.calls["related"] == 2  # KEPT's two lists; none of LATER's
+    assert personal_files(tmp_path) == []
     fetches = f"SELECT parent_id, outcome FROM {DATASET_NAME}.related_fetches WHERE parent_id = %r"
     assert rows_of(tmp_path, fetches % LATER) == [(LATER, "erased")] * 2
     assert personal_left(tmp_path) == []
