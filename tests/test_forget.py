@@ -10,10 +10,13 @@ from typing import Dict, List, Set
 
 import dlt
 import pytest
-from conftest import ANALYST_FILE, DUCKDB_FILE, NOW, analyst, delete
+from conftest import ANALYST_FILE, DUCKDB_FILE, NOW, analyst, delete, query, run_once
 from test_cli import cli
+from test_postgres import URL as POSTGRES_URL
+from test_postgres import pg_pipeline  # noqa: F401  (the fixture)
 
 from pipelines.duckdb_file import duckdb_destination
+from pipelines.forget import forget
 from pipelines.names import DATASET_NAME
 from zoho_standin.org import User
 
@@ -198,3 +201,30 @@ def test_bad_input_is_one_line_and_exit_2(org, server, tmp_path, argv, words):
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0 and words in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="no PostgreSQL server: set ZOHO_TEST_POSTGRES")
+def test_forget_on_postgres(org, server, pg_pipeline):  # noqa: F811
+    bin_lead(org, ERASED, NOW - timedelta(minutes=30), "Jane Erasable", "Jane Campaign", "J W")
+    delete(org, "Leads", KEPT, NOW - timedelta(minutes=30), "Kept Lead")
+    run_once(server, pg_pipeline, related_lists=RELATED)
+    said: List[str] = []
+    assert forget(pg_pipeline, "default", "Leads", ERASED, True, said.append) == 0
+    assert "  deleted_related_records          2 row(s) deleted" in said
+    org.restore("Leads", ERASED)
+    bin_lead(org, ERASED, NOW - timedelta(minutes=5), "Jane Erasable", "Jane Campaign", "J W")
+    run_once(server, pg_pipeline, related_lists=RELATED, reconcile=True)
+
+    columns = query(
+        pg_pipeline,
+        "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+        f"WHERE table_schema IN ('{DATASET_NAME}', '{DATASET_NAME}_staging') "
+        "AND data_type IN ('text', 'character varying')",
+    )
+    values: Set[str] = set()
+    for schema, table, column in columns:
+        sql = f'SELECT DISTINCT "{column}" FROM "{schema}"."{table}" WHERE "{column}" IS NOT NULL'
+        values.update(str(v) for (v,) in query(pg_pipeline, sql))
+    assert "Kept Lead" in values
+    assert [p for p in PERSONAL if any(p in v for v in values)] == []
+    assert query(pg_pipeline, f"SELECT id FROM {DATASET_NAME}.erasures") == [(ERASED,)]
