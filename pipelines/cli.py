@@ -11,7 +11,15 @@ from typing import Any, List, Optional, Sequence
 import dlt
 
 from pipelines.analyst_file import AnalystFileError
-from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, explain, refused
+from pipelines.errors import (
+    EXIT_BACKLOG,
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    explain,
+    malformed,
+    refused,
+)
 from pipelines.forget import forget
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
@@ -23,6 +31,8 @@ from pipelines.status import describe, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
+
+REJECTED_SHOWN = 20  # entries set aside named one per line; the rest are in the table
 
 
 def _say(line: str = "") -> None:
@@ -41,6 +51,12 @@ def print_result(result: RunResult) -> None:
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
         _say(f"  FAILED module {module}: {error.code} - {error}")
+    for name, line in sorted(result.malformed_modules.items()):
+        _say(f"  FAILED {name}: {line}")
+    for line in result.rejected[:REJECTED_SHOWN]:
+        _say(f"  REJECTED {line}")
+    if len(result.rejected) > REJECTED_SHOWN:
+        _say(f"  REJECTED {len(result.rejected) - REJECTED_SHOWN} more: see table rejected_records")
     for name, error in sorted(result.refused_lists.items()):
         _say(f"  FAILED related list {name}: {error.code} - {error}")
     if result.related_stop:
@@ -95,13 +111,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         result, unpublished = error.result, error
     print_result(result)
     refusal = refused(result.modules, {**result.failed_modules, **result.refused_lists})
-    if refusal is not None:
-        code, line = refusal
+    bad = malformed(list(result.malformed_modules), result.rejected)
+    said = [answer for answer in (refusal, bad) if answer is not None]
+    for _, line in said:
         print(f"zoho-deleted: {line}", file=sys.stderr)
     if unpublished is not None:
         print(f"zoho-deleted: {explain(unpublished)[1]}", file=sys.stderr)
-    if refusal is not None:
-        return code
+    if said:
+        return max(code for code, _ in said)
     if unpublished is not None:
         return EXIT_PARTIAL
     if result.related_stop:
@@ -200,9 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print, per module, records in the bin, permanent, expiring within 7 "
         "days, captured without details and restored; when the last successful run was; and "
         "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
-        "last one older than max_run_gap, the last run failed for a module, a "
-        "mass-deletion incident is open: see `zoho-deleted incidents`, or the analyst file is "
-        "older than the last successful load).",
+        "last one older than max_run_gap, the last run failed for a module or set aside "
+        "entries Zoho sent malformed (table rejected_records), a mass-deletion incident is "
+        "open: see `zoho-deleted incidents`, or the analyst file is older than the last "
+        "successful load).",
     )
     status_parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead"

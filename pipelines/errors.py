@@ -249,3 +249,23 @@ def refused(
             f"Zoho refused every module and the recycle bin, {named}: {REFUSED_ADVICE}",
         )
     return EXIT_PARTIAL, f"Zoho refused every module, {named}: {REFUSED_ADVICE}; the bin loaded"
+
+
+def malformed(modules: Sequence[str], rejected: Sequence[str]) -> Optional[Tuple[int, str]]:
+    """(exit code, one line) for a run in which Zoho answered `modules` (or the bin) with a
+    malformed page, or sent `rejected` entries malformed; None if neither. Exit 1: the rest
+    loaded, and the next run reads them again."""
+    said = []
+    if modules:
+        said.append(f"Zoho answered {', '.join(sorted(modules))} with a malformed page")
+    if rejected:
+        said.append(
+            f"Zoho sent {len(rejected)} malformed entr{'y' if len(rejected) == 1 else 'ies'}, "
+            "set aside in table rejected_records"
+        )
+    if not said:
+        return None
+    return EXIT_PARTIAL, (
+        f"{' and '.join(said)} (named above); the rest loaded, and each run reads them again "
+        "until Zoho sends them whole"
+    )

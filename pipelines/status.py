@@ -1,9 +1,10 @@
 """`status`: what the warehouse holds per module, what is at risk, and whether runs are healthy.
 
 Healthy means: a run has succeeded, the last success is more recent than `max_run_gap`
-(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module, no
-mass-deletion incident is open (see pipelines/incidents.py), and (on DuckDB) the analyst file
-is not older than the last successful load.
+(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module and set
+aside no entry Zoho sent malformed, no mass-deletion incident is open (see
+pipelines/incidents.py), and (on DuckDB) the analyst file is not older than the last
+successful load.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipelines.incidents import describe_incident, read_incidents
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
+from sources.zoho_crm.report import SOURCES
 from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_MAX_RUN_GAP = "2d"
@@ -58,6 +60,15 @@ SELECT succeeded, failed_modules, error, {{related}}
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 ORDER BY finished_at DESC LIMIT 1
 """
+# Entries Zoho sent malformed that the org's last run to load anything still met so: each run
+# reads them again until they load (see `passes`), so older ones were corrected (or left Zoho).
+OPEN_REJECTED = f"""
+SELECT source, module, count(*) FROM {{ds}}.rejected_records
+WHERE org = %s AND rejected_at >= (
+  SELECT max(started_at) FROM {{ds}}.{RUNS_TABLE} WHERE org = %s AND rejected_records IS NOT NULL
+)
+GROUP BY source, module ORDER BY source, module
+"""
 RELATED_COLUMNS = "related_backlog, related_calls"
 NO_RELATED_COLUMNS = "NULL, NULL"  # a `runs` table written before related records had a budget
 
@@ -79,6 +90,8 @@ class Status:
     incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
     analyst_file_stale: bool = False  # published before the last successful load, or never
+    # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
+    rejected_records: Dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -129,6 +142,7 @@ def read_status(
     status.analyst_file_stale = _published_at(status.analyst_file) < (
         status.last_success_at or datetime.min.replace(tzinfo=UTC)
     )
+    status.rejected_records = _open_rejected(pipeline, org)
     status.problems = _problems(status, now, gap, succeeded)
     status.healthy = not status.problems
     return status
@@ -149,6 +163,14 @@ def _published_at(analyst_file: Optional[str]) -> datetime:
         return datetime.fromtimestamp(os.path.getmtime(analyst_file), UTC)
     except FileNotFoundError:
         return datetime.min.replace(tzinfo=UTC)
+
+
+def _open_rejected(pipeline: dlt.Pipeline, org: str) -> Dict[str, int]:
+    try:
+        found = query_rows(pipeline, OPEN_REJECTED, org, org)
+    except DatabaseTerminalException:  # a `runs` table older than the column: none counted
+        return {}
+    return {f"{module} ({SOURCES[source]})": int(n) for source, module, n in found}
 
 
 def _unloaded_package(pipeline: dlt.Pipeline) -> Optional[str]:
@@ -189,6 +211,14 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
             "so analysts read stale data: the run could not publish it (its line said why: "
             "disk space, or the folder's permissions); fix that and run `zoho-deleted run`, "
             "which publishes it again"
+        )
+    if status.rejected_records:
+        where = ", ".join(f"{w} {n}" for w, n in status.rejected_records.items())
+        problems.append(
+            f"{sum(status.rejected_records.values())} entries Zoho sent malformed are set aside "
+            f"({where}): table rejected_records says what is wrong with each; every run reads "
+            "them again and loads them once Zoho sends them whole (if it never does, ask Zoho "
+            "support about those records)"
         )
     if status.incidents:
         problems.append(

@@ -32,6 +32,7 @@ from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
+from sources.zoho_crm.report import REJECTED_TABLE
 from sources.zoho_crm.warehouse import Warehouse
 
 SCHEMA_NAME = "zoho_crm"
@@ -47,6 +48,9 @@ class RunResult:
     row_counts: Dict[str, int]  # rows landed per table: inserted or replaced by this run
     api_calls: Dict[str, int]
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
+    # modules (or `recycle_bin`) Zoho answered with a malformed page -> the one line saying so
+    malformed_modules: Dict[str, str] = field(default_factory=dict)
+    rejected: List[str] = field(default_factory=list)  # a line per entry set aside
     refused_lists: Dict[str, ZohoApiError] = field(default_factory=dict)  # "Module.List"
     related_stop: Optional[str] = None  # why related records stopped short, if they did
     related_backlog: int = 0  # (bin entry, related list) pairs left for the next runs
@@ -150,6 +154,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
                 raise stopped from error
             _record_failure(pipeline, org, started_at, report, error)
             raise
+        if report.rejected:
+            load(pipeline, _rejected_resource(list(report.rejected.values())))
         create_views(pipeline)
         backlog = _related_backlog(report, source_args)
         result = RunResult(
@@ -157,6 +163,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             received_counts={t: counts.get(t, 0) for t in TABLES},
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
+            malformed_modules={m: str(e) for m, e in report.malformed.items()},
+            rejected=report.rejected_lines(),
             refused_lists=report.refused_by_name(),
             related_stop=report.related_stop if backlog else None,
             related_backlog=backlog,
@@ -299,6 +307,22 @@ def _record_failure(
         )
 
 
+def _rejected_resource(rows: List[Dict[str, Any]]) -> Any:
+    """Entries Zoho sent malformed, set aside (see `RunReport.reject`); a repeat replaces the
+    row of the same key, so `rejected_at` is when a run last met it malformed."""
+    return dlt.resource(
+        rows,
+        name=REJECTED_TABLE,
+        primary_key=("org", "source", "module", "entry_key"),
+        write_disposition="merge",
+        columns={
+            "id": {"data_type": "text", "nullable": True},
+            "value": {"data_type": "text", "nullable": True},
+            "rejected_at": {"data_type": "timestamp"},
+        },
+    )
+
+
 def _runs_resource(row: Dict[str, Any]) -> Any:
     """One row per run, loaded after the run's data. Merged on (org, started_at), the run's
     id, so a load job that a kill makes dlt run twice leaves one row (rows of earlier versions,
@@ -319,17 +343,21 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
             "related_calls": {"data_type": "bigint", "nullable": True},
             "related_backlog": {"data_type": "bigint", "nullable": True},
             "related_stop": {"data_type": "text", "nullable": True},
+            "rejected_records": {"data_type": "bigint", "nullable": True},
         },
     )
 
 
 def _run_row(started_at: datetime, result: RunResult, report: RunReport) -> Dict[str, Any]:
     failed = report.summary()
+    malformed = "; ".join(line for _, line in sorted(result.malformed_modules.items()))
     return {
         "started_at": started_at,
         "finished_at": datetime.now(UTC),
-        "succeeded": not failed,
+        "succeeded": not failed and not malformed,
         "failed_modules": ", ".join(f"{m} ({code})" for m, code in sorted(failed.items())) or None,
+        "error": malformed or None,
+        "rejected_records": len(result.rejected),
         "api_calls": result.total_calls,
         "related_calls": result.api_calls.get("related", 0),
         "related_backlog": result.related_backlog,
