@@ -18,6 +18,7 @@ from test_postgres import pg_pipeline  # noqa: F401  (the fixture)
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.forget import forget
 from pipelines.names import DATASET_NAME
+from sources.zoho_crm.records import NOT_A_TIME
 from zoho_standin.org import User
 
 RELATED = {"Leads": {"Campaigns": ["Owner", "Campaign_Name"], "Products": ["Product_Name"]}}
@@ -228,3 +229,30 @@ def test_forget_on_postgres(org, server, pg_pipeline):  # noqa: F811
     assert "Kept Lead" in values
     assert [p for p in PERSONAL if any(p in v for v in values)] == []
     assert query(pg_pipeline, f"SELECT id FROM {DATASET_NAME}.erasures") == [(ERASED,)]
+
+
+def test_an_erased_entry_zoho_sends_malformed_is_set_aside_without_its_values(
+    org, server, tmp_path
+):
+    org.delete("Leads", ERASED, NOW - timedelta(hours=1), "Jane Erasable", DELETER, CREATOR, OWNER)
+    delete(org, "Leads", KEPT, NOW - timedelta(hours=1), "Kept Lead")
+    server.faults.add(
+        r"/Leads/deleted$", "corrupt", times=None, record=ERASED, field="deleted_time",
+        value="yesterday",
+    )  # fmt: skip
+    assert cli(server, tmp_path, "run").returncode == 1  # set aside; the bin has it whole
+    assert f"{DUCKDB_FILE}: Jane Erasable" in personal_left(tmp_path)
+
+    dry = cli(server, tmp_path, "forget", "--module", "Leads", "--ids", ERASED)
+    assert "  rejected_records                 1 row(s) deleted" in dry.stdout, dry.stderr
+    done = cli(server, tmp_path, "forget", "--module", "Leads", "--ids", ERASED, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert personal_left(tmp_path) == []
+
+    again = cli(server, tmp_path, "run")  # still malformed: set aside again, nothing of it kept
+    assert again.returncode == 1 and f"REJECTED Leads {ERASED}" in again.stdout
+    assert personal_left(tmp_path) == [] and personal_files(tmp_path) == []
+    reasons = rows_of(
+        tmp_path, f"SELECT id, field, value, reason, entry FROM {DATASET_NAME}.rejected_records"
+    )
+    assert reasons == [(ERASED, "deleted_time", None, "deleted_time " + NOT_A_TIME, None)]
