@@ -21,6 +21,7 @@ from pipelines.errors import (
     malformed,
     refused,
 )
+from pipelines.forget import forget
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
@@ -201,6 +202,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return restore(source, args.org, chosen, args.yes, _say)
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    pipeline = make_pipeline(args.destination, org=args.org)
+    return forget(pipeline, args.org, args.module, args.ids, args.yes, _say)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     plotly()  # without the extra, that is the line to see
     with _reading(args) as source:
@@ -299,7 +305,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default=DEFAULT_OUTPUT, help=f"the file to write (default {DEFAULT_OUTPUT})"
     )
     report_parser.set_defaults(handler=cmd_report)
-    acting = (incidents_parser, restore_parser, report_parser)
+    forget_parser = commands.add_parser(
+        "forget",
+        help="erase records on request: their names, related records and values (a dry run "
+        "unless --yes)",
+        description="Erase what the warehouse holds of records a person asked to have erased: "
+        "their names and the names of their deleter, creator and owner, their related records, "
+        "captured values and set-aside entries, in every table (and, on DuckDB, in the analyst "
+        "file, published again). Their ids and deletion times stay, and a tombstone in table "
+        "erasures keeps later runs from storing anything personal of them again. Without --yes "
+        "nothing changes: it prints what it would erase (exit 0). Exit 2 for an unknown module, "
+        "no ids or an id the warehouse does not hold; 5 while a run holds the pipeline.",
+    )
+    forget_parser.add_argument("--module", help="the records' module API name, e.g. Leads")
+    forget_parser.add_argument("--ids", metavar="ID[,ID...]", help="record ids")
+    forget_parser.add_argument(
+        "--yes", action="store_true", help="erase for real (without it: a dry run)"
+    )
+    forget_parser.set_defaults(handler=cmd_forget)
+    acting = (incidents_parser, restore_parser, report_parser, forget_parser)
     for sub in (run_parser, status_parser, *acting):
         sub.add_argument(
             "--org",

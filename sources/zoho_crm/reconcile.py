@@ -37,7 +37,8 @@ from sources.zoho_crm.records import (
     to_table,
     zoho_time,
 )
-from sources.zoho_crm.recycle_bin import BIN_HINTS, PATH, bin_rows
+from sources.zoho_crm.recycle_bin import BIN, BIN_HINTS, PATH, bin_rows
+from sources.zoho_crm.warehouse import TABLE as RECORDS
 from sources.zoho_crm.warehouse import Warehouse
 
 # Re-read a little before the last pass started: clocks and Zoho's indexing are not exact.
@@ -106,6 +107,7 @@ def _pass(
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
     for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
         rows, _ = bin_rows(warehouse.org, page, modules, now, report)
+        warehouse.blank_erased(BIN, rows)
         table = to_table(rows, RECYCLE_BIN_SCHEMA)
         if table.num_rows:
             for module in set(table["module__api_name"].to_pylist()):
@@ -143,6 +145,7 @@ def _pass(
     yield from _restores(warehouse, ledger, unlisted, now)
     ids = [rid for module in modules for rid in missed[module].to_pylist()]
     rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, report)]
+    warehouse.blank_erased(RECORDS, rows)
     if rows:  # missed by incremental reads, still in the bin, not in /deleted since
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
         yield table

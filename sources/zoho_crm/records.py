@@ -44,6 +44,19 @@ DETAIL_COLUMNS = (
     "created_by__id",
 )
 
+# What a row of a record erased on request keeps (`zoho-deleted forget`): its keys, the ids of
+# the users involved and its times. Every other column is blanked, whatever columns it has.
+ERASED_KEEPS = {
+    "deleted_records": (
+        "org", "module", "id", "type", "deleted_time", "expires_at", "observed_at",
+        "restored_at", "deleted_by__id", "created_by__id",
+    ),
+    "recycle_bin": (
+        "org", "id", "module__api_name", "module__id", "deleted_time", "observed_at",
+        "deleted_by__id", "owner__id",
+    ),
+}  # fmt: skip
+
 RECYCLE_BIN_SCHEMA = pa.schema(
     [
         ORG,
@@ -216,6 +229,13 @@ def bin_row(org: str, item: Dict[str, Any], observed_at: datetime) -> Dict[str, 
         **_user(item, "owner"),
         "observed_at": observed_at,
     }
+
+
+def blank_personal(table: str, row: Dict[str, Any]) -> None:
+    """Blank, in place, what a `table` row of an erased record does not keep (`ERASED_KEEPS`)."""
+    for column in row:
+        if column not in ERASED_KEEPS[table] and not column.startswith("_dlt_"):
+            row[column] = None
 
 
 def accepted(

@@ -168,6 +168,7 @@ def _read(
 
     def rows_of(page: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Set[int]]:
         rows, rejected = bin_rows(warehouse.org, page, modules, observed_at, report)
+        warehouse.blank_erased(BIN, rows)
         return warehouse.unseen(None, rows, listing.since), rejected
 
     try:

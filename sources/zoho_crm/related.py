@@ -11,7 +11,8 @@ committed as it goes; it stops when its budget is spent (`related_calls_per_run`
 
 A list Zoho refuses (permission, scope) gets no `related_fetches` row, so a later run that is
 allowed fetches it; a parent that left the bin before its call (404 / 400 `INVALID_DATA`, 204)
-is noted as `gone` and never asked for again.
+is noted as `gone` and never asked for again, and so is a parent erased on request (`erased`,
+without a call; related records that are themselves erased records are dropped too).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ FETCHES_HINTS = dlt.mark.make_hints(
     write_disposition="merge",
     columns={
         "fetched_at": {"data_type": "timestamp"},
-        "outcome": {"data_type": "text"},  # fetched | gone
+        "outcome": {"data_type": "text"},  # fetched | gone | erased
         "records": {"data_type": "bigint"},
     },
 )
@@ -107,7 +108,13 @@ def related_resources(
         module, parent_id, name = pair["module"], pair["parent_id"], pair["related_list"]
         if (module, name) in report.refused_lists:
             return
-        rows, outcome = _fetch(client, report, credits_reserve, warehouse, pair)
+        erased = warehouse.erased()
+        if (module, parent_id) in erased:
+            rows, outcome = [], "erased"  # erased on request: never asked for
+        else:
+            rows, outcome = _fetch(client, report, credits_reserve, warehouse, pair)
+        erased_ids = {rid for _, rid in erased}  # Zoho's ids are unique across an org's modules
+        rows = [r for r in rows if str(r.get("id")) not in erased_ids]
         base = {"org": warehouse.org, "parent_module": module, "parent_id": parent_id}
         if rows:
             yield [{**base, "related_list": name, **r} for r in rows]

@@ -71,6 +71,9 @@ class RunReport:
         rid = entry_id(item)
         key = rid or "sha1:" + hashlib.sha1(raw.encode()).hexdigest()[:16]
         where = module or "recycle_bin"
+        erased = self.warehouse is not None and rid in {i for _, i in self.warehouse.erased()}
+        if erased:  # erased on request (`zoho-deleted forget`): nothing of the entry is kept
+            raw, error = None, MalformedEntryError(error.field, MISSING, error.reason)
         row = {
             "org": org,
             "source": source,
@@ -79,7 +82,7 @@ class RunReport:
             "id": rid,
             "field": error.field,
             "value": None if error.value is MISSING else shown(error.value),
-            "reason": str(error),
+            "reason": f"{error.field} {error.reason}" if erased else str(error),
             "entry": raw,
             "rejected_at": at,
         }

@@ -25,21 +25,26 @@ import dlt
 import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS
+from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS, blank_personal
 
 TABLE = "deleted_records"
 BIN_TABLE = "recycle_bin"
 FETCHES_TABLE = "related_fetches"
+ERASURES_TABLE = "erasures"  # tombstones of records erased on request (`zoho-deleted forget`)
 ROWS_PER_QUERY = 500  # ids in one IN list
 # what `Warehouse` queries name its tables
 TABLES = {
     name: "{ds}." + table
-    for name, table in (("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE))
-}
+    for name, table in (
+        ("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE),
+        ("erasures", ERASURES_TABLE),
+    )
+}  # fmt: skip
 # the details of a `deleted_records` row that a `recycle_bin` row has too, by the same names
 BIN_DETAILS = ("display_name", "deleted_by__name", "deleted_by__id")
 ID_SEPARATOR = "\x1f"  # ASCII's unit separator: no Zoho id holds it
 IN_IDS = "id IN (SELECT unnest(string_to_array(%s, %s)))"  # the ids joined by ID_SEPARATOR
+ERASED_SQL = "SELECT module, id FROM {erasures} WHERE org = %s"
 TABLES_SQL = "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
 
 
@@ -85,15 +90,45 @@ class Warehouse:
         self.org = org
         self._lock = threading.Lock()
         self._tables_at_start: Optional[Set[str]] = None
+        self._erased: Optional[Set[Tuple[str, str]]] = None
+
+    def erased(self) -> Set[Tuple[str, str]]:
+        """(module, id) of this org's records erased on request (`erasures`), read once a run."""
+        if self._erased is None:
+            found: List[Tuple[Any, ...]] = []
+            if ERASURES_TABLE in self._tables():
+                try:
+                    found = self._query(ERASED_SQL, [self.org])
+                except DatabaseUndefinedRelation:
+                    pass  # dropped since the run began
+            self._erased = {(str(module), str(rid)) for module, rid in found}
+        return self._erased
+
+    def blank_erased(self, table: str, rows: Sequence[Dict[str, Any]]) -> None:
+        """Blank what `rows` of `table` (`deleted_records` or `recycle_bin`) hold of records
+        erased on request, but their keys, user ids and times (`records.ERASED_KEEPS`)."""
+        erased = self.erased()
+        if not erased:
+            return
+        module_column = "module" if table == TABLE else "module__api_name"
+        for row in rows:
+            if (row[module_column], row["id"]) in erased:
+                blank_personal(table, row)
 
     def fill_details(self, module: str, rows: Sequence[Dict[str, Any]]) -> None:
-        """Give rows that arrive without details (purged records) the ones the warehouse holds.
+        """Give rows that arrive without details (purged records) the ones the warehouse holds,
+        then blank the rows of records erased on request (`blank_erased`): what it looked up
+        of them is their user ids at most.
 
         On every pass, the first included (dlt's `drop` of the state, or a pass read again from
         its top, re-reads records captured before): from `deleted_records`, else from
         `recycle_bin` (name and deleter; the bin does not say who created a record, and its
         owner is not the creator). One query for the rows, none while neither table exists.
         """
+        self._fill_details(module, rows)
+        self.blank_erased(TABLE, rows)
+
+    def _fill_details(self, module: str, rows: Sequence[Dict[str, Any]]) -> None:
         bare = [row for row in rows if all(row[c] is None for c in DETAIL_COLUMNS)]
         if not bare:
             return
