@@ -16,7 +16,13 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from requests.exceptions import RequestException
 
 from pipelines.analyst_file import AnalystFileError
-from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
+from pipelines.duckdb_file import (
+    DAMAGED_DUCKDB_FILE,
+    DUCKDB_LOCKED,
+    NEWER_DUCKDB_FILE,
+    configured_duckdb_file,
+    damaged_file_line,
+)
 from pipelines.locks import PipelineBusyError
 from sources.zoho_crm.config import coercion_error
 from sources.zoho_crm.errors import (
@@ -161,6 +167,12 @@ def _duckdb_file_name() -> str:
         return "the DuckDB file"
 
 
+def damaged_duckdb_error(error: BaseException) -> Optional[BaseException]:
+    """DuckDB's own error in `error`'s chain when it says a file is damaged; None otherwise."""
+    said = [e for e in _causes(error) if any(d in str(e) for d in DAMAGED_DUCKDB_FILE)]
+    return next((e for e in said if isinstance(e, duckdb.Error)), said[-1] if said else None)
+
+
 def explain(error: BaseException) -> Tuple[int, str]:
     """(exit code, one line) for an error that ended a run; the line is redacted (it reaches
     the terminal, logs and the `runs` table), and says what loaded when something did."""
@@ -171,6 +183,9 @@ def explain(error: BaseException) -> Tuple[int, str]:
 
 def _explain(error: BaseException) -> Tuple[int, str]:
     chain = _causes(error)
+    damaged = damaged_duckdb_error(error)
+    if damaged is not None:  # whichever step met it: the file must be recovered first
+        return EXIT_CONFIG, damaged_file_line(damaged)
     found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
     if found is None:
         found = next((e for e in chain if isinstance(e, ConfigurationException)), None)
@@ -203,7 +218,7 @@ def _explain(error: BaseException) -> Tuple[int, str]:
             "read is kept and the next run loads it first. If it keeps failing: "
             + _fix_destination(failed_load.pipeline.pipeline_name)
         )
-    locked = next((e for e in chain if "Could not set lock on file" in str(e)), None)
+    locked = next((e for e in chain if DUCKDB_LOCKED in str(e)), None)
     if locked is not None:
         return EXIT_BUSY, (
             "the DuckDB file is open in another process (a run, or a DuckDB shell); try again "

@@ -10,11 +10,12 @@ import html
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import dlt
 
 from pipelines.incidents import read_incidents
+from pipelines.reading import Reading, reading_of
 from pipelines.report_page import chart_box, expiring, open_incidents, page, summary, table
 from pipelines.status import read_status
 from sources.zoho_crm.errors import ZohoConfigError
@@ -61,7 +62,8 @@ USER_PATTERNS = ("/", "\\", "x", ".", "+", "-", "|")
 UNKNOWN_SHADE = "#cccccc"
 
 
-def _plotly() -> Any:
+def plotly() -> Any:
+    """plotly's graph objects and offline module; a config error naming the extra without it."""
     try:
         import plotly.graph_objects as go
         import plotly.offline
@@ -190,11 +192,12 @@ def _incident_table(incidents: List[Dict[str, Any]]) -> str:
 
 
 def write_report(
-    pipeline: dlt.Pipeline, org: str, output: str, now: Optional[datetime] = None
+    source: Union[dlt.Pipeline, Reading], org: str, output: str, now: Optional[datetime] = None
 ) -> Path:
     """Write the report of one org to `output`; returns its path."""
-    go, offline = _plotly()
+    go, offline = plotly()
     now = now or datetime.now(UTC)
+    pipeline = reading_of(source)
     status = read_status(pipeline, org, now)
     daily = query_rows(pipeline, DAILY, org)
     incidents = read_incidents(pipeline, org)
@@ -230,7 +233,8 @@ def write_report(
     ]  # fmt: skip
     body = [f"<h2>{html.escape(heading)}</h2>{content}" for heading, content in sections]
     path = Path(output).resolve()
-    path.write_text(page(org, pipeline.dataset_name, body, offline.get_plotlyjs()), "utf-8")
+    written = page(org, pipeline.dataset_name, pipeline.note(), body, offline.get_plotlyjs())
+    path.write_text(written, "utf-8")
     return path
 
 

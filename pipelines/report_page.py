@@ -137,14 +137,16 @@ def expiring(rows: List[Sequence[Any]], total: int, shown: int) -> str:
     return table(header, rows) + more
 
 
-def page(org: str, dataset: str, sections: List[Optional[str]], plotly_js: str) -> str:
-    """The whole document: one file, plotly.js inlined, nothing fetched."""
+def page(org: str, dataset: str, note: Optional[str], sections: List[str], plotly_js: str) -> str:
+    """The whole document: one file, plotly.js inlined, nothing fetched; `note` says where the
+    data was read from when the analyst file stood in for the pipeline's."""
     title = f"Zoho CRM deletions: org {esc(org)}"
+    read_from = f" {esc(note)}" if note else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{STYLE}</style><script>{plotly_js}</script></head><body>"
-        f'<h1>{title}</h1><p class="note">Dataset {esc(dataset)}.</p>'
-        + "\n".join(s for s in sections if s)
+        f'<h1>{title}</h1><p class="note">Dataset {esc(dataset)}.{read_from}</p>'
+        + "\n".join(sections)
         + "</body></html>\n"
     )

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import dlt
 from dlt.destinations.exceptions import DatabaseTerminalException
 
-from pipelines.analyst_file import analyst_file_of
 from pipelines.incidents import describe_incident, read_incidents
+from pipelines.reading import Reading, reading_of
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
@@ -89,6 +89,7 @@ class Status:
     captures_stopped: Optional[str] = None  # a package the destination has not taken
     incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
+    read_from: Optional[Dict[str, str]] = None  # the analyst file, read while a run loads
     analyst_file_stale: bool = False  # published before the last successful load, or never
     # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
     rejected_records: Dict[str, int] = field(default_factory=dict)
@@ -110,9 +111,10 @@ def max_run_gap() -> timedelta:
 
 
 def read_status(
-    pipeline: dlt.Pipeline, org: str = DEFAULT_ORG, now: Optional[datetime] = None
+    source: Union[dlt.Pipeline, Reading], org: str = DEFAULT_ORG, now: Optional[datetime] = None
 ) -> Status:
     """The status of one org's runs and records."""
+    pipeline = reading_of(source)
     now = now or datetime.now(UTC)
     gap = max_run_gap()
     runs = query_rows(pipeline, LAST_RUNS, org)
@@ -130,20 +132,21 @@ def read_status(
         last_run_failed_modules=failed_modules,
         last_run_error=error,
         max_run_gap_hours=gap.total_seconds() / 3600,
-        analyst_file=analyst_file_of(pipeline),
+        analyst_file=pipeline.analyst_file,
+        read_from=pipeline.read_from,
     )
     for module, *counts in _module_counts(pipeline, now, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
     status.related_backlog = int(backlog or 0)
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
-    status.captures_stopped = _unloaded_package(pipeline)
+    status.captures_stopped = _unloaded_package(pipeline.local)
     status.incidents = read_incidents(pipeline, org, open_only=True)
     status.analyst_file_stale = _published_at(status.analyst_file) < (
         status.last_success_at or datetime.min.replace(tzinfo=UTC)
     )
     status.rejected_records = _open_rejected(pipeline, org)
-    status.problems = _problems(status, now, gap, succeeded)
+    status.problems = [*pipeline.blockers, *_problems(status, now, gap, succeeded)]
     status.healthy = not status.problems
     return status
 
@@ -173,9 +176,10 @@ def _open_rejected(pipeline: dlt.Pipeline, org: str) -> Dict[str, int]:
     return {f"{module} ({SOURCES[source]})": int(n) for source, module, n in found}
 
 
-def _unloaded_package(pipeline: dlt.Pipeline) -> Optional[str]:
-    """Why captures have stopped, when a package a run read is still not loaded."""
-    if not pipeline.has_pending_data:
+def _unloaded_package(pipeline: Optional[dlt.Pipeline]) -> Optional[str]:
+    """Why captures have stopped, when a package a run read is still not loaded (None without
+    a working folder, or while a run is loading)."""
+    if pipeline is None or not pipeline.has_pending_data:
         return None
     trace = pipeline.last_trace
     failed = [s for s in (trace.steps if trace else []) if s.step_exception]

@@ -21,8 +21,8 @@ from pipelines.analyst_file import (
     pipeline_duckdb_file,
     publish_analyst_file,
 )
-from pipelines.duckdb_file import duckdb_destination
-from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, explain
+from pipelines.duckdb_file import duckdb_destination, write_problem
+from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, damaged_duckdb_error, explain
 from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
@@ -30,7 +30,7 @@ from pipelines.old_names import adopt_old_state
 from pipelines.progress import terminal_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
-from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
 from sources.zoho_crm.report import REJECTED_TABLE
 from sources.zoho_crm.warehouse import Warehouse
@@ -111,6 +111,9 @@ def duckdb_file_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
     if database is None:
         yield
         return
+    problem = write_problem(database)
+    if problem:  # one line naming the file and the fix, not DuckDB's error mid-run
+        raise ZohoConfigError(problem)
     waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
     with file_lock(database + ".lock", DUCKDB_WAIT, waited):
         yield
@@ -288,6 +291,8 @@ def _record_failure(
     """Note a failed run in `runs` for `status`, if the destination can take it."""
     if pipeline.has_pending_data:
         return  # the load itself failed: the next run loads the package first
+    if damaged_duckdb_error(error) is not None:
+        return  # the file cannot take it; the error says how to recover it
     row = {
         "org": org,
         "started_at": started_at,
