@@ -228,3 +228,16 @@ def test_names_from_the_warehouse_are_escaped(report):
     page = report.read_text()
     assert "<script>alert" not in page and "<img src=x" not in page
     assert html.escape(EVIL_RECORD) in page and html.escape(EVIL.name) in page
+
+
+def test_with_nothing_deleted_yet_each_chart_is_a_sentence(org, in_process):  # noqa: F811
+    assert in_process("run")[0] == 0
+    code, _, err = in_process("report", "--output", "empty.html")
+    page = Path("empty.html").read_text()
+    assert code == 0, err
+    assert "plotly-graph-div" not in page  # no empty axes spanning 2000-2001
+    assert page.count("No deletions captured yet.") == 3
+    assert "No mass-deletion incidents." in page and "Nothing in the bin." in page
+    assert "Nothing leaves the bin in the next 14 days." in page
+    assert "No open mass-deletion incident." in page
+    assert '<div class="health healthy"><b>Healthy</b>' in page
