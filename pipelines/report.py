@@ -160,12 +160,12 @@ def _iso(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat()
 
 
-def _chart(figure: Any, legend_entries: int, extra: int = 0) -> str:
+def _chart(figure: Any, legend_entries: int, plot: int = 300) -> str:
     config = {"displaylogo": False, "displayModeBar": False, "responsive": True}
     return chart_box(
         figure.to_html(full_html=False, include_plotlyjs=False, config=config),
         legend_entries,
-        extra,
+        plot,
     )
 
 
@@ -223,7 +223,7 @@ def write_report(
             "deletions")) or NO_DELETIONS),
         ("Incidents", (incidents and _chart(
             _timeline(go, incidents, modules), len({i["module"] for i in incidents}),
-            28 * len({(i["module"], i["deleted_by__id"]) for i in incidents})) or "")
+            max(200, 50 * len({(i["module"], i["deleted_by__id"]) for i in incidents}))) or "")
          + _incident_table(incidents)),
         ("Leaving the bin in the next 14 days", leaving and _chart(*_stacked(
             go, leaving, by_module, "UTC day of expiry", "bin entries"))

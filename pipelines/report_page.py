@@ -65,11 +65,11 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequenc
     return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
-def chart_box(figure_html: str, legend_entries: int, extra: int = 0) -> str:
+def chart_box(figure_html: str, legend_entries: int, plot: int = 300) -> str:
     """A chart's box: its height grows with its legend (above the plot, one entry a line on a
-    phone), so the plot itself keeps about 300 px whatever the width."""
-    desktop = extra + 380 + 24 * (-(-legend_entries // 5))
-    phone = extra + 340 + 22 * legend_entries
+    phone), so the plot itself keeps about `plot` px whatever the width."""
+    desktop = plot + 80 + 24 * (-(-legend_entries // 5))
+    phone = plot + 40 + 22 * legend_entries
     return f'<div class="chart" style="--h:{desktop}px;--h-phone:{phone}px">{figure_html}</div>'
 
 
