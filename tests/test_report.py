@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import NOW
+from conftest import DUCKDB_FILE, NOW
 from test_cli import in_process  # noqa: F401  (the fixture)
 from test_incidents import MARCO, PATRICIA, burst
+from test_readers import HOLDER
 
 from pipelines import report as report_module
 from pipelines.incidents import utc
@@ -241,3 +242,23 @@ def test_with_nothing_deleted_yet_each_chart_is_a_sentence(org, in_process):  # 
     assert "Nothing leaves the bin in the next 14 days." in page
     assert "No open mass-deletion incident." in page
     assert '<div class="health healthy"><b>Healthy</b>' in page
+
+
+def test_while_another_process_holds_the_warehouse_the_page_says_what_it_read(
+    report,
+    in_process,  # noqa: F811
+    tmp_path,
+):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / DUCKDB_FILE)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        code, _, err = in_process("report", "--output", "held.html")
+    finally:
+        holder.communicate("\n")
+    assert code == 0, err
+    page = Path("held.html").read_text()
+    assert "Another process has the DuckDB file open: this reads the analyst file" in page
+    assert _facts(page) == _facts(report.read_text())  # the last successful load's figures
