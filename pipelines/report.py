@@ -1,4 +1,7 @@
-"""`zoho-deleted report`: one self-contained HTML file of what the warehouse holds.
+"""`zoho-deleted report`: one self-contained HTML file of what the warehouse holds, the page an
+admin acts from: what is at risk first (`status`'s figures and health, open incidents with their
+deadline and commands, the entries leaving the bin soonest), then the charts. The HTML around
+the charts is pipelines/report_page.py.
 
 Charts are plotly's (the optional extra `report`); plotly.js is inlined once in the page, so
 the file opens offline, with no network, in any browser.
