@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, Optional
+import json
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+from urllib.parse import parse_qs, urlsplit
 
+import dlt
 import pytest
 import requests
 
-from tests.conftest import NOW, delete
+from pipelines.cli import main
+from tests.conftest import DATASET_NAME, NOW, api_calls, delete, env_for, query, run_once
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer, routes
-from zoho_standin.records import STANDARD_FIELDS
+from zoho_standin.records import ORG_OFFSET, STANDARD_FIELDS, Field, add_live_records
 from zoho_standin.seed import live_record_id
 
 
@@ -89,3 +96,173 @@ def test_standin_listing_cap(
     beyond = zoho.get("Deals", fields="Modified_Time", per_page=3,
                       page_token=second["info"]["next_page_token"])  # fmt: skip
     assert beyond.status_code == 400 and beyond.json()["code"] == "LIMIT_REACHED"
+
+
+def column_types(pipeline: dlt.Pipeline, table: str) -> Dict[str, str]:
+    return {
+        name: column.get("data_type")
+        for name, column in pipeline.default_schema.get_table_columns(table).items()
+    }
+
+
+def test_first_run_captures_values_typed_as_metadata_says(
+    server: StandinServer, pipeline: dlt.Pipeline
+) -> None:
+    result = run_once(server, pipeline, record_values=["Leads", "Contacts"])
+    assert api_calls(server)["records"] == 2  # one listing page a module
+    rows = query(
+        pipeline,
+        "SELECT id, email, annual_revenue, discount_rate, date_of_birth, last_call, "
+        "email_opt_out, account_name__name, owner__id, score_formula, modified_time "
+        f"FROM {DATASET_NAME}.values_leads ORDER BY id",
+    )
+    assert len(rows) == 3 and result.packages >= 2
+    first = rows[0]
+    assert first[0] == live_record_id(0, 0) and first[1] == "person0@example.com"
+    assert first[2] == Decimal("12000.5") and first[3] == Decimal("0.125")
+    assert first[4] == date(1980, 1, 1) and first[5].tzinfo is not None
+    assert first[6] is False and first[7] == "Account 0" and first[8] == "410888000000086001"
+    types = column_types(pipeline, "values_leads")
+    assert types["annual_revenue"] == "decimal" and types["date_of_birth"] == "date"
+    assert types["last_call"] == "timestamp" and types["email_opt_out"] == "bool"
+    assert types["score_formula"] == "double" and types["field_values"] == "json"
+    # multi-selects and subforms are child tables
+    tags = query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads__tags_picked")
+    items = query(pipeline, f"SELECT product FROM {DATASET_NAME}.values_leads__line_items")
+    assert tags == [(1 + 2,)] and {p for (p,) in items} == {"Widget"}
+    assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_contacts") == [(3,)]
+
+
+def test_incremental_runs_read_what_changed(org: Org, server: StandinServer,
+                                            pipeline: dlt.Pipeline) -> None:  # fmt: skip
+    run_once(server, pipeline, record_values=["Leads", "Contacts"])
+    run_once(server, pipeline, record_values=["Leads", "Contacts"])
+    calls = api_calls(server)  # one Get Records call a module; fields and modules remembered
+    assert calls["records"] == 2 and "fields" not in calls and "modules" not in calls
+    since = [h["If-Modified-Since"] for name, _, h in server.requests if name == "records"]
+    assert len(since) == 2 and all(since)
+
+    changed = dict(org.live.records["Leads"][live_record_id(0, 1)])
+    changed.update(Email="changed@example.com", Modified_Time=NOW + timedelta(seconds=5))
+    org.live.put("Leads", changed)
+    run_once(server, pipeline, record_values=["Leads", "Contacts"])
+    assert api_calls(server)["records"] == 2
+    email = query(
+        pipeline,
+        f"SELECT email, field_values FROM {DATASET_NAME}.values_leads "
+        f"WHERE id = '{live_record_id(0, 1)}'",
+    )
+    assert email[0][0] == "changed@example.com"
+    assert json.loads(email[0][1])["Email"] == "changed@example.com"
+    assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads") == [(3,)]
+
+
+def test_more_than_50_fields_are_read_in_groups_joined_by_id(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline
+) -> None:
+    custom = [Field(f"Custom_{n:02d}", "text", custom_field=True) for n in range(60)]
+    org.live.define("Contacts", [*STANDARD_FIELDS, *custom])
+    for rid, record in org.live.records["Contacts"].items():
+        org.live.put(
+            "Contacts", {**record, **{f.api_name: f"{f.api_name} of {rid}" for f in custom}}
+        )
+    run_once(server, pipeline, record_values=["Contacts"])
+    asked = [parse_qs(urlsplit(p).query) for name, p, _ in server.requests if name == "records"]
+    assert len(asked) == 2  # the listing (first group) and the second group by ids
+    groups = [q["fields"][0].split(",") for q in asked]
+    assert all(len(g) <= 50 and "Modified_Time" in g for g in groups)
+    assert len(set(groups[0]) | set(groups[1])) == len(STANDARD_FIELDS) + 60
+    assert "ids" in asked[1] and "If-Modified-Since" not in server.requests[-1][2]
+    rid = live_record_id(1, 2)
+    rows = query(
+        pipeline,
+        f"SELECT custom_00, custom_59, email FROM {DATASET_NAME}.values_contacts "
+        f"WHERE id = '{rid}'",
+    )
+    assert rows == [(f"Custom_00 of {rid}", f"Custom_59 of {rid}", "person2@example.com")]
+
+
+def test_a_field_zoho_refuses_is_dropped_with_a_warning(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    fields = [replace(f, refused=f.api_name == "Phone") for f in STANDARD_FIELDS]
+    org.live.define("Leads", fields)
+    run_once(server, pipeline, record_values=["Leads"])
+    warned = [r.getMessage() for r in caplog.records if "Leads.Phone" in r.getMessage()]
+    assert len(warned) == 1 and "\n" not in warned[0]
+    columns = pipeline.default_schema.get_table_columns("values_leads")
+    assert "phone" not in columns and "email" in columns
+    assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads") == [(3,)]
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"SOURCES__ZOHO_CRM__RECORD_VALUES": '["Leads", "Leadz"]'}, ["'Leadz'", "Leads"]),
+        (
+            {
+                "SOURCES__ZOHO_CRM__RECORD_VALUES": '["Leads"]',
+                "SOURCES__ZOHO_CRM__RECORD_VALUE_FIELDS": '{"Leads": ["Email", "Emial"]}',
+            },
+            ["record_value_fields.Leads", "'Emial'"],
+        ),
+    ],
+)
+def test_a_misspelt_name_exits_2_naming_it(
+    server: StandinServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    env: Dict[str, str],
+    words: List[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for key, value in {**env_for(server, tmp_path), **env}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["run"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("zoho-deleted: ") and "\n" not in line
+    for word in words:
+        assert word in line
+
+
+def test_a_record_edited_between_its_groups_calls_lands_whole_in_its_later_version(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline
+) -> None:
+    custom = [Field(f"Custom_{n:02d}", "text", custom_field=True) for n in range(60)]
+    org.live.define("Contacts", [*STANDARD_FIELDS, *custom])
+    server.faults.add(r"/crm/v8/Contacts$", "edit-records", query="(^|&)ids=")
+    run_once(server, pipeline, record_values=["Contacts"])
+    rows = query(
+        pipeline,
+        f"SELECT last_name, field_values FROM {DATASET_NAME}.values_contacts ORDER BY id",
+    )
+    assert [name for name, _ in rows] == [f"Person {n} (edited)" for n in range(3)]
+    edited = org.live.records["Contacts"][live_record_id(1, 0)]["Modified_Time"]
+    assert all(
+        json.loads(values)["Modified_Time"] == edited.astimezone(ORG_OFFSET).isoformat()
+        for _, values in rows
+    )
+
+
+def test_a_pass_past_the_listing_cap_goes_on_from_the_last_time_read(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zoho lists at most 100,000 records (5 here): the pass goes on with a listing from the
+    last Modified_Time read, nothing missed at that second."""
+    monkeypatch.setattr(routes, "MAX_LISTING", 5)
+    ids = [f"88{n:04d}" for n in range(8)]
+    add_live_records(org.live, "Deals", ids, NOW)
+    run_once(server, pipeline, record_values=["Deals"], per_page=2)
+    asked = [h.get("If-Modified-Since") for name, _, h in server.requests if name == "records"]
+    assert asked[:3] == [None] * 3 and asked[3:] == [asked[3]] * 2 and asked[3]
+    assert api_calls(server)["error"] == 1  # the page past the cap
+    landed = query(pipeline, f"SELECT id FROM {DATASET_NAME}.values_deals ORDER BY id")
+    assert [i for (i,) in landed] == ids
+
+
+def test_a_module_zoho_refuses_fails_alone(server: StandinServer, pipeline: dlt.Pipeline) -> None:
+    server.faults.add(r"/crm/v8/Leads$", "403", times=None)
+    result = run_once(server, pipeline, record_values=["Leads", "Contacts"])
+    assert result.failed_modules["Leads values"].code == "NO_PERMISSION"
+    assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_contacts") == [(3,)]

@@ -117,6 +117,9 @@ FAULT_KINDS = (
     # paged newest first shifts down by one, so this page repeats the last entry of the one
     # before (as Zoho's does when users delete while a run pages).
     "new-deletion",
+    # Every live record of the path's module is edited (`Last_Name` and `Modified_Time`) just
+    # before this call is answered, as when users edit while a run reads field groups.
+    "edit-records",
 )
 
 

@@ -97,6 +97,13 @@ class LiveRecords:
             if record is not None:
                 self.put(module, record)
 
+    def edit_all(self, module: str, at: datetime) -> None:
+        """Every live record of `module` edited at `at`: its `Last_Name` changes."""
+        with self.lock:
+            for record in list(self.records.get(module, {}).values()):
+                edited = f"{record.get('Last_Name') or ''} (edited)".strip()
+                self.put(module, {**record, "Last_Name": edited, "Modified_Time": at})
+
     def listing(self, module: str, sort_by: str, descending: bool) -> List[Dict[str, Any]]:
         """A module's live records in order (ties by id), cached until a record changes."""
         key = (module, sort_by, descending)
