@@ -13,9 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import dlt
 import pytest
 import requests
+from conftest import DATASET_NAME, NOW, api_calls, delete, env_for, query, run_once
+from test_postgres import URL as POSTGRES_URL
+from test_postgres import pg_pipeline  # noqa: F401 - a fixture
 
 from pipelines.cli import main
-from tests.conftest import DATASET_NAME, NOW, api_calls, delete, env_for, query, run_once
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer, routes
 from zoho_standin.records import ORG_OFFSET, STANDARD_FIELDS, Field, add_live_records
 from zoho_standin.seed import live_record_id
@@ -266,3 +268,32 @@ def test_a_module_zoho_refuses_fails_alone(server: StandinServer, pipeline: dlt.
     result = run_once(server, pipeline, record_values=["Leads", "Contacts"])
     assert result.failed_modules["Leads values"].code == "NO_PERMISSION"
     assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_contacts") == [(3,)]
+
+
+@pytest.mark.parametrize("warehouse", ["pipeline", "pg_pipeline"])
+def test_a_record_deleted_after_capture_keeps_its_last_values(
+    org: Org, server: StandinServer, warehouse: str, request: pytest.FixtureRequest
+) -> None:
+    """On DuckDB and PostgreSQL alike (the latter when ZOHO_TEST_POSTGRES names a server)."""
+    if warehouse == "pg_pipeline" and not POSTGRES_URL:
+        pytest.skip("no PostgreSQL server: set ZOHO_TEST_POSTGRES (see .ci/postgres.sh)")
+    pipeline = request.getfixturevalue(warehouse)
+    run_once(server, pipeline, record_values=["Leads"])
+    rid = live_record_id(0, 1)
+    delete(org, "Leads", rid, NOW, name="Person 1")
+    run_once(server, pipeline, record_values=["Leads"])
+    org.purge("Leads", rid, NOW + timedelta(seconds=1))
+    run_once(server, pipeline, record_values=["Leads"])
+    rows = query(
+        pipeline,
+        'SELECT org, module, id, display_name, type, deleted_time, values_modified_time, "values" '
+        f"FROM {DATASET_NAME}.deleted_record_values",
+    )
+    assert len(rows) == 1
+    org_, module, id_, _, kind, deleted_time, modified, values = rows[0]
+    assert (org_, module, id_, kind) == ("default", "Leads", rid, "permanent")
+    assert deleted_time == NOW + timedelta(seconds=1) and modified < NOW
+    values = values if isinstance(values, dict) else json.loads(values)  # jsonb: a dict
+    assert values["Email"] == "person1@example.com" and values["Annual_Revenue"] == 12001.5
+    assert values["Owner"] == {"name": "Patricia Boyle", "id": "410888000000086001"}
+    assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads") == [(3,)]
