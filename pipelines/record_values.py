@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 import dlt
 
 from sources.zoho_crm.values import VALUES_PREFIX
+from sources.zoho_crm.warehouse import query_rows
 
 VIEW = "deleted_record_values"
 _COLUMNS = "r.org, r.module, r.id, r.display_name, r.type, r.deleted_time"
@@ -40,3 +41,34 @@ def deleted_values_select(pipeline: dlt.Pipeline, prefix: str) -> str:
             f'CAST(NULL AS JSON) AS "values" FROM {prefix}deleted_records r WHERE FALSE'
         )
     return "\nUNION ALL\n".join(selects)
+
+
+COVERAGE = """
+SELECT r.module, count(v.id), count(*) - count(v.id)
+FROM {{ds}}.deleted_records r
+LEFT JOIN {{ds}}.{table} v ON v.org = r.org AND v.module = r.module AND v.id = r.id
+WHERE r.org = %s AND r.restored_at IS NULL
+  AND r.module IN (SELECT DISTINCT module FROM {{ds}}.{table} WHERE org = %s)
+GROUP BY r.module
+"""
+
+
+def values_coverage(pipeline: dlt.Pipeline, org: str) -> Dict[str, Dict[str, int]]:
+    """Per module whose values are captured: its deleted records with values, and those
+    deleted before their values were ever captured."""
+    if not pipeline.default_schema_name:
+        return {}
+    coverage: Dict[str, Dict[str, int]] = {}
+    for table in values_tables(pipeline):
+        for module, kept, missed in query_rows(pipeline, COVERAGE.format(table=table), org, org):
+            coverage[module] = {"with_values": int(kept), "deleted_before_capture": int(missed)}
+    return coverage
+
+
+def coverage_lines(coverage: Dict[str, Dict[str, int]]) -> List[str]:
+    """`status` lines: one per module whose values are captured."""
+    return [
+        f"  {module}: {c['with_values']} deleted records with their last values, "
+        f"{c['deleted_before_capture']} deleted before their values were captured"
+        for module, c in sorted(coverage.items())
+    ]

@@ -18,6 +18,7 @@ from dlt.destinations.exceptions import DatabaseTerminalException
 
 from pipelines.analyst_file import analyst_file_of
 from pipelines.incidents import describe_incident, read_incidents
+from pipelines.record_values import coverage_lines, values_coverage
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
@@ -79,6 +80,8 @@ class Status:
     incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
     analyst_file_stale: bool = False  # published before the last successful load, or never
+    # module -> deleted records with captured values / deleted before any capture
+    record_values: Dict[str, Dict[str, int]] = field(default_factory=dict)
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -121,6 +124,7 @@ def read_status(
     )
     for module, *counts in _module_counts(pipeline, now, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
+    status.record_values = values_coverage(pipeline, org)
     status.related_backlog = int(backlog or 0)
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
@@ -232,6 +236,8 @@ def describe(status: Status) -> List[str]:
             f"{status.related_backlog} related lists of bin entries are still to fetch; at the "
             f"last run's pace about {status.related_backlog_runs} more run(s) fetch them."
         )
+    if status.record_values:
+        lines += ["Record values:", *coverage_lines(status.record_values)]
     lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
     return lines + _analyst(status)

@@ -18,6 +18,7 @@ from test_postgres import URL as POSTGRES_URL
 from test_postgres import pg_pipeline  # noqa: F401 - a fixture
 
 from pipelines.cli import main
+from pipelines.status import describe, read_status
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer, routes
 from zoho_standin.records import ORG_OFFSET, STANDARD_FIELDS, Field, add_live_records
 from zoho_standin.seed import live_record_id
@@ -297,3 +298,18 @@ def test_a_record_deleted_after_capture_keeps_its_last_values(
     assert values["Email"] == "person1@example.com" and values["Annual_Revenue"] == 12001.5
     assert values["Owner"] == {"name": "Patricia Boyle", "id": "410888000000086001"}
     assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads") == [(3,)]
+
+
+def test_status_shows_values_coverage_per_module(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline
+) -> None:
+    delete(org, "Leads", "100", NOW - timedelta(days=1))  # before any capture: values lost
+    run_once(server, pipeline, record_values=["Leads"])
+    delete(org, "Leads", live_record_id(0, 2), NOW)
+    run_once(server, pipeline, record_values=["Leads"])
+    status = read_status(pipeline)
+    assert status.record_values == {"Leads": {"with_values": 1, "deleted_before_capture": 1}}
+    assert (
+        "  Leads: 1 deleted records with their last values, 1 deleted before their values "
+        "were captured" in describe(status)
+    )
