@@ -313,3 +313,26 @@ def test_status_shows_values_coverage_per_module(
         "  Leads: 1 deleted records with their last values, 1 deleted before their values "
         "were captured" in describe(status)
     )
+
+
+def test_a_long_first_pass_goes_on_over_packages_and_runs(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline
+) -> None:
+    """Two pages a package (load_chunk_rows), three calls a run (values_calls_per_run): the
+    pass goes on where the last run stopped, nothing read twice but its boundary."""
+    ids = [f"77{n:04d}" for n in range(11)]
+    add_live_records(org.live, "Deals", ids, NOW)
+    args = {"record_values": ["Deals"], "per_page": 2, "load_chunk_rows": 4}
+    first = run_once(server, pipeline, values_calls_per_run=3, **args)
+    assert api_calls(server)["records"] == 3
+    assert first.packages >= 3  # the lists, then two packages of values
+    landed = query(pipeline, f"SELECT id FROM {DATASET_NAME}.values_deals ORDER BY id")
+    assert [i for (i,) in landed] == ids[:6]
+    run_once(server, pipeline, values_calls_per_run=3, **args)
+    asked = [parse_qs(urlsplit(p).query) for name, p, _ in server.requests if name == "records"]
+    assert "page_token" in asked[0]  # on from where the first run stopped, not from the top
+    landed = query(pipeline, f"SELECT id FROM {DATASET_NAME}.values_deals ORDER BY id")
+    assert [i for (i,) in landed] == ids
+    run_once(server, pipeline, values_calls_per_run=3, **args)  # the pass is complete
+    since = [h.get("If-Modified-Since") for name, _, h in server.requests if name == "records"]
+    assert len(since) == 1 and since[0]
