@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -67,7 +67,8 @@ def test_standin_get_records_as_zoho_answers(org: Org, server: StandinServer) ->
     assert zoho.get("Leads", since=times[-1], fields="Email").json()["data"][0]["id"] == (
         live_record_id(0, 2)
     )
-    nothing = zoho.get("Leads", since=(NOW + timedelta(hours=1)).isoformat(), fields="Email")
+    later = datetime.now(UTC) + timedelta(hours=1)  # after every seeded record
+    nothing = zoho.get("Leads", since=later.isoformat(), fields="Email")
     assert nothing.status_code == 304 and nothing.content == b""
     fields = zoho.get("settings/fields", module="Leads").json()["fields"]
     assert {f["data_type"] for f in fields} >= {
@@ -146,7 +147,9 @@ def test_incremental_runs_read_what_changed(org: Org, server: StandinServer,
     assert len(since) == 2 and all(since)
 
     changed = dict(org.live.records["Leads"][live_record_id(0, 1)])
-    changed.update(Email="changed@example.com", Modified_Time=NOW + timedelta(seconds=5))
+    # later than every record read (seeded a minute apart up to a minute ago)
+    changed.update(Email="changed@example.com", Modified_Time=changed["Modified_Time"] +
+                   timedelta(minutes=5))  # fmt: skip
     org.live.put("Leads", changed)
     run_once(server, pipeline, record_values=["Leads", "Contacts"])
     assert api_calls(server)["records"] == 2
@@ -281,6 +284,7 @@ def test_a_record_deleted_after_capture_keeps_its_last_values(
     pipeline = request.getfixturevalue(warehouse)
     run_once(server, pipeline, record_values=["Leads"])
     rid = live_record_id(0, 1)
+    captured = org.live.records["Leads"][rid]["Modified_Time"]
     delete(org, "Leads", rid, NOW, name="Person 1")
     run_once(server, pipeline, record_values=["Leads"])
     org.purge("Leads", rid, NOW + timedelta(seconds=1))
@@ -293,7 +297,7 @@ def test_a_record_deleted_after_capture_keeps_its_last_values(
     assert len(rows) == 1
     org_, module, id_, _, kind, deleted_time, modified, values = rows[0]
     assert (org_, module, id_, kind) == ("default", "Leads", rid, "permanent")
-    assert deleted_time == NOW + timedelta(seconds=1) and modified < NOW
+    assert deleted_time == NOW + timedelta(seconds=1) and modified == captured
     values = values if isinstance(values, dict) else json.loads(values)  # jsonb: a dict
     assert values["Email"] == "person1@example.com" and values["Annual_Revenue"] == 12001.5
     assert values["Owner"] == {"name": "Patricia Boyle", "id": "410888000000086001"}
@@ -336,3 +340,21 @@ def test_a_long_first_pass_goes_on_over_packages_and_runs(
     run_once(server, pipeline, values_calls_per_run=3, **args)  # the pass is complete
     since = [h.get("If-Modified-Since") for name, _, h in server.requests if name == "records"]
     assert len(since) == 1 and since[0]
+
+
+def test_a_value_not_of_its_fields_type_lands_as_null_and_stays_in_field_values(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline
+) -> None:
+    rid = live_record_id(0, 0)
+    record = org.live.records["Leads"][rid]
+    org.live.put("Leads", {**record, "Date_of_Birth": "31/02/1990", "Annual_Revenue": "n/a"})
+    run_once(server, pipeline, record_values=["Leads"])
+    rows = query(
+        pipeline,
+        f"SELECT date_of_birth, annual_revenue, field_values FROM {DATASET_NAME}.values_leads "
+        f"WHERE id = '{rid}'",
+    )
+    born, revenue, values = rows[0]
+    assert born is None and revenue is None
+    assert json.loads(values)["Date_of_Birth"] == "31/02/1990"
+    assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads") == [(3,)]

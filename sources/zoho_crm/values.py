@@ -239,15 +239,19 @@ def column_hints(fields: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
 
 
 def typed_value(kind: Optional[str], value: Any) -> Any:
-    """A Zoho value as its column holds it."""
+    """A Zoho value as its column holds it; None when it is not what its type says (the
+    value as Zoho sent it stays in `field_values`)."""
     if value is None or value == "":
         return None
-    if kind == "date":
-        return date.fromisoformat(value)
-    if kind == "datetime":
-        return parse_time(value)
-    if kind in ("currency", "decimal"):
-        return Decimal(str(value))
+    try:
+        if kind == "date":
+            return date.fromisoformat(value)
+        if kind == "datetime":
+            return parse_time(value)
+        if kind in ("currency", "decimal"):
+            return Decimal(str(value)) if Decimal(str(value)).is_finite() else None
+    except (ValueError, TypeError, ArithmeticError):
+        return None
     return value
 
 
