@@ -188,16 +188,22 @@ def test_more_than_50_fields_are_read_in_groups_joined_by_id(
     assert rows == [(f"Custom_00 of {rid}", f"Custom_59 of {rid}", "person2@example.com")]
 
 
+@pytest.mark.parametrize("refused", ["Phone", "Custom_55"])  # in the listing's group, a later one
 def test_a_field_zoho_refuses_is_dropped_with_a_warning(
-    org: Org, server: StandinServer, pipeline: dlt.Pipeline, caplog: pytest.LogCaptureFixture
+    org: Org,
+    server: StandinServer,
+    pipeline: dlt.Pipeline,
+    caplog: pytest.LogCaptureFixture,
+    refused: str,
 ) -> None:
-    fields = [replace(f, refused=f.api_name == "Phone") for f in STANDARD_FIELDS]
+    custom = [Field(f"Custom_{n:02d}", "text", custom_field=True) for n in range(60)]
+    fields = [replace(f, refused=f.api_name == refused) for f in [*STANDARD_FIELDS, *custom]]
     org.live.define("Leads", fields)
     run_once(server, pipeline, record_values=["Leads"])
-    warned = [r.getMessage() for r in caplog.records if "Leads.Phone" in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records if f"Leads.{refused}" in r.getMessage()]
     assert len(warned) == 1 and "\n" not in warned[0]
     columns = pipeline.default_schema.get_table_columns("values_leads")
-    assert "phone" not in columns and "email" in columns
+    assert refused.lower() not in columns and "email" in columns and "custom_59" in columns
     assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads") == [(3,)]
 
 

@@ -347,9 +347,16 @@ class ValuesReader:
         """Records of `ids` with the fields of `group`, by id (at most 100 ids a call)."""
         found: Dict[str, Dict[str, Any]] = {}
         for start in range(0, len(ids), MAX_IDS):
-            chunk = ids[start : start + MAX_IDS]
-            params = {"ids": ",".join(chunk), "fields": ",".join(group)}
-            body = self.client.get(self.module, params, module=self.module, kind="values")
+            params = {"ids": ",".join(ids[start : start + MAX_IDS])}
+            while True:
+                names = {f["api_name"] for f in self.fields}  # less any field dropped meanwhile
+                params["fields"] = ",".join(name for name in group if name in names)
+                try:
+                    body = self.client.get(self.module, params, module=self.module, kind="values")
+                    break
+                except ZohoApiError as error:
+                    if not self.drop_refused(error):
+                        raise
             for record in (body or {}).get("data") or []:
                 found[str(record["id"])] = record
         return found
