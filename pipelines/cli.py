@@ -6,22 +6,34 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 import dlt
 
 from pipelines.analyst_file import AnalystFileError
-from pipelines.errors import EXIT_BACKLOG, EXIT_CONFIG, EXIT_OK, EXIT_PARTIAL, explain, refused
+from pipelines.errors import (
+    EXIT_BACKLOG,
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    explain,
+    malformed,
+    refused,
+)
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
 from pipelines.orgs import org_source_args, remember_configured_secrets
-from pipelines.report import DEFAULT_OUTPUT, write_report
+from pipelines.reading import NothingPublishedError, Reading, open_reading
+from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import Selection, restore
-from pipelines.status import describe, read_status
+from pipelines.status import Status, describe, max_run_gap, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
-from sources.zoho_crm import DEFAULT_ORG
+from sources.zoho_crm import DEFAULT_ORG, org_name
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
+
+REJECTED_SHOWN = 20  # entries set aside named one per line; the rest are in the table
 
 
 def _say(line: str = "") -> None:
@@ -40,6 +52,12 @@ def print_result(result: RunResult) -> None:
     _say(f"  API calls: {result.total_calls} ({kinds or 'none'})")
     for module, error in sorted(result.failed_modules.items()):
         _say(f"  FAILED module {module}: {error.code} - {error}")
+    for name, line in sorted(result.malformed_modules.items()):
+        _say(f"  FAILED {name}: {line}")
+    for line in result.rejected[:REJECTED_SHOWN]:
+        _say(f"  REJECTED {line}")
+    if len(result.rejected) > REJECTED_SHOWN:
+        _say(f"  REJECTED {len(result.rejected) - REJECTED_SHOWN} more: see table rejected_records")
     for name, error in sorted(result.refused_lists.items()):
         _say(f"  FAILED related list {name}: {error.code} - {error}")
     if result.related_stop:
@@ -69,14 +87,32 @@ def _show_tables(pipeline: dlt.Pipeline) -> None:
             )
 
 
-def _print_status(pipeline: dlt.Pipeline, org: str = DEFAULT_ORG, as_json: bool = False) -> int:
-    status = read_status(pipeline, org)
+def _print_status(
+    source: Union[dlt.Pipeline, Reading], org: str = DEFAULT_ORG, as_json: bool = False
+) -> int:
+    return _show_status(read_status(source, org), as_json)
+
+
+def _show_status(status: Status, as_json: bool) -> int:
     if as_json:
         print(json.dumps(status.as_json()))
     else:
         for line in describe(status):
             _say(line)
     return EXIT_OK if status.healthy else EXIT_PARTIAL
+
+
+@contextmanager
+def _reading(args: argparse.Namespace, say: bool = True) -> Iterator[Reading]:
+    """The warehouse as the read-only commands read it (`pipelines.reading`); `say`: print
+    first that the analyst file stands in for a run's file, when it does. Settings are
+    checked first: a bad one is the line to see, not a missing file."""
+    incident_settings()
+    with open_reading(args.destination, args.org) as source:
+        note = source.note()
+        if note and say:
+            _say(note)
+        yield source
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -94,13 +130,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         result, unpublished = error.result, error
     print_result(result)
     refusal = refused(result.modules, {**result.failed_modules, **result.refused_lists})
-    if refusal is not None:
-        code, line = refusal
+    bad = malformed(list(result.malformed_modules), result.rejected)
+    said = [answer for answer in (refusal, bad) if answer is not None]
+    for _, line in said:
         print(f"zoho-deleted: {line}", file=sys.stderr)
     if unpublished is not None:
         print(f"zoho-deleted: {explain(unpublished)[1]}", file=sys.stderr)
-    if refusal is not None:
-        return code
+    if said:
+        return max(code for code, _ in said)
     if unpublished is not None:
         return EXIT_PARTIAL
     if result.related_stop:
@@ -120,21 +157,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args.destination, org=args.org)
-    return _print_status(pipeline, args.org, as_json=args.json)
+    max_run_gap()
+    try:
+        with _reading(args, say=not args.json) as source:
+            return _print_status(source, args.org, as_json=args.json)
+    except NothingPublishedError as busy:  # the first run is loading: nothing to read, not healthy
+        nothing = Status(args.org, None, None, healthy=False, problems=[str(busy)])
+        return _show_status(nothing, args.json)
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
-    pipeline = make_pipeline(args.destination, org=args.org)
     if args.action == "ack":
         if not args.incident_id:
             print("zoho-deleted: incidents ack needs an INCIDENT_ID", file=sys.stderr)
             return EXIT_CONFIG
+        pipeline = make_pipeline(args.destination, org=args.org)
         before = acknowledge(pipeline, args.org, args.incident_id)
         again = f" again (reviewed by {before['reviewed_by']})" if before["reviewed_at"] else ""
         _say(f"Incident {args.incident_id} marked reviewed{again}; status no longer alerts on it.")
         return EXIT_OK
-    incidents = read_incidents(pipeline, args.org)
+    with _reading(args) as source:
+        incidents = read_incidents(source, args.org)
     if not incidents:
         _say(f"No mass-deletion incidents in org {args.org}.")
     for incident in incidents:
@@ -151,11 +194,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
         until=args.until,
         ids=args.ids,
     )
-    return restore(make_pipeline(args.destination, org=args.org), args.org, chosen, args.yes, _say)
+    if args.yes:
+        pipeline = make_pipeline(args.destination, org=args.org)
+        return restore(pipeline, args.org, chosen, args.yes, _say)
+    with _reading(args) as source:  # a dry run only reads
+        return restore(source, args.org, chosen, args.yes, _say)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    path = write_report(make_pipeline(args.destination, org=args.org), args.org, args.output)
+    plotly()  # without the extra, that is the line to see
+    with _reading(args) as source:
+        path = write_report(source, args.org, args.output)
     _say(f"Report written to {path}")
     return EXIT_OK
 
@@ -194,9 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print, per module, records in the bin, permanent, expiring within 7 "
         "days, captured without details and restored; when the last successful run was; and "
         "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
-        "last one older than max_run_gap, the last run failed for a module, a "
-        "mass-deletion incident is open: see `zoho-deleted incidents`, or the analyst file is "
-        "older than the last successful load).",
+        "last one older than max_run_gap, the last run failed for a module or set aside "
+        "entries Zoho sent malformed (table rejected_records), a mass-deletion incident is "
+        "open: see `zoho-deleted incidents`, or the analyst file is older than the last "
+        "successful load).",
     )
     status_parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead"
@@ -286,6 +336,8 @@ def _handle(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.getLogger("dlt").setLevel(logging.INFO)
     try:
+        if hasattr(args, "org"):
+            args.org = org_name(args.org)  # a bad name is exit 2 on every command, nothing made
         return int(args.handler(args))
     except KeyboardInterrupt:
         print("interrupted; the next run completes what this one started", file=sys.stderr)

@@ -9,13 +9,25 @@ a file's catalog after the file, and `zoho_crm_deleted.<table>` would be ambiguo
 from __future__ import annotations
 
 import os
+import re
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.common.pipeline import get_dlt_pipelines_dir
 
-from pipelines.names import DATASET_NAME, DUCKDB_FILE, catalog_name, names_the_dataset
+from pipelines.analyst_file import analyst_file_path
+from pipelines.locks import lock_file_problem, user_name
+from pipelines.names import (
+    DATASET_NAME,
+    DUCKDB_FILE,
+    OLD_DUCKDB_FILE,
+    PIPELINE_NAME,
+    catalog_name,
+    names_the_dataset,
+)
 from pipelines.old_names import move_old_duckdb_file
 from sources.zoho_crm.errors import ZohoConfigError
 
@@ -26,6 +38,13 @@ DUCKDB_MEMORY_LIMIT = "192MB"
 # 436 MB with dlt's 20 parallel jobs, 384 MB with 2, 344 MB with 1; wall time within noise).
 DUCKDB_LOAD_JOBS = 1
 NEWER_DUCKDB_FILE = "created with a newer version of DuckDB"  # DuckDB's words for such a file
+DUCKDB_LOCKED = "Could not set lock on file"  # DuckDB's words for a file another process holds
+# DuckDB's words for a damaged file: not a DuckDB file at all, cut short, a block's checksum
+DAMAGED_DUCKDB_FILE = (
+    "is not a valid DuckDB database file",
+    "Could not read enough bytes from file",
+    "Corrupt database file",
+)
 
 
 def _duckdb_setting(key: str, expected: Any = None) -> Any:
@@ -115,3 +134,77 @@ def _duckdb_mapping(key: str) -> Dict[str, Any]:
             f"{CREDENTIALS_KEY}.{key} {_duckdb_setting(f'credentials.{key}')!r} is not a "
             f'mapping: give a TOML table or a JSON object, e.g. {{"threads": 2}}'
         ) from None
+
+
+def write_problem(path: str) -> Optional[str]:
+    """Why a run cannot write the DuckDB file at `path` as this user (the file, or its folder,
+    which holds its `.wal` and `.lock`), in one line with the fix; None when it can."""
+    user = user_name()
+    folder = os.path.dirname(path)
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        return (
+            f"runs as {user} cannot load into the DuckDB file {path}: it is read-only for "
+            f"{user}; give {user} write access (chown {user} {path}, or chmod u+w), or run as "
+            "its owner"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"runs as {user} cannot load into the DuckDB file {path}: its folder is read-only "
+            f"for {user}, and runs write its .wal and .lock there; give {user} write access to "
+            "it, or run as its owner"
+        )
+    return None
+
+
+def run_blockers(path: str) -> List[str]:
+    """What stops runs from loading into the DuckDB file at `path`, one line each."""
+    return [p for p in (write_problem(path), lock_file_problem(f"{path}.lock")) if p]
+
+
+def missing_file_line(path: str) -> str:
+    """One line for a reader that finds no DuckDB file at `path`: where it looked, what to do."""
+    configured = _configured_path() is not None
+    old = os.path.join(os.path.dirname(path), OLD_DUCKDB_FILE)
+    if not configured and os.path.isfile(old):
+        return (
+            f"no warehouse at {path}, but {old} of an earlier version is there: the next "
+            "`zoho-deleted run` renames it, then this command reads it"
+        )
+    where = CREDENTIALS_KEY if configured else "the default file in the working directory"
+    return (
+        f"no warehouse at {path} ({where}): run `zoho-deleted run` first, or point "
+        "DESTINATION__DUCKDB__CREDENTIALS at the file runs load into"
+    )
+
+
+def damaged_file_line(error: BaseException) -> str:
+    """One line for a DuckDB file that DuckDB cannot read (`DAMAGED_DUCKDB_FILE`): which file,
+    and how to recover from the analyst file, the last good copy."""
+    said = next(iter(str(error).splitlines()), "")
+    try:
+        path = configured_duckdb_file()
+        analyst = analyst_file_path(path, DATASET_NAME)
+    except ZohoConfigError:
+        return f"the DuckDB file is damaged (DuckDB: {said}); check {CREDENTIALS_KEY}"
+    named = re.search(r'"([^"]+)"', said)
+    if named and os.path.abspath(named.group(1)) == analyst:
+        return (
+            f"the analyst file {analyst} is damaged (DuckDB: {said}): delete it; the next run "
+            f"publishes it again from {path}"
+        )
+    folders = os.path.join(get_dlt_pipelines_dir(), f"{PIPELINE_NAME}*")
+    fresh = f"delete the pipelines' working folders ({folders}) so runs take their state from "
+    if os.path.isfile(analyst):
+        published = f"{datetime.fromtimestamp(os.path.getmtime(analyst), UTC):%Y-%m-%d %H:%M}"
+        recover = (
+            f"the analyst file {analyst} is the last good copy (published {published} UTC): "
+            f"move the damaged file aside (mv {path} {path}.damaged, and its .wal), "
+            f"copy that copy back (cp {analyst} {path} && chmod u+w {path}), {fresh}it, and "
+            "run again: runs read again from Zoho what came after it"
+        )
+    else:
+        recover = (
+            f"there is no analyst file to recover from: move it aside (mv {path} "
+            f"{path}.damaged), {fresh}the new file, and run again"
+        )
+    return f"the DuckDB file {path} is damaged (DuckDB: {said}); {recover}"

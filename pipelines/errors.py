@@ -16,7 +16,13 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from requests.exceptions import RequestException
 
 from pipelines.analyst_file import AnalystFileError
-from pipelines.duckdb_file import NEWER_DUCKDB_FILE, configured_duckdb_file
+from pipelines.duckdb_file import (
+    DAMAGED_DUCKDB_FILE,
+    DUCKDB_LOCKED,
+    NEWER_DUCKDB_FILE,
+    configured_duckdb_file,
+    damaged_file_line,
+)
 from pipelines.locks import PipelineBusyError
 from sources.zoho_crm.config import coercion_error
 from sources.zoho_crm.errors import (
@@ -161,6 +167,12 @@ def _duckdb_file_name() -> str:
         return "the DuckDB file"
 
 
+def damaged_duckdb_error(error: BaseException) -> Optional[BaseException]:
+    """DuckDB's own error in `error`'s chain when it says a file is damaged; None otherwise."""
+    said = [e for e in _causes(error) if any(d in str(e) for d in DAMAGED_DUCKDB_FILE)]
+    return next((e for e in said if isinstance(e, duckdb.Error)), said[-1] if said else None)
+
+
 def explain(error: BaseException) -> Tuple[int, str]:
     """(exit code, one line) for an error that ended a run; the line is redacted (it reaches
     the terminal, logs and the `runs` table), and says what loaded when something did."""
@@ -171,6 +183,9 @@ def explain(error: BaseException) -> Tuple[int, str]:
 
 def _explain(error: BaseException) -> Tuple[int, str]:
     chain = _causes(error)
+    damaged = damaged_duckdb_error(error)
+    if damaged is not None:  # whichever step met it: the file must be recovered first
+        return EXIT_CONFIG, damaged_file_line(damaged)
     found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
     if found is None:
         found = next((e for e in chain if isinstance(e, ConfigurationException)), None)
@@ -203,7 +218,7 @@ def _explain(error: BaseException) -> Tuple[int, str]:
             "read is kept and the next run loads it first. If it keeps failing: "
             + _fix_destination(failed_load.pipeline.pipeline_name)
         )
-    locked = next((e for e in chain if "Could not set lock on file" in str(e)), None)
+    locked = next((e for e in chain if DUCKDB_LOCKED in str(e)), None)
     if locked is not None:
         return EXIT_BUSY, (
             "the DuckDB file is open in another process (a run, or a DuckDB shell); try again "
@@ -249,3 +264,23 @@ def refused(
             f"Zoho refused every module and the recycle bin, {named}: {REFUSED_ADVICE}",
         )
     return EXIT_PARTIAL, f"Zoho refused every module, {named}: {REFUSED_ADVICE}; the bin loaded"
+
+
+def malformed(modules: Sequence[str], rejected: Sequence[str]) -> Optional[Tuple[int, str]]:
+    """(exit code, one line) for a run in which Zoho answered `modules` (or the bin) with a
+    malformed page, or sent `rejected` entries malformed; None if neither. Exit 1: the rest
+    loaded, and the next run reads them again."""
+    said = []
+    if modules:
+        said.append(f"Zoho answered {', '.join(sorted(modules))} with a malformed page")
+    if rejected:
+        said.append(
+            f"Zoho sent {len(rejected)} malformed entr{'y' if len(rejected) == 1 else 'ies'}, "
+            "set aside in table rejected_records"
+        )
+    if not said:
+        return None
+    return EXIT_PARTIAL, (
+        f"{' and '.join(said)} (named above); the rest loaded, and each run reads them again "
+        "until Zoho sends them whole"
+    )

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import dlt
 
 from sources.zoho_crm.config import duration_setting, positive_int
-from sources.zoho_crm.warehouse import existing_tables, query_rows
+from sources.zoho_crm.warehouse import Queryable, existing_tables, query_rows
 
 REVIEWS_TABLE = "incident_reviews"
 DEFAULT_THRESHOLD = 100
@@ -134,7 +134,7 @@ def incidents_select(prefix: str, reviews: bool) -> str:
 
 
 def read_incidents(
-    pipeline: dlt.Pipeline, org: str, open_only: bool = False, incident_id: Optional[str] = None
+    pipeline: Queryable, org: str, open_only: bool = False, incident_id: Optional[str] = None
 ) -> List[Dict[str, Any]]:
     """One org's incidents, latest first, as dicts of COLUMNS."""
     tables = existing_tables(pipeline)

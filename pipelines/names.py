@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from sources.zoho_crm import DEFAULT_ORG
+from sources.zoho_crm import DEFAULT_ORG, org_name
 from sources.zoho_crm.errors import ZohoConfigError
 
 PIPELINE_NAME = "zoho_crm"
@@ -30,6 +30,7 @@ def pipeline_name(org: str = DEFAULT_ORG) -> str:
     An org named `deleted...` would take a pipeline name of earlier versions (`zoho_crm_deleted`
     and `zoho_crm_deleted_<org>`), whose state `old_names` takes over: such names are refused.
     """
+    org = org_name(org)  # letters, digits and underscores: never a path, never a stray folder
     if org == DEFAULT_ORG:
         return PIPELINE_NAME
     if org.lower().startswith(_OLD_SUFFIX):

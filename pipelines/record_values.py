@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from sources.zoho_crm.values import VALUES_PREFIX
-from sources.zoho_crm.warehouse import query_rows
+from sources.zoho_crm.warehouse import existing_tables, query_rows
 
 VIEW = "deleted_record_values"
 _COLUMNS = "r.org, r.module, r.id, r.display_name, r.type, r.deleted_time"
@@ -53,14 +54,17 @@ GROUP BY r.module
 """
 
 
-def values_coverage(pipeline: dlt.Pipeline, org: str) -> Dict[str, Dict[str, int]]:
+def values_coverage(reading: Any, org: str) -> Dict[str, Dict[str, int]]:
     """Per module whose values are captured: its deleted records with values, and those
-    deleted before their values were ever captured."""
-    if not pipeline.default_schema_name:
-        return {}
+    deleted before their values were ever captured. `reading`: a pipeline or a `Reading`
+    (the tables are those the destination holds; `values_<module>__*` are child tables)."""
     coverage: Dict[str, Dict[str, int]] = {}
-    for table in values_tables(pipeline):
-        for module, kept, missed in query_rows(pipeline, COVERAGE.format(table=table), org, org):
+    try:
+        tables = existing_tables(reading)
+    except DatabaseUndefinedRelation:
+        return coverage
+    for table in sorted(t for t in tables if t.startswith(VALUES_PREFIX) and "__" not in t):
+        for module, kept, missed in query_rows(reading, COVERAGE.format(table=table), org, org):
             coverage[module] = {"with_values": int(kept), "deleted_before_capture": int(missed)}
     return coverage
 

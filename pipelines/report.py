@@ -12,11 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import dlt
-
 from pipelines.incidents import read_incidents, utc
 from sources.zoho_crm.errors import ZohoConfigError
-from sources.zoho_crm.warehouse import query_rows
+from sources.zoho_crm.warehouse import Queryable, query_rows
 
 DEFAULT_OUTPUT = "zoho-deleted-report.html"
 LEAVING_HORIZON = timedelta(days=14)
@@ -47,7 +45,8 @@ td, th { border-bottom: 1px solid #ddd; padding: 0.3em 0.8em; text-align: left; 
 """
 
 
-def _plotly() -> Any:
+def plotly() -> Any:
+    """plotly's graph objects and offline module; a config error naming the extra without it."""
     try:
         import plotly.graph_objects as go
         import plotly.offline
@@ -119,10 +118,10 @@ def _incident_table(incidents: List[Dict[str, Any]]) -> str:
 
 
 def write_report(
-    pipeline: dlt.Pipeline, org: str, output: str, now: Optional[datetime] = None
+    pipeline: Queryable, org: str, output: str, now: Optional[datetime] = None
 ) -> Path:
     """Write the report of one org to `output`; returns its path."""
-    go, offline = _plotly()
+    go, offline = plotly()
     now = now or datetime.now(UTC)
     daily = query_rows(pipeline, DAILY, org)
     incidents = read_incidents(pipeline, org)

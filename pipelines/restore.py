@@ -25,7 +25,7 @@ from pipelines.zoho_crm_deleted import exclusive
 from sources.zoho_crm import zoho_client
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoResponseError
-from sources.zoho_crm.warehouse import existing_tables, query_rows
+from sources.zoho_crm.warehouse import Queryable, existing_tables, query_rows
 
 MAX_IDS = 200  # Zoho's limit per restore call
 RESTORE_PATH = "settings/recycle_bin/actions/restore"
@@ -95,7 +95,7 @@ def parse_instant(name: str, value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _where(pipeline: dlt.Pipeline, org: str, chosen: Selection) -> Tuple[str, List[Any]]:
+def _where(pipeline: Queryable, org: str, chosen: Selection) -> Tuple[str, List[Any]]:
     """The WHERE clause of the selection, checked: a bad selection is a one-line error."""
     window = (chosen.module, chosen.deleted_by, chosen.since, chosen.until)
     ways = [chosen.incident is not None, any(v is not None for v in window), chosen.ids is not None]
@@ -140,7 +140,7 @@ def _where(pipeline: dlt.Pipeline, org: str, chosen: Selection) -> Tuple[str, Li
     return " AND ".join(clauses), args
 
 
-def _known(pipeline: dlt.Pipeline, org: str, name: str, where: str, args: List[Any]) -> None:
+def _known(pipeline: Queryable, org: str, name: str, where: str, args: List[Any]) -> None:
     sql = f"SELECT count(*) FROM {{ds}}.deleted_records r WHERE r.org = %s AND {where}"
     if not query_rows(pipeline, sql, org, *args)[0][0]:
         raise ZohoConfigError(
@@ -150,7 +150,7 @@ def _known(pipeline: dlt.Pipeline, org: str, name: str, where: str, args: List[A
 
 
 def plan(
-    pipeline: dlt.Pipeline, org: str, chosen: Selection, now: Optional[datetime] = None
+    pipeline: Queryable, org: str, chosen: Selection, now: Optional[datetime] = None
 ) -> Plan:
     """The entries the selection finds, sorted into sent and left out."""
     now = now or datetime.now(UTC)
@@ -233,22 +233,24 @@ def outcomes_of(body: Optional[Dict[str, Any]], ids: Sequence[str]) -> Dict[str,
 
 
 def restore(
-    pipeline: dlt.Pipeline, org: str, chosen: Selection, yes: bool, say: Callable[[str], None]
+    pipeline: Queryable, org: str, chosen: Selection, yes: bool, say: Callable[[str], None]
 ) -> int:
-    """The command: a dry run, or (with `yes`) the restore; returns the exit code."""
-    found = plan(pipeline, org, chosen)
+    """The command: a dry run, or (with `yes`, on a dlt pipeline) the restore; returns the
+    exit code. The restore reads what to send holding the locks a run takes (`exclusive`)."""
     if not yes:
+        found = plan(pipeline, org, chosen)
         for line in describe_plan(found):
             say(line)
         if found.send:
             say("Nothing was changed: run the same command with --yes to restore them.")
         return EXIT_OK
-    for line in not_sent_lines(found):
-        say(line)
-    if not found.send:
-        say("Nothing to restore.")
-        return EXIT_OK
     with exclusive(pipeline):
+        found = plan(pipeline, org, chosen)
+        for line in not_sent_lines(found):
+            say(line)
+        if not found.send:
+            say("Nothing to restore.")
+            return EXIT_OK
         return _send(pipeline, org, found.send, say)
 
 

@@ -1,9 +1,10 @@
 """`status`: what the warehouse holds per module, what is at risk, and whether runs are healthy.
 
 Healthy means: a run has succeeded, the last success is more recent than `max_run_gap`
-(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module, no
-mass-deletion incident is open (see pipelines/incidents.py), and (on DuckDB) the analyst file
-is not older than the last successful load.
+(`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module and set
+aside no entry Zoho sent malformed, no mass-deletion incident is open (see
+pipelines/incidents.py), and (on DuckDB) the analyst file is not older than the last
+successful load.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import dlt
 from dlt.destinations.exceptions import DatabaseTerminalException
 
-from pipelines.analyst_file import analyst_file_of
 from pipelines.incidents import describe_incident, read_incidents
+from pipelines.reading import Reading, reading_of
 from pipelines.record_values import coverage_lines, values_coverage
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
+from sources.zoho_crm.report import SOURCES
 from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_MAX_RUN_GAP = "2d"
@@ -59,6 +61,15 @@ SELECT succeeded, failed_modules, error, {{related}}
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 ORDER BY finished_at DESC LIMIT 1
 """
+# Entries Zoho sent malformed that the org's last run to load anything still met so: each run
+# reads them again until they load (see `passes`), so older ones were corrected (or left Zoho).
+OPEN_REJECTED = f"""
+SELECT source, module, count(*) FROM {{ds}}.rejected_records
+WHERE org = %s AND rejected_at >= (
+  SELECT max(started_at) FROM {{ds}}.{RUNS_TABLE} WHERE org = %s AND rejected_records IS NOT NULL
+)
+GROUP BY source, module ORDER BY source, module
+"""
 RELATED_COLUMNS = "related_backlog, related_calls"
 NO_RELATED_COLUMNS = "NULL, NULL"  # a `runs` table written before related records had a budget
 
@@ -79,9 +90,12 @@ class Status:
     captures_stopped: Optional[str] = None  # a package the destination has not taken
     incidents: List[Dict[str, Any]] = field(default_factory=list)  # the open ones
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
+    read_from: Optional[Dict[str, str]] = None  # the analyst file, read while a run loads
     analyst_file_stale: bool = False  # published before the last successful load, or never
     # module -> deleted records with captured values / deleted before any capture
     record_values: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
+    rejected_records: Dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -100,9 +114,10 @@ def max_run_gap() -> timedelta:
 
 
 def read_status(
-    pipeline: dlt.Pipeline, org: str = DEFAULT_ORG, now: Optional[datetime] = None
+    source: Union[dlt.Pipeline, Reading], org: str = DEFAULT_ORG, now: Optional[datetime] = None
 ) -> Status:
     """The status of one org's runs and records."""
+    pipeline = reading_of(source)
     now = now or datetime.now(UTC)
     gap = max_run_gap()
     runs = query_rows(pipeline, LAST_RUNS, org)
@@ -120,7 +135,8 @@ def read_status(
         last_run_failed_modules=failed_modules,
         last_run_error=error,
         max_run_gap_hours=gap.total_seconds() / 3600,
-        analyst_file=analyst_file_of(pipeline),
+        analyst_file=pipeline.analyst_file,
+        read_from=pipeline.read_from,
     )
     for module, *counts in _module_counts(pipeline, now, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
@@ -128,12 +144,13 @@ def read_status(
     status.related_backlog = int(backlog or 0)
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
-    status.captures_stopped = _unloaded_package(pipeline)
+    status.captures_stopped = _unloaded_package(pipeline.local)
     status.incidents = read_incidents(pipeline, org, open_only=True)
     status.analyst_file_stale = _published_at(status.analyst_file) < (
         status.last_success_at or datetime.min.replace(tzinfo=UTC)
     )
-    status.problems = _problems(status, now, gap, succeeded)
+    status.rejected_records = _open_rejected(pipeline, org)
+    status.problems = [*pipeline.blockers, *_problems(status, now, gap, succeeded)]
     status.healthy = not status.problems
     return status
 
@@ -155,9 +172,18 @@ def _published_at(analyst_file: Optional[str]) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-def _unloaded_package(pipeline: dlt.Pipeline) -> Optional[str]:
-    """Why captures have stopped, when a package a run read is still not loaded."""
-    if not pipeline.has_pending_data:
+def _open_rejected(pipeline: dlt.Pipeline, org: str) -> Dict[str, int]:
+    try:
+        found = query_rows(pipeline, OPEN_REJECTED, org, org)
+    except DatabaseTerminalException:  # a `runs` table older than the column: none counted
+        return {}
+    return {f"{module} ({SOURCES[source]})": int(n) for source, module, n in found}
+
+
+def _unloaded_package(pipeline: Optional[dlt.Pipeline]) -> Optional[str]:
+    """Why captures have stopped, when a package a run read is still not loaded (None without
+    a working folder, or while a run is loading)."""
+    if pipeline is None or not pipeline.has_pending_data:
         return None
     trace = pipeline.last_trace
     failed = [s for s in (trace.steps if trace else []) if s.step_exception]
@@ -193,6 +219,14 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
             "so analysts read stale data: the run could not publish it (its line said why: "
             "disk space, or the folder's permissions); fix that and run `zoho-deleted run`, "
             "which publishes it again"
+        )
+    if status.rejected_records:
+        where = ", ".join(f"{w} {n}" for w, n in status.rejected_records.items())
+        problems.append(
+            f"{sum(status.rejected_records.values())} entries Zoho sent malformed are set aside "
+            f"({where}): table rejected_records says what is wrong with each; every run reads "
+            "them again and loads them once Zoho sends them whole (if it never does, ask Zoho "
+            "support about those records)"
         )
     if status.incidents:
         problems.append(

@@ -21,8 +21,8 @@ from pipelines.analyst_file import (
     pipeline_duckdb_file,
     publish_analyst_file,
 )
-from pipelines.duckdb_file import duckdb_destination
-from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, explain
+from pipelines.duckdb_file import duckdb_destination, write_problem
+from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, damaged_duckdb_error, explain
 from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
@@ -30,8 +30,9 @@ from pipelines.old_names import adopt_old_state
 from pipelines.progress import terminal_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
-from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
+from sources.zoho_crm.report import REJECTED_TABLE
 from sources.zoho_crm.values import VALUES_PREFIX
 from sources.zoho_crm.warehouse import Warehouse
 
@@ -48,6 +49,9 @@ class RunResult:
     row_counts: Dict[str, int]  # rows landed per table: inserted or replaced by this run
     api_calls: Dict[str, int]
     failed_modules: Dict[str, ZohoApiError] = field(default_factory=dict)
+    # modules (or `recycle_bin`) Zoho answered with a malformed page -> the one line saying so
+    malformed_modules: Dict[str, str] = field(default_factory=dict)
+    rejected: List[str] = field(default_factory=list)  # a line per entry set aside
     refused_lists: Dict[str, ZohoApiError] = field(default_factory=dict)  # "Module.List"
     related_stop: Optional[str] = None  # why related records stopped short, if they did
     related_backlog: int = 0  # (bin entry, related list) pairs left for the next runs
@@ -108,6 +112,9 @@ def duckdb_file_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
     if database is None:
         yield
         return
+    problem = write_problem(database)
+    if problem:  # one line naming the file and the fix, not DuckDB's error mid-run
+        raise ZohoConfigError(problem)
     waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
     with file_lock(database + ".lock", DUCKDB_WAIT, waited):
         yield
@@ -151,6 +158,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
                 raise stopped from error
             _record_failure(pipeline, org, started_at, report, error)
             raise
+        if report.rejected:
+            load(pipeline, _rejected_resource(list(report.rejected.values())))
         create_views(pipeline)
         backlog = _related_backlog(report, source_args)
         result = RunResult(
@@ -158,6 +167,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             received_counts={t: counts.get(t, 0) for t in TABLES},
             api_calls=dict(report.calls),
             failed_modules=dict(report.failed_modules),
+            malformed_modules={m: str(e) for m, e in report.malformed.items()},
+            rejected=report.rejected_lines(),
             refused_lists=report.refused_by_name(),
             related_stop=report.related_stop if backlog else None,
             related_backlog=backlog,
@@ -288,6 +299,8 @@ def _record_failure(
     """Note a failed run in `runs` for `status`, if the destination can take it."""
     if pipeline.has_pending_data:
         return  # the load itself failed: the next run loads the package first
+    if damaged_duckdb_error(error) is not None:
+        return  # the file cannot take it; the error says how to recover it
     row = {
         "org": org,
         "started_at": started_at,
@@ -305,6 +318,22 @@ def _record_failure(
             "it (%s)",
             type(unrecorded).__name__,
         )
+
+
+def _rejected_resource(rows: List[Dict[str, Any]]) -> Any:
+    """Entries Zoho sent malformed, set aside (see `RunReport.reject`); a repeat replaces the
+    row of the same key, so `rejected_at` is when a run last met it malformed."""
+    return dlt.resource(
+        rows,
+        name=REJECTED_TABLE,
+        primary_key=("org", "source", "module", "entry_key"),
+        write_disposition="merge",
+        columns={
+            "id": {"data_type": "text", "nullable": True},
+            "value": {"data_type": "text", "nullable": True},
+            "rejected_at": {"data_type": "timestamp"},
+        },
+    )
 
 
 def _runs_resource(row: Dict[str, Any]) -> Any:
@@ -327,17 +356,21 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
             "related_calls": {"data_type": "bigint", "nullable": True},
             "related_backlog": {"data_type": "bigint", "nullable": True},
             "related_stop": {"data_type": "text", "nullable": True},
+            "rejected_records": {"data_type": "bigint", "nullable": True},
         },
     )
 
 
 def _run_row(started_at: datetime, result: RunResult, report: RunReport) -> Dict[str, Any]:
     failed = report.summary()
+    malformed = "; ".join(line for _, line in sorted(result.malformed_modules.items()))
     return {
         "started_at": started_at,
         "finished_at": datetime.now(UTC),
-        "succeeded": not failed,
+        "succeeded": not failed and not malformed,
         "failed_modules": ", ".join(f"{m} ({code})" for m, code in sorted(failed.items())) or None,
+        "error": malformed or None,
+        "rejected_records": len(result.rejected),
         "api_calls": result.total_calls,
         "related_calls": result.api_calls.get("related", 0),
         "related_backlog": result.related_backlog,

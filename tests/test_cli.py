@@ -51,8 +51,8 @@ def in_process(server, tmp_path, monkeypatch, capsys):
 def test_run_prints_a_summary_and_status_reads_it(org, server, tmp_path):
     for n in range(3):
         delete(org, "Leads", f"10{n}", NOW - timedelta(days=1))
-    never = cli(server, tmp_path, "status")
-    assert never.returncode == 1 and "UNHEALTHY: no run has succeeded yet" in never.stdout
+    never = cli(server, tmp_path, "status")  # nothing to read yet: says where it looked
+    assert never.returncode == 2 and f"no warehouse at {tmp_path / DUCKDB_FILE}" in never.stderr
 
     first = cli(server, tmp_path, "run")
     assert first.returncode == 0, first.stderr

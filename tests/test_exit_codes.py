@@ -27,6 +27,14 @@ def nothing(org: Any, server: Any, tmp_path: Path) -> Iterator[None]:
 
 
 @contextmanager
+def a_failed_run(org: Any, server: Any, tmp_path: Path) -> Iterator[None]:
+    server.faults.add(r"/crm/", "500", times=None)
+    assert cli(server, tmp_path, "run").returncode == 4  # noted in `runs`: status is unhealthy
+    server.faults.clear()
+    yield
+
+
+@contextmanager
 def refused_modules(org: Any, server: Any, tmp_path: Path) -> Iterator[None]:
     server.faults.add(r"/Leads/deleted$", "403", times=None)
     yield
@@ -70,7 +78,7 @@ def data_dir_is_a_file(org: Any, server: Any, tmp_path: Path) -> Iterator[None]:
 Case = Tuple[int, Callable[..., Any], Tuple[str, ...], Dict[str, str]]
 CASES: Dict[str, Case] = {
     "ok": (0, nothing, ("run",), {}),
-    "unhealthy": (1, nothing, ("status",), {}),
+    "unhealthy": (1, a_failed_run, ("status",), {}),
     "refused module": (1, refused_modules, ("run",), {}),
     "config": (2, nothing, ("run",), {"SOURCES__ZOHO_CRM__DATA_CENTER": "mars"}),
     "auth": (3, nothing, ("run",), {"SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN": "1000.x"}),
@@ -91,7 +99,7 @@ CASES: Dict[str, Case] = {
         ("run",),
         {"DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": STARVED},
     ),
-    "unexpected": (70, data_dir_is_a_file, ("status",), {"DLT_DATA_DIR": "not-a-folder"}),
+    "unexpected": (70, data_dir_is_a_file, ("run",), {"DLT_DATA_DIR": "not-a-folder"}),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import IST, NOW, PST, api_calls, delete, query, run_once
+from conftest import DUCKDB_FILE, IST, NOW, PST, api_calls, delete, query, run_once
 from test_cli import cli
 
 from pipelines.status import read_status
@@ -107,10 +107,9 @@ def test_events_are_never_repeated_across_runs(org, server, pipeline):
 def test_status_before_any_run_after_a_good_run_when_stale_and_after_failures(
     org, server, pipeline, tmp_path
 ):
-    never = cli(server, tmp_path, "status", "--json")
-    assert never.returncode == 1
-    status = json.loads(never.stdout)
-    assert status["healthy"] is False and status["last_success_at"] is None
+    never = cli(server, tmp_path, "status", "--json")  # no warehouse yet: where it looked
+    assert never.returncode == 2 and never.stdout == ""
+    assert f"no warehouse at {tmp_path / DUCKDB_FILE}" in never.stderr
 
     delete(org, "Leads", "501", NOW - timedelta(days=57))  # expires in 3 days
     delete(org, "Leads", "502", NOW - timedelta(days=1))

@@ -97,3 +97,23 @@ def test_a_plain_204_has_no_body_and_no_content_type(server, zoho):
     response = zoho(RELATED, fields="Campaign_Name")
     assert response.status_code == 204 and response.content == b""
     assert "Content-Type" not in response.headers
+
+
+def test_malformed_answers_on_demand(org, server, zoho):
+    delete(org, "Leads", "L2", NOW - timedelta(hours=1))
+    server.faults.add(r"/Leads/deleted$", "corrupt", record="L1", field="deleted_time", value=7)
+    server.faults.add(r"/Leads/deleted$", "corrupt", record="L2", field="id")
+    server.faults.add(r"/Leads/deleted$", "no-info")
+    server.faults.add(r"/settings/recycle_bin$", "data-not-list")
+    server.faults.add(r"/settings/recycle_bin$", "info-not-object")
+
+    corrupted = zoho("/crm/v8/Leads/deleted").json()
+    assert [e.get("deleted_time") for e in corrupted["data"]][1] == 7 and "info" in corrupted
+    missing_id = zoho("/crm/v8/Leads/deleted").json()["data"][0]
+    assert "id" not in missing_id and missing_id["display_name"] == "Name L2"
+    assert "info" not in zoho("/crm/v8/Leads/deleted").json()
+    assert zoho("/crm/v8/settings/recycle_bin").json()["recycle_bin"] == {"count": 2}
+    assert zoho("/crm/v8/settings/recycle_bin").json()["info"] == "more records follow"
+    whole = zoho("/crm/v8/Leads/deleted").json()  # each spent once
+    assert [e["id"] for e in whole["data"]] == ["L2", "L1"]
+    assert whole["info"]["more_records"] is False

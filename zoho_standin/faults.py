@@ -9,10 +9,11 @@ the pages"); the kinds below serve each of those shapes.
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from zoho_standin.errors import ApiError
 
@@ -77,6 +78,19 @@ THROTTLED_GRANT_LOCALISED = {
     "status": "failure",
 }
 
+# Answers Zoho sends malformed: the normal answer, reshaped (see `reshape`).
+RESHAPES = (
+    # the entry whose id is `record` (in `data` or `recycle_bin`) gets `field` set to `value`,
+    # or loses it when no `value` is given: e.g. deleted_time "yesterday", 1700000000 or None,
+    # deleted_by "Amy", module "Leads", or no id
+    "corrupt",
+    "no-info",  # the list answers without its `info` block
+    "info-not-object",  # `info` is a string
+    "no-more-records",  # `info` without `more_records`
+    "data-not-list",  # the records' list (`data`, `recycle_bin`) is an object instead
+)
+REMOVE = object()  # `corrupt` without a value: the field is left out
+
 # kind -> what the stand-in does instead of answering normally
 FAULT_KINDS = (
     *ERROR_ANSWERS,  # each answers its error, see ERROR_ANSWERS above
@@ -117,6 +131,7 @@ FAULT_KINDS = (
     # paged newest first shifts down by one, so this page repeats the last entry of the one
     # before (as Zoho's does when users delete while a run pages).
     "new-deletion",
+    *RESHAPES,
     # Every live record of the path's module is edited (`Last_Name` and `Modified_Time`) just
     # before this call is answered, as when users edit while a run reads field groups.
     "edit-records",
@@ -131,6 +146,9 @@ class Fault:
     seconds: float = 0.0
     count: int = 1
     query: Optional[str] = None  # a regex the query string must match too
+    record: Optional[str] = None  # `corrupt`: the entry's id
+    field: Optional[str] = None  # `corrupt`: the field
+    value: Any = REMOVE  # `corrupt`: its value (REMOVE: left out)
 
     def matches(self, path: str, query: str = "") -> bool:
         if self.query is not None and re.search(self.query, query) is None:
@@ -153,13 +171,20 @@ class Faults:
         seconds: float = 0.0,
         count: int = 1,
         query: Optional[str] = None,
+        record: Optional[str] = None,
+        field: Optional[str] = None,
+        value: Any = REMOVE,
     ) -> None:
         """Inject `kind` on the next `times` requests whose path matches the regex `pattern`
-        (and whose query string matches `query`, when given)."""
+        (and whose query string matches `query`, when given); `record`, `field` and `value`
+        say what `corrupt` changes."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        if kind == "corrupt" and not (record and field):
+            raise ValueError("a corrupt fault needs the record and the field to change")
+        fault = Fault(pattern, kind, times, seconds, count, query, record, field, value)
         with self._lock:
-            self._faults.append(Fault(pattern, kind, times, seconds, count, query))
+            self._faults.append(fault)
 
     def clear(self) -> None:
         with self._lock:
@@ -175,3 +200,26 @@ class Faults:
                             self._faults.remove(fault)
                     return fault
         return None
+
+
+def reshape(fault: Fault, payload: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A list answer as a `RESHAPES` fault makes it (other answers unchanged)."""
+    listed = next((k for k in ("data", "recycle_bin") if k in (payload or {})), None)
+    if payload is None or listed is None:
+        return payload
+    payload = copy.deepcopy(payload)
+    if fault.kind == "corrupt":
+        for entry in payload[listed]:
+            if entry.get("id") == fault.record:
+                entry.pop(fault.field, None)
+                if fault.value is not REMOVE:
+                    entry[fault.field] = fault.value
+    elif fault.kind == "no-info":
+        payload.pop("info", None)
+    elif fault.kind == "info-not-object":
+        payload["info"] = "more records follow"
+    elif fault.kind == "no-more-records":
+        payload.get("info", {}).pop("more_records", None)
+    elif fault.kind == "data-not-list":
+        payload[listed] = {"count": len(payload[listed])}
+    return payload

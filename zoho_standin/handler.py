@@ -15,9 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 from zoho_standin.errors import ApiError
 from zoho_standin.faults import (
     ERROR_ANSWERS,
+    RESHAPES,
     THROTTLED_GRANT,
     THROTTLED_GRANT_LOCALISED,
     Fault,
+    reshape,
 )
 from zoho_standin.oauth import TOKEN_PATH
 from zoho_standin.restore import RESTORE_PATH, answer_restore
@@ -106,6 +108,8 @@ class Handler(BaseHTTPRequestHandler):
                 standin.tokens.check(self.headers.get("Authorization"))
                 credits = standin.spend_credit()
                 name, status, payload = route(standin.org, split.path, query, self.headers)
+                if fault is not None:
+                    payload = reshape(fault, payload)
             except ApiError as error:
                 name, status, payload = "error", error.status, error.body()
                 if status == 429:
@@ -123,6 +127,8 @@ class Handler(BaseHTTPRequestHandler):
     def _inject(self, fault: Fault, path: str) -> bool:
         """Apply a fault; True when the request has been answered (or dropped) by it."""
         kind = fault.kind
+        if kind in RESHAPES:
+            return False  # the answer is reshaped once it is made
         if kind == "sleep":
             time.sleep(fault.seconds)
             return False

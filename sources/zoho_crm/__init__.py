@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import dlt
 from dlt.sources import DltResource
@@ -25,7 +25,7 @@ from sources.zoho_crm.config import (
     related_lists_setting,
     servers,
 )
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
+from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoMalformedError
 from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
 from sources.zoho_crm.metadata import (
     checked_modules,
@@ -35,7 +35,13 @@ from sources.zoho_crm.metadata import (
 )
 from sources.zoho_crm.passes import Batch, ListPass
 from sources.zoho_crm.reconcile import reconcile_resource
-from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, deleted_row, module_slug, zoho_time
+from sources.zoho_crm.records import (
+    DELETED_RECORDS_SCHEMA,
+    accepted,
+    deleted_row,
+    module_slug,
+    zoho_time,
+)
 from sources.zoho_crm.recycle_bin import recycle_bin_resources
 from sources.zoho_crm.related import related_lists_check, related_resources
 from sources.zoho_crm.report import RunReport
@@ -316,16 +322,25 @@ def _deleted_records_resource(
         pages = listing.read(
             client, "list", f"{module}/deleted", "data", chunk_pages, headers, module, "deleted"
         )
-
-        def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-            rows = [deleted_row(warehouse.org, module, item, observed_at) for item in page]
-            return warehouse.unseen(module, rows, listing.since)
+        def rows_of(page: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Set[int]]:
+            rows, rejected = accepted(
+                page,
+                lambda item: deleted_row(warehouse.org, module, item, observed_at),
+                lambda item, error: report.reject(
+                    warehouse.org, "deleted", module, observed_at, item, error
+                ),
+            )
+            return warehouse.unseen(module, rows, listing.since), rejected
 
         def fill_details(rows: List[Dict[str, Any]]) -> None:
             warehouse.fill_details(module, rows)
 
         try:
             yield from Batch(listing, DELETED_RECORDS_SCHEMA, fill_details).items(pages, rows_of)
+        except ZohoMalformedError as error:  # what was read loads; the others go on
+            report.module_malformed(module, error)
+            listing.save()
+            return
         except ZohoApiError as error:
             if error.code == "INVALID_MODULE":
                 raise unknown_module_error(client, module) from None

@@ -7,8 +7,9 @@ from collections import Counter
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from sources.zoho_crm.auth import ZohoAuth
-from sources.zoho_crm.errors import ZohoApiError, ZohoResponseError
-from sources.zoho_crm.settings import MAX_PER_PAGE
+from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError, ZohoResponseError
+from sources.zoho_crm.records import shown
+from sources.zoho_crm.settings import MAX_DISCRETE_RECORDS, MAX_PER_PAGE
 from sources.zoho_crm.transport import (
     CREDITS_HEADER,
     NO_DATA,
@@ -117,11 +118,23 @@ class ZohoClient:
         module: Optional[str] = None,
         kind: str = "api",
     ) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
-        """One page of a list: its records and the query of the next page (None on the last)."""
+        """One page of a list: its records and the query of the next page (None on the last).
+
+        Raises `ZohoMalformedError` for a page whose records are not a list, or that does
+        not say whether more follow when its length cannot tell either (see `next_page`).
+        """
         body = self.get(path, query, headers, module, kind)
         if body is None:
             return [], None
-        return body.get(data_key) or [], next_page(query, body)
+        endpoint = f"GET /crm/{self.api_version}/{path}"
+        records = body.get(data_key)
+        if not isinstance(records, list):
+            what = f"`{data_key}` is {shown(records) if data_key in body else 'missing'}"
+            raise ZohoMalformedError(endpoint, module, f"{what}, not a list of records")
+        try:
+            return records, next_page(query, body, len(records))
+        except ValueError as error:
+            raise ZohoMalformedError(endpoint, module, str(error)) from None
 
     def pages(
         self,
@@ -157,21 +170,40 @@ def _credits_header(reply: Reply) -> Optional[int]:
         return None
 
 
-def next_page(query: Dict[str, Any], body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """The query for the page after `body`'s, or None on the last page.
+def next_page(
+    query: Dict[str, Any], body: Dict[str, Any], count: int
+) -> Optional[Dict[str, Any]]:
+    """The query for the page after `body`'s (of `count` records), or None on the last page.
 
     Zoho's `page` reaches only the first 2,000 records; whenever Zoho hands out a
-    `next_page_token` it is followed instead (it may not be combined with `page`).
+    `next_page_token` it is followed instead (it may not be combined with `page`). A page
+    whose `info` (or `info.more_records`) is missing or not what Zoho sends is read by its
+    length: shorter than `per_page` is the last one, a full one is followed by the next
+    `page`. Where `page` cannot go (past 2,000 records, or a `page_token` query) that raises
+    ValueError rather than take the page for the last.
     """
-    info = body.get("info") or {}
-    if not info.get("more_records"):
+    info = body.get("info")
+    info = info if isinstance(info, dict) else None
+    more = info.get("more_records") if info else None
+    more = more if isinstance(more, bool) else None
+    token = info.get("next_page_token") if info else None
+    if more is False:
         return None
     following = {k: v for k, v in query.items() if k not in ("page", "page_token")}
-    token = info.get("next_page_token")
     if token:
         following["page_token"] = token
-    else:
-        following["page"] = int(info.get("page", 1)) + 1
+        return following
+    per_page = int(query.get("per_page", MAX_PER_PAGE))
+    if more is None:
+        if count < per_page:
+            return None  # a short page is the last
+        if "page" not in query or int(query["page"]) * per_page >= MAX_DISCRETE_RECORDS:
+            missing = "no `info.more_records`" if info else "no `info` object"
+            raise ValueError(
+                f"{missing} and a full page of {count} records where `page` cannot reach on "
+                "without Zoho's next_page_token, so whether more follow is unknown"
+            )
+    following["page"] = int((info or {}).get("page") or query.get("page", 1)) + 1
     return following
 
 

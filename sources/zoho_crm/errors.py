@@ -54,3 +54,16 @@ class ZohoApiError(ZohoError):
 
 class ZohoResponseError(ZohoError):
     """Zoho (or a proxy before it) kept answering with something that is not Zoho's JSON."""
+
+
+class ZohoMalformedError(ZohoResponseError):
+    """A list page that is Zoho's JSON but not the shape of a list: `data` not a list, or no
+    way to tell whether more pages follow. The module fails; the others go on."""
+
+    def __init__(self, endpoint: str, module: Optional[str], what: str) -> None:
+        self.endpoint, self.module = endpoint, module
+        where = f" (module {module})" if module else ""
+        super().__init__(
+            f"Zoho answered {endpoint}{where} with a malformed page: {what}; nothing past it "
+            "was loaded, the next run reads on from there"
+        )

@@ -15,6 +15,13 @@ mark, so a run with nothing new costs one call per list however many entries sha
 Entries of that second already held are dropped by the caller (see `Warehouse.unseen`); one that
 arrives later is read when it falls in that page, otherwise by the next reconciliation pass.
 
+An entry Zoho sends malformed (see `records.MalformedEntryError`) is set aside and the pass
+goes on past it; but its real deleted time is unknown, so the mark must not move past where it
+sits. Zoho lists by deleted time, so it sits at or after the next well-formed entry below it:
+the pass's mark stops a second before that entry (or stays where it was, when nothing
+well-formed follows), and each next run reads the entry again — and loads it once Zoho sends
+it whole. Until then a run re-reads the entries above it (merged again, nothing doubles).
+
 A resumed pass may hold a `page_token` Zoho no longer accepts (tokens live 24 hours, so a pass
 left unfinished for a day — a kill, an outage, credits spent — meets one). The stream then reads
 again from its first page: what it had loaded is merged again (nothing doubles), and the pass
@@ -23,19 +30,20 @@ still ends only once the stream is read to its end.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from datetime import UTC, datetime, timedelta
+from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import pyarrow as pa
 
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError
-from sources.zoho_crm.records import parse_time, to_table
+from sources.zoho_crm.records import entry_time, to_table
 
 Query = Dict[str, Any]
 # Rows handed to dlt as one Arrow table: dlt's cost is per item as much as per row (measured:
 # about a third of a first run's extraction went to per-item schema work at one page an item).
 ITEM_ROWS = 2_000
+SKIP: Any = object()  # an entry without a time that was not set aside (left out)
 
 
 class ListPass:
@@ -55,12 +63,22 @@ class ListPass:
         else:
             self.streams = dict(first_queries)
             self._newest = None
+        current = current or {}
+        # the highest mark the pass may leave, below entries it set aside (see above)
+        self._hold: Optional[str] = current.get("hold")
+        # streams whose last entry read was set aside, awaiting a well-formed one below it
+        self._awaiting: Set[str] = set(current.get("awaiting", ()))
 
     @property
     def since(self) -> Optional[datetime]:
         """The high-water mark of the last complete pass, or None before the first."""
         value = self._state.get("since")
         return datetime.fromisoformat(value) if value else None
+
+    @property
+    def held(self) -> Optional[str]:
+        """The mark a complete pass left held below entries it set aside (`""`: no mark)."""
+        return self._state.get("held")
 
     @property
     def ever_completed(self) -> bool:
@@ -95,34 +113,75 @@ class ListPass:
                 query, restarted = self._first[stream], True  # read the stream from its top
                 continue
             read += 1
-            if since is not None and records and _newest(records) <= since:
+            newest = _newest(records)
+            if since is not None and newest is not None and newest <= since:
                 following = None  # the boundary page: below it, only entries already read
             yield stream, records, following
             query = following
 
-    def advance(self, stream: str, records: List[Dict[str, Any]], following: Optional[Query]):
-        """Note that `records` were handed on and `stream` goes on with `following`."""
+    def advance(
+        self,
+        stream: str,
+        records: List[Dict[str, Any]],
+        following: Optional[Query],
+        rejected: AbstractSet[int] = frozenset(),
+    ) -> None:
+        """Note that `records` were handed on (less those at positions `rejected`, set aside)
+        and `stream` goes on with `following`."""
         self.streams[stream] = following
-        if records:
-            newest = _newest(records).isoformat()
-            if self._newest is None or newest > self._newest:  # both UTC ISO strings
-                self._newest = newest
+        # the page in order: None for an entry set aside, else its time (if it has one: an
+        # entry left out, of another module, may not)
+        times = [None if i in rejected else entry_time(r) or SKIP for i, r in enumerate(records)]
+        newest = max((t for t in times if t not in (None, SKIP)), default=None)
+        if newest is not None and (self._newest is None or newest.isoformat() > self._newest):
+            self._newest = newest.isoformat()  # both UTC ISO strings
+        awaiting = stream in self._awaiting
+        for time in times:
+            if time is None:
+                awaiting = True
+            elif awaiting and time is not SKIP:  # the entry set aside sits at or after this
+                hold = (time - timedelta(seconds=1)).isoformat()
+                self._hold = hold if self._hold is None else min(self._hold, hold)
+                awaiting = False
+        self._awaiting.discard(stream)
+        if awaiting:
+            self._awaiting.add(stream)
 
     def save(self) -> bool:
         """Write progress to the state; True when the pass is complete (the mark moved)."""
         if any(query is not None for query in self.streams.values()):
-            self._state["pass"] = {"streams": self.streams, "newest": self._newest}
+            self._state["pass"] = {
+                "streams": self.streams,
+                "newest": self._newest,
+                "hold": self._hold,
+                "awaiting": sorted(self._awaiting),
+            }
             return False
         self._state.pop("pass", None)
         self._state["completed"] = True
-        if self._newest and (not self._state.get("since") or self._newest > self._state["since"]):
-            self._state["since"] = self._newest
+        since = self._state.get("since")
+        mark = self._newest
+        if self._awaiting:  # nothing well-formed below an entry set aside: the mark stays
+            mark = None
+            self._state["held"] = since or ""
+        elif self._hold is not None and mark is not None and self._hold < mark:
+            mark = self._hold
+            self._state["held"] = mark
+        else:
+            self._state.pop("held", None)
+        if mark and (not since or mark > since):
+            self._state["since"] = mark
         return True
 
     def adopt(self, parts: List[ListPass]) -> None:
         """Take the complete passes of `parts` (one list read in parts, each in its own
         resource) as this list's complete pass: its mark is the newest of theirs."""
         marks = [part.since for part in parts if part.since is not None]
+        held = [part.held for part in parts if part.held is not None]
+        if "" in held:  # a part's entry set aside has nothing below it: read it all again
+            marks = []
+        elif held:  # never past an entry a part set aside
+            marks = [min(max(marks), *(datetime.fromisoformat(h) for h in held))]
         if marks:
             self._state["since"] = max(marks).isoformat()
         self._state["completed"] = True
@@ -142,7 +201,7 @@ class Batch:
     ) -> None:
         self._listing, self._schema, self._complete = listing, schema, complete
         self._rows: List[Dict[str, Any]] = []
-        self._pages: List[Tuple[str, List[Dict[str, Any]], Optional[Query]]] = []
+        self._pages: List[Tuple[str, List[Dict[str, Any]], Optional[Query], Set[int]]] = []
 
     def add(
         self,
@@ -150,10 +209,12 @@ class Batch:
         page: List[Dict[str, Any]],
         following: Optional[Query],
         rows: List[Dict[str, Any]],
+        rejected: Set[int],
     ) -> Optional[pa.Table]:
-        """Gather a page's `rows`; the item to hand on once there are enough, else None."""
+        """Gather a page's `rows` (its entries at positions `rejected` set aside); the item to
+        hand on once there are enough, else None."""
         self._rows.extend(rows)
-        self._pages.append((stream, page, following))
+        self._pages.append((stream, page, following, rejected))
         return self.take() if len(self._rows) >= ITEM_ROWS else None
 
     def take(self) -> Optional[pa.Table]:
@@ -174,12 +235,12 @@ class Batch:
     def items(
         self,
         pages: Iterator[Tuple[str, List[Dict[str, Any]], Optional[Query]]],
-        rows_of: Callable[[List[Dict[str, Any]]], List[Dict[str, Any]]],
+        rows_of: Callable[[List[Dict[str, Any]]], Tuple[List[Dict[str, Any]], Set[int]]],
     ) -> Iterator[pa.Table]:
-        """The rows of `pages` (`rows_of(page)`) as items, each page's progress noted once
-        its rows are handed on."""
+        """The rows of `pages` as items, each page's progress noted once its rows are handed
+        on. `rows_of(page)` gives a page's rows and the positions of its entries set aside."""
         for stream, page, following in pages:
-            table = self.add(stream, page, following, rows_of(page))
+            table = self.add(stream, page, following, *rows_of(page))
             if table is not None:
                 yield table
                 self.handed_on()
@@ -205,5 +266,6 @@ def _stale_page_token(query: Query, error: ZohoApiError) -> bool:
     return "page_token" in query and error.status == 400 and not error.is_permission
 
 
-def _newest(records: List[Dict[str, Any]]) -> datetime:
-    return max(parse_time(r["deleted_time"]) for r in records)
+def _newest(records: List[Dict[str, Any]]) -> Optional[datetime]:
+    """The newest deleted time of a page, leaving out entries without one."""
+    return max(filter(None, map(entry_time, records)), default=None)

@@ -27,12 +27,12 @@ import pyarrow.compute as pc
 from dlt.sources import DltResource
 
 from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
 from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of, restored_events
 from sources.zoho_crm.records import (
     DELETED_RECORDS_SCHEMA,
     RECYCLE_BIN_SCHEMA,
-    bin_row,
+    accepted,
     deleted_row,
     to_table,
     zoho_time,
@@ -78,6 +78,9 @@ def reconcile_resource(
 
         try:
             yield from _pass(client, modules, warehouse, ledger, report, since, now)
+        except ZohoMalformedError as error:  # no restore is inferred from a list not read
+            report.module_malformed(error.module or "recycle_bin", error)
+            return
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
@@ -102,7 +105,8 @@ def _pass(
     held_in_bin = warehouse.bin_ids()
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
     for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-        table = to_table(bin_rows(warehouse.org, page, modules, now), RECYCLE_BIN_SCHEMA)
+        rows, _ = bin_rows(warehouse.org, page, modules, now, report)
+        table = to_table(rows, RECYCLE_BIN_SCHEMA)
         if table.num_rows:
             for module in set(table["module__api_name"].to_pylist()):
                 mine = pc.equal(table["module__api_name"], module)
@@ -115,13 +119,13 @@ def _pass(
 
     unlisted, missed = _compare(warehouse, listed)
     del listed
-    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted)):
+    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted), report):
         unlisted.discard((item["module__api_name"], item["id"]))  # the listing skipped it
 
     for module in modules:
         seen: List[pa.Array] = []
         try:
-            for table in _reread(client, warehouse, module, since, now):
+            for table in _reread(client, warehouse, module, since, now, report):
                 seen.append(table["id"].combine_chunks())
                 unlisted.difference_update((module, rid) for rid in table["id"].to_pylist())
                 yield table
@@ -133,9 +137,12 @@ def _pass(
             unlisted = {key for key in unlisted if key[0] != module}
         missed[module] = _without(missed[module], seen)
 
+    # an entry Zoho sent malformed this run may be in the bin still: no restore is inferred
+    set_aside = report.rejected_ids()
+    unlisted = {key for key in unlisted if key[1] not in set_aside}
     yield from _restores(warehouse, ledger, unlisted, now)
     ids = [rid for module in modules for rid in missed[module].to_pylist()]
-    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids)]
+    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, report)]
     if rows:  # missed by incremental reads, still in the bin, not in /deleted since
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
         yield table
@@ -163,14 +170,15 @@ def _compare(
     return unlisted, missed
 
 
-def _by_id(client: ZohoClient, org: str, ids: List[str]) -> Iterator[Dict[str, Any]]:
+def _by_id(
+    client: ZohoClient, org: str, ids: List[str], report: Any
+) -> Iterator[Dict[str, Any]]:
     """Bin entries with these ids that are in the bin now (`GET /settings/recycle_bin?ids=`)."""
     now = datetime.now(UTC)
     for start in range(0, len(ids), IDS_PER_CALL):
         params = {"ids": ",".join(ids[start : start + IDS_PER_CALL])}
         for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-            for item in page:
-                yield bin_row(org, item, now)
+            yield from bin_rows(org, page, None, now, report)[0]
 
 
 def _restores(
@@ -188,13 +196,17 @@ def _restores(
 
 
 def _reread(
-    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime
+    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime, report: Any
 ) -> Iterator[pa.Table]:
     headers = {"If-Modified-Since": zoho_time(since)} if since else {}
     for page in client.pages(
         f"{module}/deleted", "data", {"type": "all"}, headers, module, kind="reconcile"
     ):
-        rows = [deleted_row(warehouse.org, module, item, now) for item in page]
+        rows, _ = accepted(
+            page,
+            lambda item: deleted_row(warehouse.org, module, item, now),
+            lambda item, error: report.reject(warehouse.org, "deleted", module, now, item, error),
+        )
         warehouse.fill_details(module, rows)
         yield to_table(rows, DELETED_RECORDS_SCHEMA)
 

@@ -22,15 +22,23 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import Any, Dict, Iterable, Iterator, List
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import dlt
 from dlt.sources import DltResource
 
 from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
 from sources.zoho_crm.passes import Batch, ListPass
-from sources.zoho_crm.records import RECYCLE_BIN_SCHEMA, bin_row, module_slug, zoho_time
+from sources.zoho_crm.records import (
+    RECYCLE_BIN_SCHEMA,
+    MalformedEntryError,
+    accepted,
+    bin_module,
+    bin_row,
+    module_slug,
+    zoho_time,
+)
 from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.warehouse import Warehouse
 
@@ -50,12 +58,26 @@ def part_name(module: str) -> str:
 
 
 def bin_rows(
-    org: str, page: List[Dict[str, Any]], modules: Iterable[str], observed_at: datetime
-) -> List[Dict[str, Any]]:
-    """The rows of a page's entries that belong to `modules` (the bin holds every module's)."""
-    wanted = set(modules)
-    rows = [bin_row(org, item, observed_at) for item in page]
-    return [row for row in rows if row["module__api_name"] in wanted]
+    org: str,
+    page: List[Dict[str, Any]],
+    modules: Optional[Iterable[str]],
+    observed_at: datetime,
+    report: RunReport,
+) -> Tuple[List[Dict[str, Any]], Set[int]]:
+    """The rows of a page's entries that belong to `modules` (the bin holds every module's;
+    None: any), and the positions of those set aside as malformed (`records.accepted`)."""
+    wanted = None if modules is None else set(modules)
+
+    def row_of(item: Any) -> Optional[Dict[str, Any]]:
+        named = bin_module(item)
+        if wanted is not None and named is not None and named not in wanted:
+            return None  # another module's entry
+        return bin_row(org, item, observed_at)
+
+    def reject(item: Any, error: MalformedEntryError) -> None:
+        report.reject(org, BIN, bin_module(item), observed_at, item, error)
+
+    return accepted(page, row_of, reject)
 
 
 def recycle_bin_resources(
@@ -144,12 +166,16 @@ def _read(
         for stream in list(listing.streams)
     )
 
-    def rows_of(page: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        rows = bin_rows(warehouse.org, page, modules, observed_at)
-        return warehouse.unseen(None, rows, listing.since)
+    def rows_of(page: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Set[int]]:
+        rows, rejected = bin_rows(warehouse.org, page, modules, observed_at, report)
+        return warehouse.unseen(None, rows, listing.since), rejected
 
     try:
         yield from Batch(listing, RECYCLE_BIN_SCHEMA).items(pages, rows_of)
+    except ZohoMalformedError as error:  # what was read loads; the modules' lists go on
+        report.module_malformed(BIN, error)
+        listing.save()
+        return
     except ZohoApiError as error:
         if not error.is_permission:
             raise

@@ -26,8 +26,9 @@ from dlt.sources import DltResource
 
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.config import RelatedListsConfig
-from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
 from sources.zoho_crm.metadata import RelatedListCheck
+from sources.zoho_crm.records import MalformedEntryError, accepted, checked_entry
 from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.warehouse import FETCHES_TABLE, Warehouse
 
@@ -90,7 +91,10 @@ def related_resources(
     def related_backlog() -> Iterator[Dict[str, str]]:
         """The next (entry, related list) pairs to fetch, one item each (fetched in parallel)."""
         lists = [pair for pair in configured_lists(related) if pair not in report.refused_lists]
-        yield from warehouse.related_backlog(lists, RELATED_CHUNK)
+        for pair in warehouse.related_backlog(lists, RELATED_CHUNK):
+            key = (pair["module"], pair["parent_id"], pair["related_list"])
+            if key not in report.related_again:  # fetched malformed: once a run
+                yield pair
 
     @dlt.transformer(
         name=RELATED_TABLE,
@@ -103,12 +107,12 @@ def related_resources(
         module, parent_id, name = pair["module"], pair["parent_id"], pair["related_list"]
         if (module, name) in report.refused_lists:
             return
-        rows, outcome = _fetch(client, report, credits_reserve, module, parent_id, name)
-        if outcome is None:
-            return  # refused, or out of budget: left in the backlog
+        rows, outcome = _fetch(client, report, credits_reserve, warehouse, pair)
         base = {"org": warehouse.org, "parent_module": module, "parent_id": parent_id}
         if rows:
             yield [{**base, "related_list": name, **r} for r in rows]
+        if outcome is None:
+            return  # refused, out of budget or malformed: left in the backlog
         fetch = {
             **base,
             "related_list": name,
@@ -125,20 +129,33 @@ def _fetch(
     client: ZohoClient,
     report: RunReport,
     credits_reserve: int,
-    module: str,
-    parent_id: str,
-    name: str,
+    warehouse: Warehouse,
+    pair: Dict[str, str],
 ) -> Tuple[List[Dict[str, Any]], Any]:
-    """(records, outcome): outcome `fetched` or `gone`, None when nothing may be noted."""
+    """(records, outcome): outcome `fetched` or `gone`, None when nothing may be noted.
+
+    A malformed page, or records Zoho sent malformed (set aside in `rejected_records`; the
+    others are returned), leave the list to fetch again in the next run."""
+    module, parent_id, name = pair["module"], pair["parent_id"], pair["related_list"]
     fields = report.related[module][name] if report.related else []
     query: Any = client.first_query({"fields": ",".join(fields)})
     path = f"{module}/deleted/{parent_id}/{name}"
     rows: List[Dict[str, Any]] = []
+    at = datetime.now(UTC)
+    again = False
+
+    def reject(item: Any, error: MalformedEntryError) -> None:
+        report.reject(warehouse.org, "related", f"{module}.{name}", at, item, error)
+
     while query is not None:
         if not report.take_related_call(credits_reserve):
             return [], None
         try:
             page, query = client.page(path, "data", query, module=module, kind="related")
+        except ZohoMalformedError as error:
+            report.module_malformed(f"{module}.{name}", error)
+            report.related_again.add((module, parent_id, name))
+            return rows, None
         except ZohoApiError as error:
             if error.is_permission:
                 report.list_refused(module, name, error)
@@ -150,5 +167,10 @@ def _fetch(
                 report.stop_related(f"Zoho's daily API credits are spent ({error.code})")
                 return [], None
             raise
-        rows.extend(page)
+        good, rejected = accepted(page, checked_entry, reject)
+        rows.extend(good)
+        again = again or bool(rejected)
+    if again:
+        report.related_again.add((module, parent_id, name))
+        return rows, None
     return rows, "fetched"

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections import Counter
+from datetime import datetime
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError
+from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
+from sources.zoho_crm.records import MISSING, MalformedEntryError, entry_id, shown
 from sources.zoho_crm.warehouse import Warehouse
+
+REJECTED_TABLE = "rejected_records"
+SOURCES = {"deleted": "/deleted", "recycle_bin": "recycle bin", "related": "related records"}
 
 
 class RunReport:
@@ -28,6 +35,12 @@ class RunReport:
         self.failed_modules: Dict[str, ZohoApiError] = {}
         # (module, related list) -> the refusal; those lists are left for a later run
         self.refused_lists: Dict[Tuple[str, str], ZohoApiError] = {}
+        # modules (or `recycle_bin`) whose list Zoho answered with a malformed page
+        self.malformed: Dict[str, ZohoMalformedError] = {}
+        # entries Zoho sent malformed, set aside: (source, module, key) -> rejected_records row
+        self.rejected: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+        # (module, parent id, related list) fetched malformed: left for the next run
+        self.related_again: Set[Tuple[str, str, str]] = set()
         self.unfinished_passes: Set[str] = set()
         self.related_calls_left: Optional[int] = None
         self.related_stop: Optional[str] = None  # why related records stopped, if they did
@@ -38,6 +51,41 @@ class RunReport:
     def module_failed(self, module: str, error: ZohoApiError) -> None:
         with self._lock:
             self.failed_modules[module] = error
+
+    def module_malformed(self, module: str, error: ZohoMalformedError) -> None:
+        with self._lock:
+            self.malformed[module] = error
+
+    def reject(
+        self,
+        org: str,
+        source: str,
+        module: Optional[str],
+        at: datetime,
+        item: Any,
+        error: MalformedEntryError,
+    ) -> None:
+        """Set aside an entry of `source` (`deleted`, `recycle_bin` or `related`) that Zoho
+        sent malformed: a `rejected_records` row, keyed by the entry's id (or, without one,
+        by its content) so a repeat replaces it."""
+        raw = json.dumps(item, sort_keys=True, default=str)
+        rid = entry_id(item)
+        key = rid or "sha1:" + hashlib.sha1(raw.encode()).hexdigest()[:16]
+        where = module or "recycle_bin"
+        row = {
+            "org": org,
+            "source": source,
+            "module": where,
+            "entry_key": key,
+            "id": rid,
+            "field": error.field,
+            "value": None if error.value is MISSING else shown(error.value),
+            "reason": str(error),
+            "entry": raw,
+            "rejected_at": at,
+        }
+        with self._lock:
+            self.rejected[(source, where, key)] = row
 
     def list_refused(self, module: str, related_list: str, error: ZohoApiError) -> None:
         with self._lock:
@@ -78,6 +126,18 @@ class RunReport:
     def refused_by_name(self) -> Dict[str, ZohoApiError]:
         """Refused related lists by their `Module.List` name."""
         return {f"{m}.{name}": e for (m, name), e in self.refused_lists.items()}
+
+    def rejected_ids(self) -> Set[str]:
+        """Ids of the entries set aside so far (those that have one)."""
+        with self._lock:
+            return {row["id"] for row in self.rejected.values() if row["id"]}
+
+    def rejected_lines(self) -> List[str]:
+        """One line per entry set aside: where, which id, the field, its value, what is wrong."""
+        return [
+            f"{row['module']} {row['id'] or '(no id)'} ({SOURCES[row['source']]}): {row['reason']}"
+            for row in sorted(self.rejected.values(), key=lambda r: (r["module"], r["entry_key"]))
+        ]
 
     def summary(self) -> Dict[str, Any]:
         """Refusals as (name -> Zoho code), for the `runs` table."""

@@ -15,6 +15,7 @@ DATA_CENTERS = {
 }
 DEFAULT_API_VERSION = "v8"
 MAX_PER_PAGE = 200  # Zoho's maximum, and what a run asks for
+MAX_DISCRETE_RECORDS = 2_000  # `page` reaches this far; beyond it only `page_token` does
 MAX_FIELDS_PER_CALL = 50  # `fields` takes at most 50 API names
 
 # How long Zoho keeps returning an entry after its deleted_time.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence, Set, Tuple
 
 import dlt
 import pyarrow as pa
@@ -43,7 +43,16 @@ IN_IDS = "id IN (SELECT unnest(string_to_array(%s, %s)))"  # the ids joined by I
 TABLES_SQL = "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
 
 
-def query(pipeline: dlt.Pipeline, sql: str, *args: Any, as_arrow: bool = False) -> Any:
+class Queryable(Protocol):
+    """What `query` reads through: a dlt pipeline, or a read-only command's reading of the
+    warehouse (`pipelines.reading`)."""
+
+    dataset_name: str
+
+    def sql_client(self) -> Any: ...
+
+
+def query(pipeline: Queryable, sql: str, *args: Any, as_arrow: bool = False) -> Any:
     """Rows of `sql` as tuples (an Arrow table `as_arrow`), its `{ds}` naming the dataset.
 
     Raises `DatabaseUndefinedRelation` while a table it reads does not exist.
@@ -56,7 +65,7 @@ def query(pipeline: dlt.Pipeline, sql: str, *args: Any, as_arrow: bool = False) 
         return [tuple(row) for row in client.execute_sql(sql, *args) or []]
 
 
-def query_rows(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[tuple]:
+def query_rows(pipeline: Queryable, sql: str, *args: Any) -> List[tuple]:
     """`query`'s rows; none while its tables do not exist yet."""
     try:
         return query(pipeline, sql, *args)
@@ -64,7 +73,7 @@ def query_rows(pipeline: dlt.Pipeline, sql: str, *args: Any) -> List[tuple]:
         return []
 
 
-def existing_tables(pipeline: dlt.Pipeline) -> Set[str]:
+def existing_tables(pipeline: Queryable) -> Set[str]:
     """The dataset's tables and views, as the destination (not the local schema) has them."""
     return {name for (name,) in query(pipeline, TABLES_SQL, pipeline.dataset_name)}
 
