@@ -17,8 +17,9 @@ from pipelines.report import write_report
 from pipelines.restore import Selection, restore
 from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
 from sources.zoho_crm.errors import ZohoConfigError
+from sources.zoho_crm.warehouse import query_rows
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer
-from zoho_standin.seed import DEMO_MODULES, USERS, record_id, seed_demo
+from zoho_standin.seed import DEMO_MODULES, USERS, live_record_id, record_id, seed_demo
 
 DEMO_ORG = "demo"  # its own pipeline state, and org = 'demo' on every row it loads
 DEMO_STATE_DIR = ".zoho-demo"
@@ -28,11 +29,17 @@ DEMO_RELATED_LISTS = {
     "Leads": {"Campaigns": ["Owner", "Campaign_Name"], "Products": ["Owner", "Product_Name"]},
     "Contacts": {"Deals": ["Owner", "Deal_Name", "Amount"]},
 }
+DEMO_RECORD_VALUES = ["Leads", "Contacts"]  # whose live records' field values are kept
 SAMPLE_QUERY = """SELECT module, type, count(*) AS records,
        count(display_name) AS with_details,
        min(deleted_time) AS oldest, max(deleted_time) AS newest
 FROM zoho_crm_deleted.deleted_records
 GROUP BY module, type ORDER BY module, type"""
+
+
+DELETED_LEAD_VALUES = (
+    "SELECT \"values\" FROM {ds}.deleted_record_values WHERE module = 'Leads' ORDER BY id"
+)
 
 
 def demo_source_args(server: StandinServer) -> Dict[str, Any]:
@@ -46,12 +53,16 @@ def demo_source_args(server: StandinServer) -> Dict[str, Any]:
         "api_domain": server.url,
         "modules": list(DEMO_MODULES),
         "related_lists": DEMO_RELATED_LISTS,
+        "record_values": DEMO_RECORD_VALUES,
     }
 
 
 def change_between_runs(org: Org) -> str:
-    """What happens in Zoho between the two demo runs: new deletions and purges."""
+    """What happens in Zoho between the two demo runs: new deletions and purges, and a live
+    lead whose values the first run captured is deleted."""
     now = datetime.now(UTC).replace(microsecond=0)
+    user, tz = USERS[0]
+    org.delete("Leads", live_record_id(0, 1), now.astimezone(tz), "Person 1", user, user, user)
     for k in range(3):
         user, tz = USERS[k]
         org.delete(
@@ -69,7 +80,8 @@ def change_between_runs(org: Org) -> str:
         at = (start + timedelta(seconds=3 * k)).astimezone(tz)
         org.delete("Deals", record_id(2, 6000 + k), at, f"Bulk Deal {k}", user, user, user)
     return (
-        f"3 new Deals deleted, 2 Leads purged from the bin, 1 Lead restored, and {user.name} "
+        f"3 new Deals deleted, 2 Leads purged from the bin, 1 Lead restored, live Lead "
+        f"Person 1 deleted, and {user.name} "
         f"deleted {MASS_DELETION} Deals in {3 * MASS_DELETION // 60} minutes"
     )
 
@@ -148,6 +160,9 @@ def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) 
         say("Run 2 (zoho-deleted run --reconcile): what changed, plus the full pass for restores")
         result = run(pipeline, reconcile=True, **args)
         print_result(result)
+    say("\nLast values of the deleted Lead (view deleted_record_values):")
+    for values in query_rows(pipeline, DELETED_LEAD_VALUES):
+        say(f"  {values[0]}")
     analyst = Path(str(result.analyst_file))
     say(
         f"\nAnalysts open {analyst.name}, the read-only copy each run publishes, never "

@@ -19,6 +19,7 @@ from dlt.destinations.exceptions import DatabaseTerminalException
 
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.reading import Reading, reading_of
+from pipelines.record_values import coverage_lines, values_coverage
 from pipelines.zoho_crm_deleted import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
@@ -91,6 +92,8 @@ class Status:
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
     read_from: Optional[Dict[str, str]] = None  # the analyst file, read while a run loads
     analyst_file_stale: bool = False  # published before the last successful load, or never
+    # module -> deleted records with captured values / deleted before any capture
+    record_values: Dict[str, Dict[str, int]] = field(default_factory=dict)
     # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
     rejected_records: Dict[str, int] = field(default_factory=dict)
 
@@ -137,6 +140,7 @@ def read_status(
     )
     for module, *counts in _module_counts(pipeline, now, org):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
+    status.record_values = values_coverage(pipeline, org)
     status.related_backlog = int(backlog or 0)
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
@@ -266,6 +270,8 @@ def describe(status: Status) -> List[str]:
             f"{status.related_backlog} related lists of bin entries are still to fetch; at the "
             f"last run's pace about {status.related_backlog_runs} more run(s) fetch them."
         )
+    if status.record_values:
+        lines += ["Record values:", *coverage_lines(status.record_values)]
     lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
     return lines + _analyst(status)

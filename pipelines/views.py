@@ -15,6 +15,8 @@ import dlt
 from dlt.destinations.exceptions import DatabaseException
 
 from pipelines.incidents import REVIEWS_TABLE, incidents_select
+from pipelines.record_values import VIEW as VALUES_VIEW
+from pipelines.record_values import deleted_values_select
 
 logger = logging.getLogger(__name__)
 TESTED_DESTINATIONS = ("duckdb", "postgres")
@@ -94,6 +96,7 @@ def view_sql(pipeline: dlt.Pipeline, prefix: str) -> Dict[str, str]:
         "deletion_incidents": incidents_select(
             prefix, REVIEWS_TABLE in pipeline.default_schema.tables
         ),
+        VALUES_VIEW: deleted_values_select(pipeline, prefix),
     }
 
 

@@ -33,6 +33,7 @@ from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
 from sources.zoho_crm.report import REJECTED_TABLE
+from sources.zoho_crm.values import VALUES_PREFIX
 from sources.zoho_crm.warehouse import Warehouse
 
 SCHEMA_NAME = "zoho_crm"
@@ -192,16 +193,23 @@ def _packages(report: RunReport, source_args: Dict[str, Any]) -> Iterator[Any]:
     """The sources of a run's load packages, each built when the one before has loaded.
 
     The first package reads everything; the next ones go on with the passes still unfinished
-    (and their events); then the related-records backlog, a package at a time.
+    (and their events); then record values, a package at a time while their passes go on
+    within the run's budget; then the related-records backlog, a package at a time.
     """
     source = zoho_crm(report=report, **source_args)
-    selected = [n for n in source.resources if n not in (RELATED_TABLE, RELATED_BACKLOG)]
+    values = [n for n in source.resources if n.startswith(VALUES_PREFIX)]
+    selected = [n for n in source.resources if n not in (RELATED_TABLE, RELATED_BACKLOG, *values)]
     source_args = {**source_args, "reconcile": False}  # a forced pass runs once, first
     while selected:
         report.unfinished_passes.clear()
         yield source.with_resources(*selected)
         selected = sorted(report.unfinished_passes)
         selected += [events_name(n) for n in selected if events_name(n) != n]
+        source = zoho_crm(report=report, **source_args)
+    while values:
+        report.values.unfinished.clear()
+        yield source.with_resources(*values)
+        values = sorted(report.values.unfinished)
         source = zoho_crm(report=report, **source_args)
     while report.related and not report.related_stop:
         calls_before = sum(report.calls.values())

@@ -14,7 +14,7 @@ from conftest import NOW, delete, env_for, query, run_once, source_args
 from test_incidents import PATRICIA, burst
 from test_readme_queries import QUERIES
 
-from pipelines.demo import DEMO_RELATED_LISTS, change_between_runs
+from pipelines.demo import DEMO_RECORD_VALUES, DEMO_RELATED_LISTS, change_between_runs
 from pipelines.incidents import read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.restore import Selection, plan, restore
@@ -49,7 +49,11 @@ def pg_pipeline(tmp_path):
 
 def test_the_invariants_hold_on_postgres(org, server, pg_pipeline):
     seed_demo(org, per_module=120)
-    args = {"modules": list(DEMO_MODULES), "related_lists": DEMO_RELATED_LISTS}
+    args = {
+        "modules": list(DEMO_MODULES),
+        "related_lists": DEMO_RELATED_LISTS,
+        "record_values": DEMO_RECORD_VALUES,
+    }
     first = run_once(server, pg_pipeline, **args)
     assert first.row_counts["deleted_records"] == len(org.entries)
     assert first.analyst_file is None  # readers share PostgreSQL with the run: no copy

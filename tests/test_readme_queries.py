@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import ANALYST_FILE, DUCKDB_FILE, analyst, run_once
 
-from pipelines.demo import DEMO_RELATED_LISTS, change_between_runs
+from pipelines.demo import DEMO_RECORD_VALUES, DEMO_RELATED_LISTS, change_between_runs
 from zoho_standin.seed import DEMO_MODULES, seed_demo
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -31,7 +31,11 @@ def loaded(tmp_path_factory):
     org = Org()
     seed_demo(org)
     with StandinServer(org) as server:
-        args = {"modules": list(DEMO_MODULES), "related_lists": DEMO_RELATED_LISTS}
+        args = {
+            "modules": list(DEMO_MODULES),
+            "related_lists": DEMO_RELATED_LISTS,
+            "record_values": DEMO_RECORD_VALUES,
+        }
         run_once(server, pipeline, **args)
         change_between_runs(org)
         run_once(server, pipeline, reconcile=True, **args)

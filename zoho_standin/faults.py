@@ -132,6 +132,9 @@ FAULT_KINDS = (
     # before (as Zoho's does when users delete while a run pages).
     "new-deletion",
     *RESHAPES,
+    # Every live record of the path's module is edited (`Last_Name` and `Modified_Time`) just
+    # before this call is answered, as when users edit while a run reads field groups.
+    "edit-records",
 )
 
 

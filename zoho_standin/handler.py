@@ -142,6 +142,9 @@ class Handler(BaseHTTPRequestHandler):
             module = (path.split("/") + ["", "", ""])[3]
             self.standin.org.delete(module, f"9{time.time_ns()}", datetime.now(UTC), "New", None)
             return False
+        if kind == "edit-records":
+            self.standin.org.live.edit_all((path.split("/") + ["", "", ""])[3], datetime.now(UTC))
+            return False
         self.standin.count("fault")
         if kind in ERROR_ANSWERS:
             module = (path.split("/") + ["", "", ""])[3]

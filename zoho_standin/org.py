@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from zoho_standin.records import LiveRecords
+
 
 @dataclass
 class User:
@@ -115,6 +117,7 @@ class Org:
         self.related: Dict[Tuple[str, str, str], List[Dict[str, object]]] = {}
         self._version = 0
         self._sorted: Dict[str, Tuple[int, List[float], List[DeletedEntry]]] = {}
+        self.live = LiveRecords()  # live records and their fields (none unless seeded)
 
     # -- changes -------------------------------------------------------------------------------
     def add_module(self, module: Module) -> Module:
@@ -132,10 +135,11 @@ class Org:
         created_by: Optional[User] = None,
         owner: Optional[User] = None,
     ) -> DeletedEntry:
-        """Move a record to the recycle bin."""
+        """Move a record to the recycle bin (a live one stops being listed live)."""
         entry = DeletedEntry(
             module, record_id, at, "recycle", display_name, deleted_by, created_by, owner
         )
+        self.live.remove(module, record_id)
         self._put(entry)
         return entry
 
@@ -151,6 +155,7 @@ class Org:
         with self.lock:
             self.entries.pop((module, record_id))
             self._version += 1
+        self.live.restore(module, record_id)
 
     def add_related(
         self, module: str, record_id: str, related_list: str, rows: List[Dict[str, object]]

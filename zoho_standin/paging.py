@@ -4,7 +4,7 @@ the `info` block every listing answers with."""
 from __future__ import annotations
 
 import base64
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from zoho_standin.errors import ApiError, invalid_data
 
@@ -12,8 +12,12 @@ MAX_PER_PAGE = 200
 MAX_DISCRETE_RECORDS = 2000  # `page` reaches only this far; beyond it only `page_token` does
 
 
-def page(items: Sequence[Any], query: Dict[str, str]) -> Tuple[Sequence[Any], Dict[str, Any]]:
-    """Slice `items` by `page`/`per_page` or `page_token`, Zoho style: the chunk and `info`."""
+def page(
+    items: Sequence[Any], query: Dict[str, str], limit: Optional[int] = None
+) -> Tuple[Sequence[Any], Dict[str, Any]]:
+    """Slice `items` by `page`/`per_page` or `page_token`, Zoho style: the chunk and `info`.
+    `limit`: the most records one listing reaches (Get Records: 100,000); the page that ends
+    there still says `more_records`, and a token past it is refused."""
     try:
         per_page = int(query.get("per_page", MAX_PER_PAGE))
         number = int(query.get("page", 1))
@@ -34,7 +38,12 @@ def page(items: Sequence[Any], query: Dict[str, str]) -> Tuple[Sequence[Any], Di
                 "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
                 "cannot fetch more than 2000 records with page; use page_token",
             )
-    chunk = items[start : start + per_page]
+    end = start + per_page if limit is None else min(start + per_page, limit)
+    if limit is not None and start >= limit:
+        raise ApiError(
+            400, "LIMIT_REACHED", f"a listing reaches at most {limit} records; narrow it"
+        )
+    chunk = items[start:end]
     more = start + per_page < len(items)
     info = {
         "per_page": per_page,

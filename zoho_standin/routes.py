@@ -14,8 +14,12 @@ from zoho_standin.errors import ApiError, invalid_data, invalid_url
 from zoho_standin.filters import BIN_SORTS, bin_filter, parse_time, sort_key
 from zoho_standin.org import Module, Org
 from zoho_standin.paging import page
+from zoho_standin.records import record_json
 
 MAX_FIELDS = 50
+MAX_IDS = 100  # Get Records' `ids` takes at most 100
+MAX_LISTING = 100_000  # records one Get Records listing reaches, `page_token` included
+RECORD_SORTS = ("id", "Created_Time", "Modified_Time")
 
 Answer = Tuple[int, Optional[Dict]]
 
@@ -30,6 +34,8 @@ def route(
     parts = match.group(1).split("/")
     if parts[0] == "settings":
         return _settings(org, parts[1:], query)
+    if len(parts) == 1:
+        return ("records", *_records(org, parts[0], query, headers.get("If-Modified-Since")))
     if len(parts) == 2 and parts[1] == "deleted":
         return ("deleted", *_deleted(org, parts[0], query, headers.get("If-Modified-Since")))
     if len(parts) == 4 and parts[1] == "deleted":
@@ -67,6 +73,41 @@ def _deleted(org: Org, module: str, query: Dict[str, str], since_header: Optiona
         return (304, None) if since else (204, None)
     chunk, info = page(entries, query)
     return 200, {"data": [e.deleted_json() for e in chunk], "info": info}
+
+
+def _records(org: Org, module: str, query: Dict[str, str], since_header: Optional[str]) -> Answer:
+    """Get Records: live records with `id` and the fields asked for (mandatory, at most 50),
+    modified at or after `If-Modified-Since`, sorted, paged as every listing."""
+    _module(org, module)
+    fields = [f for f in query.get("fields", "").split(",") if f]
+    if not fields:
+        raise ApiError(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                       {"param_name": "fields"})  # fmt: skip
+    if len(fields) > MAX_FIELDS:
+        raise ApiError(400, "LIMIT_EXCEEDED", f"at most {MAX_FIELDS} fields",
+                       {"param_name": "fields", "limit": MAX_FIELDS})  # fmt: skip
+    known = {f.api_name: f for f in org.live.fields.get(module, [])}
+    for name in fields:
+        if name != "id" and (name not in known or known[name].refused):
+            raise ApiError(400, "INVALID_DATA", "the field name given seems to be invalid",
+                           {"api_name": name})  # fmt: skip
+    sort_by = query.get("sort_by", "id")
+    if sort_by not in RECORD_SORTS or query.get("sort_order", "desc") not in ("asc", "desc"):
+        raise invalid_data(f"sort_by takes {', '.join(RECORD_SORTS)}; sort_order asc or desc")
+    records = org.live.listing(module, sort_by, query.get("sort_order", "desc") == "desc")
+    if query.get("ids"):
+        wanted = query["ids"].split(",")
+        if len(wanted) > MAX_IDS:
+            raise ApiError(400, "LIMIT_EXCEEDED", f"at most {MAX_IDS} ids")
+        records = [r for r in records if r["id"] in set(wanted)]
+    if since_header:
+        since = parse_time(since_header, "If-Modified-Since")
+        records = [r for r in records if r["Modified_Time"] >= since]
+    if not records:
+        return (304, None) if since_header else (204, None)
+    chunk, info = page(records, query, MAX_LISTING)
+    info.update(sort_by=sort_by, sort_order=query.get("sort_order", "desc"))
+    return 200, {"data": [record_json(r, fields) for r in chunk], "info": info}
 
 
 def _related(org: Org, module: str, record_id: str, relation: str, query: Dict[str, str]) -> Answer:
@@ -126,7 +167,10 @@ def _settings(org: Org, parts: List[str], query: Dict[str, str]) -> Tuple[str, i
 
 
 def _fields(org: Org, name: str) -> Dict:
-    """The fields of `name` that related lists show (and `id`), as `/settings/fields` lists."""
+    """The fields of `name`: its live records' (see `records`), else those related lists show
+    (and `id`), as `/settings/fields` lists them."""
+    if org.live.fields.get(name):
+        return {"fields": [f.as_json() for f in org.live.fields[name]]}
     names = {"id"}
     for m in org.modules.values():
         for r in m.related_lists.values():

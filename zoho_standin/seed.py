@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Optional, Sequence
 
 from zoho_standin.org import Module, Org, RelatedList, User
+from zoho_standin.records import add_live_records
 
 # Deleting users sit in different time zones, so Zoho's timestamps mix offsets.
 USERS = (
@@ -24,8 +25,9 @@ def module_id(index: int) -> str:
     return f"4108880000000021{index:02d}"
 
 
-def add_standard_modules(org: Org, names: Sequence[str]) -> None:
-    """Modules as `/settings/modules` lists them; Leads and Contacts get related lists."""
+def add_standard_modules(org: Org, names: Sequence[str], live_records: int = 3) -> None:
+    """Modules as `/settings/modules` lists them; Leads and Contacts get related lists, and
+    `live_records` live records each, with the standard fields (see `records`)."""
     for index, name in enumerate(names):
         org.add_module(Module(name, module_id(index)))
     # Modules Zoho lists but that hold no deletable records, as real orgs have.
@@ -41,6 +43,15 @@ def add_standard_modules(org: Org, names: Sequence[str]) -> None:
         org.modules["Contacts"].related_lists = {
             "Deals": RelatedList("Deals", "Deals", fields=("Owner", "Deal_Name", "Amount")),
         }
+    for index, name in enumerate(names):
+        if name in ("Leads", "Contacts") and live_records:
+            ids = [live_record_id(index, n) for n in range(live_records)]
+            add_live_records(org.live, name, ids, datetime.now(UTC))
+
+
+def live_record_id(module_index: int, n: int) -> str:
+    """The id of a seeded live record (apart from the seeded deleted ones' ids)."""
+    return f"4108880005{module_index:02d}{n:08d}"
 
 
 def record_id(module_index: int, n: int) -> str:

@@ -47,6 +47,16 @@ from sources.zoho_crm.related import related_lists_check, related_resources
 from sources.zoho_crm.report import RunReport
 from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
 from sources.zoho_crm.transport import RetryingHttp
+from sources.zoho_crm.values import (
+    DEFAULT_VALUES_CALLS_PER_RUN,
+    ValueFieldsConfig,
+    ValuesRun,
+    record_value_fields_setting,
+    record_values_setting,
+    values_memo_resource,
+    values_modules,
+    values_resources,
+)
 from sources.zoho_crm.warehouse import Warehouse
 
 __all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_client", "zoho_crm"]
@@ -97,6 +107,9 @@ def zoho_crm(
     load_chunk_rows: int = DEFAULT_LOAD_CHUNK_ROWS,
     related_calls_per_run: int = DEFAULT_RELATED_CALLS_PER_RUN,
     api_credits_reserve: int = DEFAULT_API_CREDITS_RESERVE,
+    record_values: Optional[List[str]] = None,
+    record_value_fields: Optional[ValueFieldsConfig] = None,
+    values_calls_per_run: int = DEFAULT_VALUES_CALLS_PER_RUN,
     report: Optional[RunReport] = None,
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
@@ -132,14 +145,21 @@ def zoho_crm(
         related_calls_per_run: most related-records calls one run makes; the backlog goes on
             in the next run (see `related`).
         api_credits_reserve: related records stop once Zoho reports this many API credits left
-            for the day (`X-API-CREDITS-REMAINING`), kept for the runs to come.
+            for the day (`X-API-CREDITS-REMAINING`), kept for the runs to come; record
+            values stop there too.
+        record_values: module API names whose live records' field values are copied into
+            `values_<module>` (see `values`); None: none.
+        record_value_fields: module -> field API names, narrowing `record_values` (default:
+            every field Zoho's metadata lists).
+        values_calls_per_run: most record-values calls one run makes; a longer pass goes on
+            in the next run.
         report: what the run did. Pass the same one to every package of a run: it carries the
             run's Zoho client and resolved modules, so one access token serves the whole run.
 
     Returns:
         Per module, a `deleted_records` resource and its `deletion_events` transformer; then
-        the bin's (see `recycle_bin`), `reconcile` and, with related lists,
-        `deleted_related_records`.
+        the bin's (see `recycle_bin`), `reconcile`, with related lists
+        `deleted_related_records`, and with `record_values` a `values_<module>` per module.
     """
     report = report if report is not None else RunReport()
     if report.client is None:
@@ -189,6 +209,21 @@ def zoho_crm(
         reconcile_resource(client, module_list, warehouse, ledger, report, every, reconcile)
     )
     resources.append(_modules_memo(report))
+    values_wanted = record_values_setting(record_values)
+    if values_wanted and report.values is None:
+        modules_checked, resolved = values_modules(client, values_wanted, every)
+        report.values = ValuesRun(
+            modules_checked,
+            resolved,
+            values_wanted,
+            record_value_fields_setting(record_value_fields, values_wanted),
+            positive_int("values_calls_per_run", values_calls_per_run),
+            reserve,
+        )
+    if report.values is not None:
+        values_pages = max(1, chunk_rows // (client.per_page * len(report.values.modules)))
+        resources.append(values_memo_resource(report.values))
+        resources += values_resources(client, report, warehouse.org, values_pages, every)
     if report.related:
         resources.append(related_lists_check(client, report.related))
         resources.append(related_resources(client, report.related, warehouse, report, reserve))

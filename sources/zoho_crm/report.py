@@ -45,6 +45,7 @@ class RunReport:
         self.related_calls_left: Optional[int] = None
         self.related_stop: Optional[str] = None  # why related records stopped, if they did
         self.warehouse: Optional[Warehouse] = None  # what earlier runs loaded, as the run began
+        self.values: Any = None  # the record values part of the run (`values.ValuesRun`)
         self._lock = threading.Lock()
 
     def module_failed(self, module: str, error: ZohoApiError) -> None:

@@ -1,0 +1,78 @@
+"""Record values in the analyst layer: the `deleted_record_values` view over every
+`values_<module>` table (see `sources.zoho_crm.values`)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+from sources.zoho_crm.values import VALUES_PREFIX
+from sources.zoho_crm.warehouse import existing_tables, query_rows
+
+VIEW = "deleted_record_values"
+_COLUMNS = "r.org, r.module, r.id, r.display_name, r.type, r.deleted_time"
+
+
+def values_tables(pipeline: dlt.Pipeline) -> List[str]:
+    """The `values_<module>` tables the dataset holds (not their child tables)."""
+    tables = pipeline.default_schema.tables
+    return sorted(
+        name
+        for name, table in tables.items()
+        if name.startswith(VALUES_PREFIX) and not table.get("parent") and table.get("columns")
+    )
+
+
+def deleted_values_select(pipeline: dlt.Pipeline, prefix: str) -> str:
+    """Every deleted (not restored) record whose values were captured: its deletion and the
+    last captured values, a JSON object keyed by Zoho's field API names."""
+    selects = [
+        f"SELECT {_COLUMNS}, v.modified_time AS values_modified_time, "
+        f'v.field_values AS "values" '
+        f"FROM {prefix}deleted_records r JOIN {prefix}{table} v "
+        "ON v.org = r.org AND v.module = r.module AND v.id = r.id "
+        "WHERE r.restored_at IS NULL"
+        for table in values_tables(pipeline)
+    ]
+    if not selects:  # no values captured yet: the same columns, no rows
+        return (
+            f"SELECT {_COLUMNS}, CAST(NULL AS TIMESTAMPTZ) AS values_modified_time, "
+            f'CAST(NULL AS JSON) AS "values" FROM {prefix}deleted_records r WHERE FALSE'
+        )
+    return "\nUNION ALL\n".join(selects)
+
+
+COVERAGE = """
+SELECT r.module, count(v.id), count(*) - count(v.id)
+FROM {{ds}}.deleted_records r
+LEFT JOIN {{ds}}.{table} v ON v.org = r.org AND v.module = r.module AND v.id = r.id
+WHERE r.org = %s AND r.restored_at IS NULL
+  AND r.module IN (SELECT DISTINCT module FROM {{ds}}.{table} WHERE org = %s)
+GROUP BY r.module
+"""
+
+
+def values_coverage(reading: Any, org: str) -> Dict[str, Dict[str, int]]:
+    """Per module whose values are captured: its deleted records with values, and those
+    deleted before their values were ever captured. `reading`: a pipeline or a `Reading`
+    (the tables are those the destination holds; `values_<module>__*` are child tables)."""
+    coverage: Dict[str, Dict[str, int]] = {}
+    try:
+        tables = existing_tables(reading)
+    except DatabaseUndefinedRelation:
+        return coverage
+    for table in sorted(t for t in tables if t.startswith(VALUES_PREFIX) and "__" not in t):
+        for module, kept, missed in query_rows(reading, COVERAGE.format(table=table), org, org):
+            coverage[module] = {"with_values": int(kept), "deleted_before_capture": int(missed)}
+    return coverage
+
+
+def coverage_lines(coverage: Dict[str, Dict[str, int]]) -> List[str]:
+    """`status` lines: one per module whose values are captured."""
+    return [
+        f"  {module}: {c['with_values']} deleted records with their last values, "
+        f"{c['deleted_before_capture']} deleted before their values were captured"
+        for module, c in sorted(coverage.items())
+    ]

@@ -1,0 +1,480 @@
+"""Last known field values of live records (`record_values`), so a deleted record's values stay.
+
+No Zoho API returns a record's values once it is deleted, so they are copied while it is live:
+per module listed in `record_values`, a resource `values_<module>` reads Get Records
+(`GET /{module}?fields=…`) into the table `values_<module>`, one row per (org, id), merged.
+
+A pass reads the records modified since the last complete pass's high-water mark
+(`If-Modified-Since`, inclusive: the records of that second come back, so a run with nothing
+changed costs one call per module), sorted by `Modified_Time` ascending. It keeps its progress
+in the resource's state like the deleted lists (`passes.ListPass`), a bounded number of pages a
+load package and a budget of calls a run (`values_calls_per_run`, and `api_credits_reserve`),
+so a first pass over a large module goes on over several packages and runs. A listing reaches
+at most 100,000 records: when Zoho refuses to page further (`LIMIT_REACHED`), the pass goes on
+with a new listing from the last `Modified_Time` it read (inclusive; the re-read records merge
+onto themselves).
+
+Fields: every field `/settings/fields` lists (custom ones included) but the kinds Get Records
+cannot list (UNLISTED_TYPES), or those `record_value_fields` names; remembered in the resource's
+state for `reconcile_every`. Zoho takes 50 fields a call, so more are read in groups of 49 and
+`Modified_Time`: the listing reads the first group, the others are read by `ids` for each page.
+A record is kept only when every group answered the same `Modified_Time`; one modified between
+the calls is read again (all groups, by id) until they agree, so it lands whole, in its later
+version. A field Get Records refuses (`INVALID_DATA` naming it) is dropped with a warning until
+the fields are read again.
+
+Columns are typed from the metadata (dates, timestamps, decimals for currency and decimal
+fields, booleans; lookups as `<field>__id`/`<field>__name`; multi-selects and subforms become
+child tables), and `field_values` keeps the record as Zoho answered it (JSON keyed by field API
+names), which the `deleted_record_values` view shows. Rows are never deleted: a record that
+leaves the live listing (deleted, purged) keeps its last values.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+
+import dlt
+from dlt.sources import DltResource
+
+from sources.zoho_crm.client import ZohoClient
+from sources.zoho_crm.config import setting_error
+from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
+from sources.zoho_crm.metadata import readable_modules
+from sources.zoho_crm.passes import ListPass, Query
+from sources.zoho_crm.records import module_slug, parse_time, zoho_time
+from sources.zoho_crm.settings import MAX_FIELDS_PER_CALL
+
+logger = logging.getLogger(__name__)
+
+VALUES_PREFIX = "values_"
+VALUES_MEMO = "record_values_memo"  # source state key, and the resource that writes it
+DEFAULT_VALUES_CALLS_PER_RUN = 1_000
+MODIFIED = "Modified_Time"
+MAX_IDS = 100  # Get Records' `ids` takes at most 100
+COHERENCE_ROUNDS = 3  # reads of a record modified between its groups' calls, before waiting
+UNLISTED_TYPES = frozenset({"fileupload", "imageupload", "multiselectlookup"})
+_DLT_TYPES = {
+    "date": "date",
+    "datetime": "timestamp",
+    "currency": "decimal",
+    "decimal": "decimal",
+    "double": "double",
+    "percent": "double",
+    "integer": "bigint",
+    "bigint": "bigint",
+    "boolean": "bool",
+}
+_JSON_TYPES = {"double": "double", "integer": "bigint", "boolean": "bool", "string": "text"}
+_LOOKUPS = ("lookup", "ownerlookup", "userlookup")
+_NESTED = ("multiselectpicklist", "subform")
+ValueFieldsConfig = Dict[str, List[str]]
+
+
+def values_name(module: str) -> str:
+    """The resource and table of a module's values, e.g. `values_price_books`."""
+    return VALUES_PREFIX + module_slug(module)
+
+
+def record_values_setting(value: Any) -> Optional[List[str]]:
+    """None (no values captured) or the listed module API names, de-duplicated."""
+    if value is None or value == []:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(m, str) and m.strip()
+                                                        for m in value):  # fmt: skip
+        raise setting_error(
+            "record_values", value, 'a list of module API names, e.g. ["Leads", "Deals"]'
+        )
+    return list(dict.fromkeys(m.strip() for m in value))
+
+
+def record_value_fields_setting(value: Any, modules: Optional[List[str]]) -> ValueFieldsConfig:
+    """module -> field API names narrowing what is captured; every module in `record_values`."""
+    if not value:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(f, (list, tuple)) and f and all(isinstance(n, str) for n in f)
+        for f in value.values()
+    ):
+        raise setting_error(
+            "record_value_fields", value, 'a mapping of module -> [field API names], e.g. '
+            '{Leads = ["Email", "Phone"]}',
+        )  # fmt: skip
+    stray = sorted(set(value) - set(modules or []))
+    if stray:
+        raise ZohoConfigError(
+            f"record_value_fields names module(s) {', '.join(stray)} that are not in "
+            "record_values: add them to record_values or remove them from record_value_fields"
+        )
+    return {module: list(dict.fromkeys(names)) for module, names in value.items()}
+
+
+@dataclass
+class ValuesRun:
+    """The values part of a run, shared by its packages: modules, fields, budget, progress."""
+
+    modules: List[str]
+    resolved: bool  # asked Zoho this run (else remembered)
+    config: Optional[List[str]]
+    fields: ValueFieldsConfig
+    calls_left: int
+    credits_reserve: int
+    stop: Optional[str] = None  # why the values stopped short this run, if they did
+    unfinished: Set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_calls(self, client: ZohoClient, calls: int) -> bool:
+        """Whether `calls` more calls fit the run's budget and the day's credits (and takes
+        them)."""
+        with self._lock:
+            if self.stop:
+                return False
+            remaining = client.credits_remaining
+            if remaining is not None and remaining <= self.credits_reserve:
+                self.stop = (
+                    f"Zoho reports {remaining} API credits left today, at or below "
+                    f"api_credits_reserve ({self.credits_reserve})"
+                )
+                return False
+            if self.calls_left < calls:
+                self.stop = "this run's values_calls_per_run budget is spent"
+                return False
+            self.calls_left -= calls
+            return True
+
+
+def values_modules(
+    client: ZohoClient, wanted: List[str], every: timedelta
+) -> Tuple[List[str], bool]:
+    """`wanted`, checked against `/settings/modules` (remembered for `every`, as `modules`
+    are); a name Zoho does not list is a config error naming it."""
+    memo = dlt.current.source_state().get(VALUES_MEMO) or {}
+    at = memo.get("at")
+    if memo.get("config") == wanted and at:
+        if datetime.now(UTC) - datetime.fromisoformat(at) < every:
+            return list(wanted), False
+    valid = readable_modules(client)
+    unknown = [m for m in wanted if m not in valid]
+    if unknown:
+        raise ZohoConfigError(
+            f"record_values names {', '.join(repr(m) for m in unknown)}, not a Zoho module "
+            f"this org can read: list names among {', '.join(valid) or '(none)'}"
+        )
+    return list(wanted), True
+
+
+def values_memo_resource(run: ValuesRun) -> DltResource:
+    """A resource that loads nothing: it remembers the checked `record_values` in the source's
+    state, committed with the run's first package."""
+
+    @dlt.resource(name=VALUES_MEMO)
+    def record_values_memo() -> Iterator[Any]:
+        if run.resolved:
+            dlt.current.source_state()[VALUES_MEMO] = {
+                "config": run.config,
+                "at": datetime.now(UTC).isoformat(),
+            }
+        yield from ()
+
+    return record_values_memo
+
+
+class ValuesPass(ListPass):
+    """A values listing's pass: a `ListPass` whose records carry `Modified_Time`. Its streams
+    are `list` (from the last complete pass's mark) and, once a listing reached Zoho's cap,
+    `from:<time>` (a new listing from the last time read)."""
+
+    def advance(self, stream: str, records: List[Dict[str, Any]], following: Optional[Query]):
+        self.streams[stream] = following
+        if records:
+            newest = max(parse_time(r[MODIFIED]) for r in records).isoformat()
+            if self._newest is None or newest > self._newest:
+                self._newest = newest
+
+    def restart_from_newest(self, stream: str, first: Query) -> bool:
+        """Go on with a new listing from the newest time read; False when that is where this
+        listing began (more records than a listing reaches share one second)."""
+        self.streams[stream] = None
+        began = stream[len("from:") :] if stream.startswith("from:") else None
+        if self._newest is None or self._newest == began:
+            return False
+        self.streams[f"from:{self._newest}"] = first
+        return True
+
+    def header(self, stream: str) -> Dict[str, str]:
+        """The `If-Modified-Since` of `stream`."""
+        if stream.startswith("from:"):
+            return {"If-Modified-Since": zoho_time(datetime.fromisoformat(stream[5:]))}
+        return {"If-Modified-Since": zoho_time(self.since)} if self.since else {}
+
+
+def column_hints(fields: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """dlt column hints for the fields' metadata (named by API name; dlt normalizes them)."""
+    hints: Dict[str, Dict[str, Any]] = {
+        "org": {"data_type": "text", "nullable": False},
+        "module": {"data_type": "text", "nullable": False},
+        "id": {"data_type": "text", "nullable": False},
+        MODIFIED: {"data_type": "timestamp", "dedup_sort": "desc"},
+        "field_values": {"data_type": "json"},
+    }
+    for meta in fields:
+        name, kind = meta["api_name"], meta.get("data_type")
+        if kind in _LOOKUPS:
+            hints[f"{name}__id"] = {"data_type": "text", "nullable": True}
+            hints[f"{name}__name"] = {"data_type": "text", "nullable": True}
+        elif kind in _NESTED:
+            continue  # lists: dlt makes child tables
+        elif kind == "formula":
+            hints[name] = {"data_type": _JSON_TYPES.get(meta.get("json_type"), "text")}
+        elif name != MODIFIED:
+            hints[name] = {"data_type": _DLT_TYPES.get(kind, "text"), "nullable": True}
+    return hints
+
+
+def typed_value(kind: Optional[str], value: Any) -> Any:
+    """A Zoho value as its column holds it; None when it is not what its type says (the
+    value as Zoho sent it stays in `field_values`)."""
+    if value is None or value == "":
+        return None
+    try:
+        if kind == "date":
+            return date.fromisoformat(value)
+        if kind == "datetime":
+            return parse_time(value)
+        if kind in ("currency", "decimal"):
+            return Decimal(str(value)) if Decimal(str(value)).is_finite() else None
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+    return value
+
+
+class ValuesReader:
+    """Reads one module's values pass and turns its records into rows."""
+
+    def __init__(
+        self, client: ZohoClient, module: str, org: str, run: ValuesRun, state: Dict[str, Any],
+        every: timedelta,
+    ) -> None:  # fmt: skip
+        self.client, self.module, self.org, self.run = client, module, org, run
+        self.state = state
+        self.fields = self._fields(every)
+        self.groups = self._groups()
+
+    # -- fields ----------------------------------------------------------------------------
+    def _fields(self, every: timedelta) -> List[Dict[str, Any]]:
+        """The captured fields' metadata, remembered in the resource's state for `every`."""
+        wanted = self.run.fields.get(self.module)
+        memo = self.state.get("fields") or {}
+        at = memo.get("at")
+        if memo.get("config") == wanted and at:
+            if datetime.now(UTC) - datetime.fromisoformat(at) < every:
+                return list(memo["fields"])
+        body = self.client.get(
+            "settings/fields", {"module": self.module}, module=self.module, kind="metadata"
+        )
+        listed = [
+            {k: f.get(k) for k in ("api_name", "data_type", "json_type")}
+            for f in (body or {}).get("fields", [])
+            if f.get("api_name") and f.get("api_name") != "id"
+        ]
+        if wanted is not None:
+            known = {f["api_name"] for f in listed}
+            unknown = [name for name in wanted if name not in known]
+            if unknown:
+                raise ZohoConfigError(
+                    f"record_value_fields.{self.module} names {', '.join(map(repr, unknown))}, "
+                    f"not a field of {self.module}: use field API names among "
+                    f"{', '.join(sorted(known))}"
+                )
+            listed = [f for f in listed if f["api_name"] in wanted or f["api_name"] == MODIFIED]
+        chosen = [f for f in listed if f.get("data_type") not in UNLISTED_TYPES]
+        if not any(f["api_name"] == MODIFIED for f in chosen):
+            chosen.append({"api_name": MODIFIED, "data_type": "datetime", "json_type": "string"})
+        self.state["fields"] = {
+            "config": wanted, "fields": chosen, "at": datetime.now(UTC).isoformat(),
+        }  # fmt: skip
+        return chosen
+
+    def _groups(self) -> List[List[str]]:
+        """Field names in groups of at most 50 with `Modified_Time` in each."""
+        names = [f["api_name"] for f in self.fields if f["api_name"] != MODIFIED]
+        size = MAX_FIELDS_PER_CALL - 1
+        chunks = [names[i : i + size] for i in range(0, len(names), size)] or [[]]
+        return [[*chunk, MODIFIED] for chunk in chunks]
+
+    def drop_refused(self, error: ZohoApiError) -> bool:
+        """Drop the field Zoho refused (`INVALID_DATA` naming it), with a warning; False when
+        the error names no captured field."""
+        match = re.search(r"'api_name': '([^']+)'", str(error))
+        name = match.group(1) if match else None
+        if error.code != "INVALID_DATA" or name is None or name == MODIFIED:
+            return False
+        if not any(f["api_name"] == name for f in self.fields):
+            return False
+        logger.warning(
+            "%s.%s left out of record values: Zoho refuses to list it (%s)",
+            self.module, name, error.code,
+        )  # fmt: skip
+        self.fields = [f for f in self.fields if f["api_name"] != name]
+        self.state["fields"]["fields"] = self.fields
+        self.groups = self._groups()
+        return True
+
+    # -- calls -----------------------------------------------------------------------------
+    def calls_per_page(self) -> int:
+        return 1 + (len(self.groups) - 1) * math.ceil(self.client.per_page / MAX_IDS)
+
+    def page(self, query: Query, headers: Dict[str, str]) -> Tuple[list, Optional[Query]]:
+        """One page of the listing (first group), a refused field dropped and asked again."""
+        while True:
+            try:
+                return self.client.page(
+                    self.module, "data", {**query, "fields": ",".join(self.groups[0])},
+                    headers, self.module, "values",
+                )  # fmt: skip
+            except ZohoApiError as error:
+                if not self.drop_refused(error):
+                    raise
+
+    def by_ids(self, group: List[str], ids: List[str]) -> Dict[str, Dict[str, Any]]:
+        """Records of `ids` with the fields of `group`, by id (at most 100 ids a call)."""
+        found: Dict[str, Dict[str, Any]] = {}
+        for start in range(0, len(ids), MAX_IDS):
+            params = {"ids": ",".join(ids[start : start + MAX_IDS])}
+            while True:
+                names = {f["api_name"] for f in self.fields}  # less any field dropped meanwhile
+                params["fields"] = ",".join(name for name in group if name in names)
+                try:
+                    body = self.client.get(self.module, params, module=self.module, kind="values")
+                    break
+                except ZohoApiError as error:
+                    if not self.drop_refused(error):
+                        raise
+            for record in (body or {}).get("data") or []:
+                found[str(record["id"])] = record
+        return found
+
+    def whole(self, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Each record with every group's fields, in one coherent version (see the module)."""
+        if len(self.groups) == 1:
+            return records
+        pending = {str(r["id"]): r for r in records}
+        done: List[Dict[str, Any]] = []
+        for attempt in range(COHERENCE_ROUNDS):
+            if attempt:  # records modified between calls: every group read again, by id
+                pending = self.by_ids(self.groups[0], list(pending))
+            parts = [self.by_ids(group, list(pending)) for group in self.groups[1:]]
+            changed: Dict[str, Dict[str, Any]] = {}
+            for rid, first in pending.items():
+                versions = [first, *(part.get(rid) for part in parts)]
+                if any(v is None for v in versions):
+                    continue  # deleted meanwhile: its last captured values stay
+                if len({v.get(MODIFIED) for v in versions}) == 1:  # type: ignore[union-attr]
+                    done.append({k: v for version in versions for k, v in version.items()})
+                else:
+                    changed[rid] = first
+            pending = changed
+            if not pending:
+                break
+        if pending:
+            logger.info(
+                "%s: %d record(s) kept changing while read; a later run reads them",
+                self.module, len(pending),
+            )  # fmt: skip
+        return done
+
+    def rows(self, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        kinds = {f["api_name"]: f.get("data_type") for f in self.fields}
+        rows = []
+        for record in records:
+            raw = {k: v for k, v in record.items() if k != "id"}
+            row = {k: typed_value(kinds.get(k), v) for k, v in raw.items()}
+            rows.append(
+                {
+                    "org": self.org,
+                    "module": self.module,
+                    "id": str(record["id"]),
+                    **row,
+                    "field_values": raw,
+                }  # fmt: skip
+            )
+        return rows
+
+
+def values_resources(
+    client: ZohoClient, report: Any, org: str, chunk_pages: int, every: timedelta
+) -> List[DltResource]:
+    """Per module of the run's `report.values`, the resource reading its values into
+    `values_<module>`. A module whose records Zoho refuses is noted as failed (`<module>
+    values`) and the others land, as with deleted lists."""
+    return [
+        _values_resource(client, module, report, org, chunk_pages, every)
+        for module in report.values.modules
+    ]
+
+
+def _values_resource(
+    client: ZohoClient, module: str, report: Any, org: str, chunk_pages: int, every: timedelta
+) -> DltResource:
+    name, run = values_name(module), report.values
+
+    @dlt.resource(
+        name=name,
+        table_name=name,
+        primary_key=("org", "id"),
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+    )
+    def record_values() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        first = client.first_query({"sort_by": MODIFIED, "sort_order": "asc"})
+        listing = ValuesPass(state, {"list": first})
+        refused = False
+        try:
+            yield from _read(ValuesReader(client, module, org, run, state, every), listing,
+                             first, chunk_pages)  # fmt: skip
+        except ZohoApiError as error:
+            if not error.is_permission:
+                raise
+            report.module_failed(f"{module} values", error)  # what was read loads
+            refused = True
+        if not listing.save() and not run.stop and not refused:
+            run.unfinished.add(name)
+
+    return record_values
+
+
+def _read(reader: ValuesReader, listing: ValuesPass, first: Query, max_pages: int) -> Iterator[Any]:
+    """Up to `max_pages` pages of a module's pass, as rows with their column hints."""
+    pages = 0
+    while pages < max_pages:
+        stream = next((s for s, q in listing.streams.items() if q is not None), None)
+        if stream is None or not reader.run.take_calls(reader.client, reader.calls_per_page()):
+            return
+        try:
+            records, following = reader.page(listing.streams[stream], listing.header(stream))
+        except ZohoApiError as error:
+            if error.code == "LIMIT_REACHED":  # Zoho's 100,000 records a listing
+                if not listing.restart_from_newest(stream, first):
+                    logger.warning(
+                        "%s: more records than one listing reaches share one Modified_Time; "
+                        "the pass goes on after that second", reader.module,
+                    )  # fmt: skip
+                continue
+            if "page_token" in (listing.streams[stream] or {}) and error.status == 400:
+                listing.streams[stream] = first  # an expired token: the listing again
+                continue
+            raise
+        pages += 1
+        if records:
+            rows = reader.rows(reader.whole(records))
+            yield dlt.mark.with_hints(
+                rows, dlt.mark.make_hints(columns=column_hints(reader.fields))
+            )
+        listing.advance(stream, records, following)
