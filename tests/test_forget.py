@@ -256,3 +256,25 @@ def test_an_erased_entry_zoho_sends_malformed_is_set_aside_without_its_values(
         tmp_path, f"SELECT id, field, value, reason, entry FROM {DATASET_NAME}.rejected_records"
     )
     assert reasons == [(ERASED, "deleted_time", None, "deleted_time " + NOT_A_TIME, None)]
+
+
+def test_a_record_erased_on_request_has_no_values_captured_again(org, server, pipeline):
+    """`record_values`: forget deletes the record's values, and a later run reading it live
+    again (restored in Zoho, then edited) stores none of them."""
+    from zoho_standin.seed import live_record_id
+
+    rid = live_record_id(0, 1)
+    run_once(server, pipeline, record_values=["Leads"])
+    delete(org, "Leads", rid, NOW - timedelta(minutes=1), name="Person 1")
+    run_once(server, pipeline, record_values=["Leads"])
+    values = f"SELECT id FROM {DATASET_NAME}.values_leads WHERE id = '{rid}'"
+    assert query(pipeline, values) == [(rid,)]
+
+    assert forget(pipeline, "default", "Leads", rid, True, lambda line: None) == 0
+    assert query(pipeline, values) == []
+    org.restore("Leads", rid)
+    org.live.edit_all("Leads", NOW)
+    run_once(server, pipeline, record_values=["Leads"])
+    assert query(pipeline, values) == []
+    kept = query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads")
+    assert kept[0][0] >= 2  # the other leads' values, edited, still land

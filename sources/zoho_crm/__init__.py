@@ -223,7 +223,7 @@ def zoho_crm(
     if report.values is not None:
         values_pages = max(1, chunk_rows // (client.per_page * len(report.values.modules)))
         resources.append(values_memo_resource(report.values))
-        resources += values_resources(client, report, warehouse.org, values_pages, every)
+        resources += values_resources(client, report, warehouse, values_pages, every)
     if report.related:
         resources.append(related_lists_check(client, report.related))
         resources.append(related_resources(client, report.related, warehouse, report, reserve))

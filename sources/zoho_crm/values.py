@@ -51,6 +51,7 @@ from sources.zoho_crm.metadata import readable_modules
 from sources.zoho_crm.passes import ListPass, Query
 from sources.zoho_crm.records import module_slug, parse_time, zoho_time
 from sources.zoho_crm.settings import MAX_FIELDS_PER_CALL
+from sources.zoho_crm.warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -409,19 +410,25 @@ class ValuesReader:
 
 
 def values_resources(
-    client: ZohoClient, report: Any, org: str, chunk_pages: int, every: timedelta
+    client: ZohoClient, report: Any, warehouse: Warehouse, chunk_pages: int, every: timedelta
 ) -> List[DltResource]:
     """Per module of the run's `report.values`, the resource reading its values into
     `values_<module>`. A module whose records Zoho refuses is noted as failed (`<module>
-    values`) and the others land, as with deleted lists."""
+    values`) and the others land, as with deleted lists. Records erased on request
+    (`warehouse.erased()`, see `zoho-deleted forget`) are never stored again."""
     return [
-        _values_resource(client, module, report, org, chunk_pages, every)
+        _values_resource(client, module, report, warehouse, chunk_pages, every)
         for module in report.values.modules
     ]
 
 
 def _values_resource(
-    client: ZohoClient, module: str, report: Any, org: str, chunk_pages: int, every: timedelta
+    client: ZohoClient,
+    module: str,
+    report: Any,
+    warehouse: Warehouse,
+    chunk_pages: int,
+    every: timedelta,
 ) -> DltResource:
     name, run = values_name(module), report.values
 
@@ -437,8 +444,8 @@ def _values_resource(
         listing = ValuesPass(state, {"list": first})
         refused = False
         try:
-            yield from _read(ValuesReader(client, module, org, run, state, every), listing,
-                             first, chunk_pages)  # fmt: skip
+            reader = ValuesReader(client, module, warehouse.org, run, state, every)
+            yield from _read(reader, listing, first, chunk_pages, warehouse.erased())
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
@@ -450,8 +457,15 @@ def _values_resource(
     return record_values
 
 
-def _read(reader: ValuesReader, listing: ValuesPass, first: Query, max_pages: int) -> Iterator[Any]:
-    """Up to `max_pages` pages of a module's pass, as rows with their column hints."""
+def _read(
+    reader: ValuesReader,
+    listing: ValuesPass,
+    first: Query,
+    max_pages: int,
+    erased: Set[Tuple[str, str]],
+) -> Iterator[Any]:
+    """Up to `max_pages` pages of a module's pass, as rows with their column hints; none of
+    records `erased` on request ((module, id))."""
     pages = 0
     while pages < max_pages:
         stream = next((s for s, q in listing.streams.items() if q is not None), None)
@@ -472,8 +486,9 @@ def _read(reader: ValuesReader, listing: ValuesPass, first: Query, max_pages: in
                 continue
             raise
         pages += 1
-        if records:
-            rows = reader.rows(reader.whole(records))
+        whole = reader.rows(reader.whole(records)) if records else []
+        rows = [row for row in whole if (reader.module, row["id"]) not in erased]
+        if rows:
             yield dlt.mark.with_hints(
                 rows, dlt.mark.make_hints(columns=column_hints(reader.fields))
             )
