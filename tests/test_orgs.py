@@ -197,5 +197,6 @@ def test_status_while_the_duckdb_file_is_held_says_so(two_orgs, tmp_path):
             text=True,
             timeout=60,
         )
-    assert held.returncode == 5
-    assert "the DuckDB file is open in another process" in held.stderr
+    # a reader never waits for the file: it reads the last published analyst file, and says so
+    assert held.returncode == 0, held.stderr
+    assert "this reads the analyst file" in held.stdout
