@@ -28,7 +28,7 @@ from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.reading import NothingPublishedError, Reading, open_reading
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import Selection, restore
-from pipelines.status import Status, describe, max_run_gap, read_status
+from pipelines.status import Problem, Status, describe, max_run_gap, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
@@ -162,7 +162,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         with _reading(args, say=not args.json) as source:
             return _print_status(source, args.org, as_json=args.json)
     except NothingPublishedError as busy:  # the first run is loading: nothing to read, not healthy
-        nothing = Status(args.org, None, None, healthy=False, problems=[str(busy)])
+        loading = Problem("first_run_loading", str(busy))
+        nothing = Status(args.org, None, None, healthy=False, problems=[loading])
         return _show_status(nothing, args.json)
 
 
