@@ -79,12 +79,17 @@ def _show_tables(pipeline: dlt.Pipeline) -> None:
             _say(f"  {table:<26}{count:>8} rows")
         _say(f"\nSample query:\n{SAMPLE_QUERY}\n")
         rows = client.execute_sql(SAMPLE_QUERY)
-        _say(f"  {'module':<10}{'type':<11}{'records':>8}{'details':>9}  oldest -> newest")
-        for module, kind, records, details, oldest, newest in rows:
+        header = f"{'module':<10}{'type':<11}{'records':>8}{'details':>9}{'restored':>10}"
+        _say(f"  {header}  oldest -> newest")
+        for module, kind, records, details, restored, oldest, newest in rows:
             _say(
-                f"  {module:<10}{kind:<11}{records:>8}{details:>9}  "
+                f"  {module:<10}{kind:<11}{records:>8}{details:>9}{restored:>10}  "
                 f"{oldest:%Y-%m-%d %H:%M} -> {newest:%Y-%m-%d %H:%M} UTC"
             )
+        _say(
+            "  (records: still in Zoho's bin (recycle) or purged (permanent), as status counts "
+            "them; restored: back in Zoho, counted apart)"
+        )
 
 
 def _print_status(
