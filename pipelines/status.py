@@ -35,6 +35,7 @@ COUNTS = (
     "restored",
     "purged_between_runs",
 )
+TABLE_COUNTS = COUNTS[:-1]  # the plain output's columns; its words tell purges between runs
 
 # details_missing: purged records whose details no table holds (a run reading one again takes
 # the name and deleter `recycle_bin` holds: see `Warehouse.fill_details`); purged_between_runs:
@@ -46,18 +47,17 @@ SELECT d.module,
   count(*) FILTER (WHERE d.type = 'permanent'),
   count(*) FILTER (WHERE d.type = 'recycle' AND d.restored_at IS NULL
                    AND d.expires_at >= %s AND d.expires_at < %s),
-  count(*) FILTER (WHERE d.type = 'permanent' AND d.display_name IS NULL
-                   AND d.deleted_by__name IS NULL AND d.created_by__name IS NULL
-                   AND b.id IS NULL),
+  count(*) FILTER (WHERE {lost}),
   count(*) FILTER (WHERE d.restored_at IS NOT NULL),
-  count(*) FILTER (WHERE d.type = 'permanent' AND d.display_name IS NULL
-                   AND d.deleted_by__name IS NULL AND d.created_by__name IS NULL
-                   AND b.id IS NULL AND d.deleted_time > %s)
+  count(*) FILTER (WHERE {lost} AND d.deleted_time > %s)
 FROM {ds}.deleted_records d
 LEFT JOIN ({named_in_bin}) b ON b.org = d.org AND b.id = d.id
 WHERE d.org = %s
 GROUP BY d.module ORDER BY d.module
 """
+LOST = """d.type = 'permanent' AND d.display_name IS NULL
+                   AND d.deleted_by__name IS NULL AND d.created_by__name IS NULL
+                   AND b.id IS NULL"""
 NAMED_IN_BIN = (
     "SELECT org, id FROM {ds}.recycle_bin "
     "WHERE display_name IS NOT NULL OR deleted_by__name IS NOT NULL"
@@ -191,8 +191,9 @@ def _module_counts(
     # no successful run yet: nothing was purged between runs
     after = first_success or datetime.max.replace(tzinfo=UTC)
     args = (now, now + EXPIRY_HORIZON, after, org)
-    counts = query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NAMED_IN_BIN), *args)
-    return counts or query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NO_BIN), *args)
+    query = MODULE_COUNTS.replace("{lost}", LOST)
+    counts = query_rows(pipeline, query.replace("{named_in_bin}", NAMED_IN_BIN), *args)
+    return counts or query_rows(pipeline, query.replace("{named_in_bin}", NO_BIN), *args)
 
 
 def _published_at(analyst_file: Optional[str]) -> datetime:
@@ -229,8 +230,9 @@ def _unloaded_package(pipeline: Optional[dlt.Pipeline]) -> Optional[str]:
 
 
 def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> List[Problem]:
-    stopped = [Problem("captures_stopped", status.captures_stopped)]
-    problems = stopped if status.captures_stopped else []
+    problems = []
+    if status.captures_stopped:
+        problems.append(Problem("captures_stopped", status.captures_stopped))
     if status.last_success_at is None:
         text = "no run has succeeded yet: run `zoho-deleted run` and schedule it (hourly)"
         return problems + [Problem("no_successful_run", text)]
@@ -341,9 +343,10 @@ def describe(status: Status) -> List[str]:
         f"Org {status.org}: last successful run {status.last_success_at:%Y-%m-%d %H:%M:%S} UTC"
     ]
     header = ("module", "in bin", "permanent", "exp.<7d", "no details", "restored")
-    lines.append("  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}".format(*header))
+    row = "  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}"
+    lines.append(row.format(*header))
     for module, c in sorted(status.modules.items()):
-        lines.append("  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}".format(module, *(c[k] for k in COUNTS)))
+        lines.append(row.format(module, *(c[k] for k in TABLE_COUNTS)))
     lines += [n.text for n in status.notices]
     lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p.text}" for p in status.problems] or ["Healthy."]
