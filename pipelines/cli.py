@@ -29,7 +29,7 @@ from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.reading import NothingPublishedError, Reading, open_reading
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import Selection, restore
-from pipelines.status import Status, describe, max_run_gap, read_status
+from pipelines.status import Problem, Status, describe, max_run_gap, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
@@ -80,12 +80,17 @@ def _show_tables(pipeline: dlt.Pipeline) -> None:
             _say(f"  {table:<26}{count:>8} rows")
         _say(f"\nSample query:\n{SAMPLE_QUERY}\n")
         rows = client.execute_sql(SAMPLE_QUERY)
-        _say(f"  {'module':<10}{'type':<11}{'records':>8}{'details':>9}  oldest -> newest")
-        for module, kind, records, details, oldest, newest in rows:
+        header = f"{'module':<10}{'type':<11}{'records':>8}{'details':>9}{'restored':>10}"
+        _say(f"  {header}  oldest -> newest")
+        for module, kind, records, details, restored, oldest, newest in rows:
             _say(
-                f"  {module:<10}{kind:<11}{records:>8}{details:>9}  "
+                f"  {module:<10}{kind:<11}{records:>8}{details:>9}{restored:>10}  "
                 f"{oldest:%Y-%m-%d %H:%M} -> {newest:%Y-%m-%d %H:%M} UTC"
             )
+        _say(
+            "  (records: still in Zoho's bin (recycle) or purged (permanent), as status counts "
+            "them; restored: back in Zoho, counted apart)"
+        )
 
 
 def _print_status(
@@ -163,7 +168,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         with _reading(args, say=not args.json) as source:
             return _print_status(source, args.org, as_json=args.json)
     except NothingPublishedError as busy:  # the first run is loading: nothing to read, not healthy
-        nothing = Status(args.org, None, None, healthy=False, problems=[str(busy)])
+        loading = Problem("first_run_loading", str(busy))
+        nothing = Status(args.org, None, None, healthy=False, problems=[loading])
         return _show_status(nothing, args.json)
 
 

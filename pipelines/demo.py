@@ -30,8 +30,11 @@ DEMO_RELATED_LISTS = {
     "Contacts": {"Deals": ["Owner", "Deal_Name", "Amount"]},
 }
 DEMO_RECORD_VALUES = ["Leads", "Contacts"]  # whose live records' field values are kept
-SAMPLE_QUERY = """SELECT module, type, count(*) AS records,
-       count(display_name) AS with_details,
+# records as `status` counts them (in the bin, or purged); restored ones apart: back in Zoho
+SAMPLE_QUERY = """SELECT module, type,
+       count(*) FILTER (WHERE restored_at IS NULL) AS records,
+       count(display_name) FILTER (WHERE restored_at IS NULL) AS with_details,
+       count(*) FILTER (WHERE restored_at IS NOT NULL) AS restored,
        min(deleted_time) AS oldest, max(deleted_time) AS newest
 FROM zoho_crm_deleted.deleted_records
 GROUP BY module, type ORDER BY module, type"""

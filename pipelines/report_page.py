@@ -89,7 +89,7 @@ def summary(status: Any, leaving_14d: int, now: datetime) -> str:
     if status.healthy:
         health = '<div class="health healthy"><b>Healthy</b> (as <code>status</code> says).</div>'
     else:
-        problems = "".join(f"<li>{esc(p)}</li>" for p in status.problems)
+        problems = "".join(f"<li>{esc(p.text)}</li>" for p in status.problems)
         health = (
             '<div class="health unhealthy"><b>Unhealthy</b> (as <code>status</code> says):'
             f"<ul>{problems}</ul></div>"

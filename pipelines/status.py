@@ -28,32 +28,45 @@ from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_MAX_RUN_GAP = "2d"
 EXPIRY_HORIZON = timedelta(days=7)
-COUNTS = ("recycle", "permanent", "expiring_within_7d", "details_missing", "restored")
+COUNTS = (
+    "recycle",
+    "permanent",
+    "expiring_within_7d",
+    "details_missing",
+    "restored",
+    "purged_between_runs",
+)
+TABLE_COUNTS = COUNTS[:-1]  # the plain output's columns; its words tell purges between runs
 
 # details_missing: purged records whose details no table holds (a run reading one again takes
-# the name and deleter `recycle_bin` holds: see `Warehouse.fill_details`)
+# the name and deleter `recycle_bin` holds: see `Warehouse.fill_details`); purged_between_runs:
+# those of them deleted after the first successful run started, so a run sooner would have
+# seen them in the bin (the others were gone before any run: no schedule could have kept them)
 MODULE_COUNTS = """
 SELECT d.module,
   count(*) FILTER (WHERE d.type = 'recycle' AND d.restored_at IS NULL),
   count(*) FILTER (WHERE d.type = 'permanent'),
   count(*) FILTER (WHERE d.type = 'recycle' AND d.restored_at IS NULL
                    AND d.expires_at >= %s AND d.expires_at < %s),
-  count(*) FILTER (WHERE d.type = 'permanent' AND d.display_name IS NULL
-                   AND d.deleted_by__name IS NULL AND d.created_by__name IS NULL
-                   AND b.id IS NULL),
-  count(*) FILTER (WHERE d.restored_at IS NOT NULL)
+  count(*) FILTER (WHERE {lost}),
+  count(*) FILTER (WHERE d.restored_at IS NOT NULL),
+  count(*) FILTER (WHERE {lost} AND d.deleted_time > %s)
 FROM {ds}.deleted_records d
 LEFT JOIN ({named_in_bin}) b ON b.org = d.org AND b.id = d.id
 WHERE d.org = %s
 GROUP BY d.module ORDER BY d.module
 """
+LOST = """d.type = 'permanent' AND d.display_name IS NULL
+                   AND d.deleted_by__name IS NULL AND d.created_by__name IS NULL
+                   AND b.id IS NULL"""
 NAMED_IN_BIN = (
     "SELECT org, id FROM {ds}.recycle_bin "
     "WHERE display_name IS NOT NULL OR deleted_by__name IS NOT NULL"
 )
 NO_BIN = "SELECT org, id FROM {ds}.deleted_records WHERE 1 = 0"  # no recycle_bin table yet
 LAST_RUNS = f"""
-SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at)
+SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at),
+  min(CASE WHEN succeeded THEN started_at END)
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 """
 LAST_RUN = f"""
@@ -75,12 +88,28 @@ NO_RELATED_COLUMNS = "NULL, NULL"  # a `runs` table written before related recor
 
 
 @dataclass
+class Problem:
+    """One thing `status` reports: a stable `code` monitoring can tell apart, its numbers (e.g.
+    `count`, `hours`), and the words a person reads (`text`, what the plain output prints)."""
+
+    code: str
+    text: str
+    numbers: Dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def as_json(self) -> Dict[str, Any]:
+        return {"code": self.code, **self.numbers, "text": self.text}
+
+
+@dataclass
 class Status:
     org: str
     last_success_at: Optional[datetime]
     last_run_at: Optional[datetime]
     healthy: bool
-    problems: List[str] = field(default_factory=list)
+    problems: List[Problem] = field(default_factory=list)  # each makes it unhealthy
     last_run_failed_modules: Optional[str] = None
     last_run_error: Optional[str] = None
     max_run_gap_hours: float = 48.0
@@ -96,9 +125,12 @@ class Status:
     record_values: Dict[str, Dict[str, int]] = field(default_factory=dict)
     # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
     rejected_records: Dict[str, int] = field(default_factory=dict)
+    notices: List[Problem] = field(default_factory=list)  # worth knowing, not unhealthy
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
+        data["problems"] = [p.as_json() for p in self.problems]
+        data["notices"] = [n.as_json() for n in self.notices]
         for key in ("last_success_at", "last_run_at"):
             data[key] = data[key].isoformat() if data[key] else None
         data["incidents"] = [
@@ -121,7 +153,7 @@ def read_status(
     now = now or datetime.now(UTC)
     gap = max_run_gap()
     runs = query_rows(pipeline, LAST_RUNS, org)
-    last_success, last_run = runs[0] if runs else (None, None)
+    last_success, last_run, first_success = runs[0] if runs else (None, None, None)
     try:
         last = query_rows(pipeline, LAST_RUN.replace("{related}", RELATED_COLUMNS), org)
     except DatabaseTerminalException:  # an older `runs` table: the next run adds the columns
@@ -138,7 +170,7 @@ def read_status(
         analyst_file=pipeline.analyst_file,
         read_from=pipeline.read_from,
     )
-    for module, *counts in _module_counts(pipeline, now, org):
+    for module, *counts in _module_counts(pipeline, now, org, first_success):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
     status.record_values = values_coverage(pipeline, org)
     status.related_backlog = int(backlog or 0)
@@ -150,15 +182,22 @@ def read_status(
         status.last_success_at or datetime.min.replace(tzinfo=UTC)
     )
     status.rejected_records = _open_rejected(pipeline, org)
-    status.problems = [*pipeline.blockers, *_problems(status, now, gap, succeeded)]
+    blocked = [Problem("runs_blocked", b) for b in pipeline.blockers]
+    status.problems = [*blocked, *_problems(status, now, gap, succeeded)]
+    status.notices = _notices(status)
     status.healthy = not status.problems
     return status
 
 
-def _module_counts(pipeline: dlt.Pipeline, now: datetime, org: str) -> List[tuple]:
-    args = (now, now + EXPIRY_HORIZON, org)
-    counts = query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NAMED_IN_BIN), *args)
-    return counts or query_rows(pipeline, MODULE_COUNTS.replace("{named_in_bin}", NO_BIN), *args)
+def _module_counts(
+    pipeline: dlt.Pipeline, now: datetime, org: str, first_success: Optional[datetime]
+) -> List[tuple]:
+    # no successful run yet: nothing was purged between runs
+    after = first_success or datetime.max.replace(tzinfo=UTC)
+    args = (now, now + EXPIRY_HORIZON, after, org)
+    query = MODULE_COUNTS.replace("{lost}", LOST)
+    counts = query_rows(pipeline, query.replace("{named_in_bin}", NAMED_IN_BIN), *args)
+    return counts or query_rows(pipeline, query.replace("{named_in_bin}", NO_BIN), *args)
 
 
 def _published_at(analyst_file: Optional[str]) -> datetime:
@@ -194,47 +233,104 @@ def _unloaded_package(pipeline: Optional[dlt.Pipeline]) -> Optional[str]:
     )
 
 
-def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> List[str]:
-    stopped = [status.captures_stopped] if status.captures_stopped else []
+def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> List[Problem]:
+    problems = []
+    if status.captures_stopped:
+        problems.append(Problem("captures_stopped", status.captures_stopped))
     if status.last_success_at is None:
-        return stopped + ["no run has succeeded yet: run `zoho-deleted run` and schedule it"]
-    problems = stopped
+        text = "no run has succeeded yet: run `zoho-deleted run` and schedule it (hourly)"
+        return problems + [Problem("no_successful_run", text)]
     age = now - status.last_success_at
     if age > gap:
-        problems.append(
+        text = (
             f"the last successful run was {_hours(age)} ago, more than max_run_gap "
             f"({_hours(gap)}): check the scheduler; deletions purged in between lose their "
             "names and deleters, and after 120 days Zoho forgets them entirely"
         )
+        hours = {"hours": _round(age), "max_run_gap_hours": _round(gap)}
+        problems.append(Problem("run_overdue", text, hours))
     if status.last_run_failed_modules:
-        problems.append(
+        text = (
             f"the last run could not read {status.last_run_failed_modules}: grant the Zoho user "
             "and token read access to those modules, or remove them from modules"
         )
+        problems.append(Problem("modules_refused", text, {"modules": _modules_of(status)}))
     elif succeeded is False:
-        problems.append(f"the last run failed: {status.last_run_error}")
+        text = f"the last run failed: {status.last_run_error}"
+        problems.append(Problem("last_run_failed", text))
     if status.analyst_file_stale:
-        problems.append(
+        text = (
             f"the analyst file {status.analyst_file} is older than the last successful load, "
             "so analysts read stale data: the run could not publish it (its line said why: "
             "disk space, or the folder's permissions); fix that and run `zoho-deleted run`, "
             "which publishes it again"
         )
+        problems.append(Problem("analyst_file_stale", text, {"path": status.analyst_file}))
     if status.rejected_records:
+        count = sum(status.rejected_records.values())
         where = ", ".join(f"{w} {n}" for w, n in status.rejected_records.items())
-        problems.append(
-            f"{sum(status.rejected_records.values())} entries Zoho sent malformed are set aside "
+        text = (
+            f"{count} entries Zoho sent malformed are set aside "
             f"({where}): table rejected_records says what is wrong with each; every run reads "
             "them again and loads them once Zoho sends them whole (if it never does, ask Zoho "
             "support about those records)"
         )
+        problems.append(Problem("records_rejected", text, {"count": count}))
     if status.incidents:
-        problems.append(
+        text = (
             f"{len(status.incidents)} open mass-deletion incident(s) (listed above): restore "
             "with `zoho-deleted restore --incident ID` (a dry run; add --yes to restore), or "
             "acknowledge with `zoho-deleted incidents ack ID`"
         )
+        ids = [i["incident_id"] for i in status.incidents]
+        problems.append(Problem("incident_open", text, {"count": len(ids), "incidents": ids}))
     return problems
+
+
+def _notices(status: Status) -> List[Problem]:
+    """What is worth knowing but not unhealthy: bin entries about to leave Zoho, records whose
+    details are lost (and whether a run more often would have kept them), a related backlog."""
+    total = {k: sum(c[k] for c in status.modules.values()) for k in COUNTS}
+    notices = []
+    if total["expiring_within_7d"]:
+        text = (
+            f"{total['expiring_within_7d']} bin entries leave Zoho's bin within 7 days; they "
+            "are captured here, and a restore in Zoho is only possible until then."
+        )
+        notices.append(Problem("expiring_soon", text, {"count": total["expiring_within_7d"]}))
+    between = total["purged_between_runs"]
+    before = total["details_missing"] - between
+    if between:
+        text = (
+            f"{between} records were deleted and purged between two runs, so no run saw them "
+            "in the bin and their names and deleters are lost: run more often (hourly "
+            "recommended) to catch them in the bin."
+        )
+        notices.append(Problem("purged_between_runs", text, {"count": between}))
+    if before:
+        text = (
+            f"{before} records were purged before the first run, so their names and deleters "
+            "were gone before any run could read them (Zoho keeps only their ids and times)."
+        )
+        notices.append(Problem("purged_before_first_run", text, {"count": before}))
+    if status.related_backlog:
+        text = (
+            f"{status.related_backlog} related lists of bin entries are still to fetch; at the "
+            f"last run's pace about {status.related_backlog_runs} more run(s) fetch them."
+        )
+        numbers = {"count": status.related_backlog, "runs": status.related_backlog_runs}
+        notices.append(Problem("related_backlog", text, numbers))
+    return notices
+
+
+def _modules_of(status: Status) -> List[str]:
+    """The module names of the last run's `failed_modules` ("Leads (NO_PERMISSION), …")."""
+    failed = status.last_run_failed_modules or ""
+    return [part.split(" (")[0].strip() for part in failed.split(", ") if part.strip()]
+
+
+def _round(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 3600, 1)
 
 
 def _hours(delta: timedelta) -> str:
@@ -245,35 +341,21 @@ def _hours(delta: timedelta) -> str:
 def describe(status: Status) -> List[str]:
     """The human form: counts, then in words what is at risk and what to do."""
     if status.last_success_at is None:
-        return [f"Org {status.org}: UNHEALTHY: {p}" for p in status.problems] + _analyst(status)
+        unhealthy = [f"Org {status.org}: UNHEALTHY: {p.text}" for p in status.problems]
+        return unhealthy + _analyst(status)
     lines = [
         f"Org {status.org}: last successful run {status.last_success_at:%Y-%m-%d %H:%M:%S} UTC"
     ]
     header = ("module", "in bin", "permanent", "exp.<7d", "no details", "restored")
-    lines.append("  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}".format(*header))
+    row = "  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}"
+    lines.append(row.format(*header))
     for module, c in sorted(status.modules.items()):
-        lines.append("  {:<16}{:>8}{:>11}{:>9}{:>12}{:>10}".format(module, *(c[k] for k in COUNTS)))
-    expiring = sum(c["expiring_within_7d"] for c in status.modules.values())
-    missing = sum(c["details_missing"] for c in status.modules.values())
-    if expiring:
-        lines.append(
-            f"{expiring} bin entries leave Zoho's bin within 7 days; they are captured here, "
-            "and a restore in Zoho is only possible until then."
-        )
-    if missing:
-        lines.append(
-            f"{missing} records were purged before any run saw them in the bin, so their names "
-            "and deleters are lost: run more often (at least daily) to catch them in the bin."
-        )
-    if status.related_backlog:
-        lines.append(
-            f"{status.related_backlog} related lists of bin entries are still to fetch; at the "
-            f"last run's pace about {status.related_backlog_runs} more run(s) fetch them."
-        )
+        lines.append(row.format(module, *(c[k] for k in TABLE_COUNTS)))
+    lines += [n.text for n in status.notices]
     if status.record_values:
         lines += ["Record values:", *coverage_lines(status.record_values)]
     lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
-    lines += [f"UNHEALTHY: {p}" for p in status.problems] or ["Healthy."]
+    lines += [f"UNHEALTHY: {p.text}" for p in status.problems] or ["Healthy."]
     return lines + _analyst(status)
 
 

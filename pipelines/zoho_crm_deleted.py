@@ -8,7 +8,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import dlt
 from dlt.common.schema.utils import get_columns_names_with_prop
@@ -27,7 +27,7 @@ from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.old_names import adopt_old_state
-from pipelines.progress import terminal_progress
+from pipelines.progress import TerminalProgress, terminal_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
@@ -75,7 +75,7 @@ def make_pipeline(
     progress: bool = False,
 ) -> dlt.Pipeline:
     """The pipeline of one org; its destination and working folder follow dlt's config.
-    `progress`: show dlt's progress on stderr while it runs, if stderr is a terminal."""
+    `progress`: show the run's progress on stderr while it runs, if stderr is a terminal."""
     if isinstance(destination, str) and destination == "duckdb":
         destination = None
     return dlt.pipeline(
@@ -137,6 +137,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     org = source_args.get("org", DEFAULT_ORG)
     pipeline = pipeline or make_pipeline(org=org)
     report = RunReport()
+    if isinstance(pipeline.collector, TerminalProgress):
+        pipeline.collector.follow(lambda: _calls_so_far(report))
     counts: Counter = Counter()  # rows received per table
     landed: Counter = Counter()  # rows the merges inserted or replaced
     started_at = datetime.now(UTC)
@@ -187,6 +189,11 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         result.analyst_publish_s = published.seconds
         result.analyst_file_bytes = published.size_bytes
     return result
+
+
+def _calls_so_far(report: RunReport) -> Tuple[int, Optional[str]]:
+    """The run's Zoho calls so far, and the module it called last."""
+    return sum(report.calls.values()), report.client.last_module if report.client else None
 
 
 def _packages(report: RunReport, source_args: Dict[str, Any]) -> Iterator[Any]:

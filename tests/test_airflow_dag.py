@@ -122,7 +122,7 @@ def test_a_task_fails_when_zoho_refused_a_module_and_status_says_so(
 
     status = read_status(make_pipeline(org="default"))
     assert status.healthy is False and status.modules["Contacts"]["recycle"] == 2  # loaded
-    assert "could not read Leads (NO_PERMISSION)" in status.problems[0]
+    assert "could not read Leads (NO_PERMISSION)" in status.problems[0].text
 
     server.faults.clear()
     assert tasks["acme"]("acme")["deleted_records"] == 3  # another org, its own pipeline

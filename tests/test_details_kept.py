@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import List
 
@@ -155,3 +155,28 @@ def test_status_counts_as_lost_only_what_no_table_holds_and_a_reread_repairs_the
     ok(cli(server, tmp_path, "run"))
     assert [n for _, n, _, _ in details(tmp_path, ids)] == [None, *map(named, ids[1:])]
     assert details_missing(server, tmp_path) == 1
+
+
+def notices(server, tmp_path: Path) -> dict:
+    status = json.loads(cli(server, tmp_path, "status", "--json").stdout)
+    return {n["code"]: n["count"] for n in status["notices"]}
+
+
+def test_status_advises_running_more_often_only_for_a_purge_between_runs(org, server, tmp_path):
+    ids = bin_leads(org, 2)
+    purge(org, ids[:1])  # before the first run: no schedule could have kept its details
+    ok(cli(server, tmp_path, "run"))
+    assert notices(server, tmp_path) == {"purged_before_first_run": 1}
+    first = cli(server, tmp_path, "status").stdout
+    assert "1 records were purged before the first run" in first
+    assert "run more often" not in first
+
+    # deleted and purged after the first run, before the next: a run sooner would have seen it
+    now = datetime.now(UTC)
+    delete(org, "Leads", "799999", now)
+    org.purge("Leads", "799999", now + timedelta(seconds=1))
+    ok(cli(server, tmp_path, "run"))
+    assert notices(server, tmp_path) == {"purged_before_first_run": 1, "purged_between_runs": 1}
+    second = cli(server, tmp_path, "status").stdout
+    assert "1 records were deleted and purged between two runs" in second
+    assert "run more often (hourly recommended)" in second

@@ -95,7 +95,8 @@ def test_a_malformed_deleted_entry_is_set_aside_and_the_rest_lands(
     assert loaded(pipeline, "recycle_bin") == {"Leads": LEADS, "Contacts": CONTACTS}
     status = read_status(pipeline)
     assert not status.healthy and status.rejected_records == {"Leads (/deleted)": 1}
-    assert any("1 entries Zoho sent malformed are set aside" in p for p in status.problems)
+    assert [(p.code, p.numbers) for p in status.problems] == [("records_rejected", {"count": 1})]
+    assert "1 entries Zoho sent malformed are set aside" in status.problems[0].text
 
     # Still malformed: the next run goes on (new deletions land), its mark held just below
     # the entry (a second before the one after it), which it reads again; no row doubles.
@@ -247,8 +248,10 @@ def test_a_page_whose_records_are_not_a_list_fails_its_module_alone(org, server,
         assert loaded(pipeline, "recycle_bin") == whole
     status = read_status(pipeline)
     assert not status.healthy
-    assert f"the last run failed: Zoho answered GET /crm/v8/{where[1:-1]}" in status.problems[0]
-    assert "with a malformed page" in status.problems[0]
+    assert status.problems[0].code == "last_run_failed"
+    failed = f"the last run failed: Zoho answered GET /crm/v8/{where[1:-1]}"
+    assert failed in status.problems[0].text
+    assert "with a malformed page" in status.problems[0].text
 
     server.faults.clear()
     run_once(server, pipeline)

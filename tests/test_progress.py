@@ -1,5 +1,6 @@
-"""Progress on a terminal: `zoho-deleted run` shows dlt's progress on stderr when stderr is a
-terminal (an interactive shell, here a pseudo-terminal), and nothing under cron (no terminal)."""
+"""Progress on a terminal: `zoho-deleted run` shows its progress on stderr when stderr is a
+terminal (an interactive shell, here a pseudo-terminal) in a few lines, one per step, and
+nothing under cron (no terminal)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ from typing import Tuple
 
 import pytest
 from conftest import NOW, delete, env_for
+from test_cli import cli
 
 ZOHO_DELETED = str(Path(sys.executable).parent / "zoho-deleted")
-PROGRESS = re.compile(r"-+ (Extract|Normalize|Load) zoho_crm")  # a step's report heading
+# a step's line: its name, duration, and rows (jobs for a load)
+STEP = re.compile(r"^(Extract|Normalize|Load) +\d+\.\d s  ([\d,]+) (?:rows|jobs)", re.M)
+BANNER = re.compile(r"--- \w+ zoho_crm")  # dlt's `log` collector's heading
+PROGRESS = re.compile(f"{STEP.pattern}|{BANNER.pattern}", re.M)
 GUARD = 120  # seconds after which a run that still holds the terminal is killed
 
 
@@ -72,10 +77,17 @@ def deletions(org):
 def test_a_run_on_a_terminal_shows_progress(deletions, server, tmp_path):
     code, shown, _ = on_terminal(server, tmp_path, "run")
     assert code == 0, shown
-    steps = {match.group(1) for match in PROGRESS.finditer(shown)}
-    assert steps == {"Extract", "Normalize", "Load"}
-    assert re.search(r"^deleted_records: 3 +\| Time:", shown, re.M)  # extracted, as counted
+    lines = shown.split("\n")
+    final = [line.split("\r")[-1].replace("\x1b[K", "") for line in lines]  # as left on screen
+    steps = [(m.group(1), m.group(2)) for m in STEP.finditer("\n".join(final))]
+    # one line a step: the data's package, then the `runs` row
+    assert [name for name, _ in steps] == ["Extract", "Normalize", "Load"] * 2
+    assert steps[0] == ("Extract", "10")  # 3 deleted_records, 3 events, 3 bin entries, a memo
+    assert re.search(r"^Extract .* \d+ Zoho calls$", "\n".join(final), re.M)
+    assert not BANNER.search(shown)
     assert "deleted_records                  3 rows" in shown  # the summary, as without
+    summary = cli(server, tmp_path, "run").stdout  # the same summary off a terminal
+    assert len(lines) <= len(summary.split("\n")) + len(steps) + 1  # a few lines, no more
 
 
 def test_a_run_without_a_terminal_shows_no_progress(deletions, server, tmp_path):

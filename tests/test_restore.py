@@ -29,7 +29,13 @@ def requests_table(tmp_path) -> list:
 
 
 def incident_of(cmd) -> str:
-    return json.loads(cmd("status", "--json")[1])["incidents"][0]["incident_id"]
+    """The open incident's id, as `status --json` gives it (and as its problem names it)."""
+    status = json.loads(cmd("status", "--json")[1])
+    incident = status["incidents"][0]["incident_id"]
+    problem = {p["code"]: p for p in status["problems"]}["incident_open"]
+    assert (problem["count"], problem["incidents"]) == (1, [incident])
+    assert problem["text"].startswith("1 open mass-deletion incident(s)")
+    return incident
 
 
 def test_a_dry_run_changes_nothing_then_yes_restores_and_reconciliation_closes_it(

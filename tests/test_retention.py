@@ -122,21 +122,32 @@ def test_status_before_any_run_after_a_good_run_when_stale_and_after_failures(
     assert status["healthy"] is True and status["problems"] == []
     assert status["modules"]["Leads"] == {
         "recycle": 2, "permanent": 0, "expiring_within_7d": 1, "details_missing": 0,
-        "restored": 0,
+        "restored": 0, "purged_between_runs": 0,
     }  # fmt: skip
     assert status["modules"]["Deals"]["details_missing"] == 1
+    assert [(n["code"], n["count"]) for n in status["notices"]] == [
+        ("expiring_soon", 1), ("purged_before_first_run", 1)
+    ]  # fmt: skip
     human = cli(server, tmp_path, "status")
     assert "1 bin entries leave Zoho's bin within 7 days" in human.stdout
-    assert "1 records were purged before any run saw them" in human.stdout
+    assert "1 records were purged before the first run" in human.stdout
+    assert "run more often" not in human.stdout  # no schedule could have kept that one
 
     stale = cli(server, tmp_path, "status", SOURCES__ZOHO_CRM__MAX_RUN_GAP="0.001")
     assert stale.returncode == 1 and "more than max_run_gap" in stale.stdout
+    late = json.loads(
+        cli(server, tmp_path, "status", "--json", SOURCES__ZOHO_CRM__MAX_RUN_GAP="0.001").stdout
+    )["problems"]
+    assert [p["code"] for p in late] == ["run_overdue"] and late[0]["max_run_gap_hours"] == 0.0
+    assert late[0]["hours"] >= 0 and "more than max_run_gap" in late[0]["text"]
 
     server.faults.add(r"/Deals/deleted$", "403", times=None)
     assert cli(server, tmp_path, "run").returncode == 1
     failed = cli(server, tmp_path, "status", "--json")
     assert failed.returncode == 1
-    assert "Deals (NO_PERMISSION)" in json.loads(failed.stdout)["problems"][0]
+    refused = json.loads(failed.stdout)["problems"]
+    assert [(p["code"], p["modules"]) for p in refused] == [("modules_refused", ["Deals"])]
+    assert "Deals (NO_PERMISSION)" in refused[0]["text"]
 
     server.faults.clear()
     server.faults.add(r"/crm/", "500", times=None)

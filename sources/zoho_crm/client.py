@@ -46,6 +46,7 @@ class ZohoClient:
         self._http = http
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()  # kind of call -> calls answered by Zoho
+        self.last_module: Optional[str] = None  # the module of the latest call (for progress)
         # Zoho's X-API-CREDITS-REMAINING (sent once half the daily allowance is used): the
         # lowest value seen this run, None while Zoho has not sent it
         self.credits_remaining: Optional[int] = None
@@ -80,7 +81,7 @@ class ZohoClient:
                 reply = self._http.request(
                     method, f"{self.base_url()}/{path}", auth=self.auth, **request
                 )
-            self._count(kind, reply)
+            self._count(kind, reply, module)
             if reply.status in NO_DATA:
                 return None
             if reply.status == 401 and _code(reply.body) == "INVALID_TOKEN" and attempt == 1:
@@ -153,10 +154,11 @@ class ZohoClient:
             if records:
                 yield records
 
-    def _count(self, kind: str, reply: Reply) -> None:
+    def _count(self, kind: str, reply: Reply, module: Optional[str]) -> None:
         remaining = _credits_header(reply)
         with self._lock:
             self.calls[kind] += 1
+            self.last_module = module or self.last_module
             if remaining is not None and (
                 self.credits_remaining is None or remaining < self.credits_remaining
             ):
