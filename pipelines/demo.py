@@ -90,6 +90,7 @@ def act_on(pipeline: dlt.Pipeline, say: Callable[[str], None]) -> None:
         first = incidents[0]["incident_id"]
         say(f"\nDry run (zoho-deleted restore {ON_DEMO} --incident {first}):")
         restore(pipeline, DEMO_ORG, Selection(incident=first), False, lambda line: say(f"  {line}"))
+        say("  (--yes asks Zoho itself: the demo's stand-in has stopped, so try it on your org.)")
     try:
         written = write_report(pipeline, DEMO_ORG, DEMO_REPORT)
         say(f"\nReport (zoho-deleted report {ON_DEMO} --output {DEMO_REPORT}): {written}")
