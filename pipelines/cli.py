@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
+import re
+import shutil
 import sys
+import textwrap
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional, Sequence, Union
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Union
 
 import dlt
+from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.common.destination.reference import Destination, DestinationReference
 
 from pipelines.analyst_file import AnalystFileError
 from pipelines.errors import (
@@ -28,10 +35,11 @@ from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
 from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.reading import NothingPublishedError, Reading, open_reading
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
-from pipelines.restore import Selection, restore
+from pipelines.restore import TIME_FORMS, Selection, parse_instant, restore
 from pipelines.status import Problem, Status, describe, max_run_gap, read_status
 from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name
+from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
 
 REJECTED_SHOWN = 20  # entries set aside named one per line; the rest are in the table
@@ -152,12 +160,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import DEMO_ORG, act_on, demo
+    from pipelines.demo import DEMO_ORG, ON_DEMO, act_on, demo
 
     pipeline = demo(_say, print_result)
     _show_tables(pipeline)
     act_on(pipeline, _say)
-    _say("Status:")
+    _say(f"Status (zoho-deleted status {ON_DEMO}):")
     _print_status(pipeline, DEMO_ORG)
     return EXIT_OK
 
@@ -221,19 +229,127 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors show the command's own usage and suggest the closest
+    option, command or choice to a mistyped one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.words: List[str] = []  # the options, commands and choices it takes
+        self.commands: Dict[str, Parser] = {}
+        self.subparsers: Any = None  # argparse's action holding the commands, once there are
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.words += [*action.option_strings, *(action.choices or ())]
+        return action
+
+    def add_command(self, name: str, about: str, examples: str, **kwargs: Any) -> Parser:
+        """A command with its description filled to the terminal and its examples below."""
+        if self.subparsers is None:
+            self.subparsers = self.add_subparsers(dest="command", required=True, metavar="COMMAND")
+        command = self.subparsers.add_parser(
+            name, description=_fill(about), epilog=_examples(examples), **kwargs
+        )
+        self.commands[name] = command
+        self.words.append(name)
+        return command
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:  # said by the command they were given to, not by the top level
+            where = self.commands.get(getattr(parsed, "command", None) or "", self)
+            where.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}{self._closest(message)}\n")
+
+    def _closest(self, message: str) -> str:
+        """'; did you mean X?' for the first mistyped word in argparse's `message`."""
+        chosen = re.search(r"invalid choice: '([^']*)'", message)
+        given = [chosen[1]] if chosen else []
+        if message.startswith("unrecognized arguments: "):
+            given = message.split(": ", 1)[1].split()
+        for word in given:
+            close = difflib.get_close_matches(word.split("=")[0], self.words, n=1, cutoff=0.6)
+            if close:
+                return f"; did you mean {close[0]}?"
+        return ""
+
+
+def _fill(text: str) -> str:
+    width = max(40, min(shutil.get_terminal_size().columns, 100) - 2)
+    return textwrap.fill(text, width)
+
+
+def _examples(text: str) -> str:
+    return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip("\n"), "  ")
+
+
+def _instant(value: str) -> str:
+    """A --since / --until value, checked as the command line is read."""
+    try:
+        parse_instant("", value)
+    except ZohoConfigError as error:
+        raise argparse.ArgumentTypeError(str(error).strip()) from None
+    return value
+
+
+def _destination(value: str) -> str:
+    """A --destination value dlt can resolve: one of its destinations or a named one."""
+    try:
+        Destination.from_reference(value)
+    except UnknownDestinationModule:
+        known = sorted(ref.rsplit(".", 1)[-1] for ref in DestinationReference.DESTINATIONS)
+        close = difflib.get_close_matches(value, known, n=1)
+        meant = f" (did you mean {close[0]}?)" if close else ""
+        raise argparse.ArgumentTypeError(
+            f"unknown destination {value!r}{meant}: give one of dlt's ({', '.join(known)}) or "
+            f"a name configured with destination_type under [destination.{value}]"
+        ) from None
+    except Exception:  # noqa: BLE001 - anything else is the command's to report, as it reads it
+        pass
+    return value
+
+
+def _version() -> str:
+    try:
+        return version("zoho-deleted")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="zoho-deleted",
-        description=f"Capture Zoho CRM's deleted records into DuckDB (pipeline {PIPELINE_NAME}, "
-        f"dataset {DATASET_NAME}).",
+        description=_fill(
+            f"Capture Zoho CRM's deleted records into DuckDB (pipeline {PIPELINE_NAME}, "
+            f"dataset {DATASET_NAME})."
+        ),
+        epilog=_examples(
+            """
+            zoho-deleted demo                       try it against the built-in Zoho stand-in
+            zoho-deleted run                        load what changed in Zoho since the last run
+            zoho-deleted status                     what is captured; exit 1 when unhealthy
+            zoho-deleted COMMAND --help             a command's options and examples
+            """
+        ),
     )
     parser.add_argument("--verbose", action="store_true", help="log more and show tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run_parser = commands.add_parser(
+    parser.add_argument("--version", action="version", version=f"zoho-deleted {_version()}")
+    run_parser = parser.add_command(
         "run",
-        help="read what changed in Zoho and load it",
-        description="Read what changed in Zoho CRM since the last run and load it. Configuration "
+        "Read what changed in Zoho CRM since the last run and load it. Configuration "
         "comes from .dlt/config.toml, .dlt/secrets.toml or SOURCES__ZOHO_CRM__* variables.",
+        """
+        zoho-deleted run                  what changed since the last run
+        zoho-deleted run --reconcile      and the full pass over the bin now (finds restores)
+        zoho-deleted run --org emea       the org configured under [sources.zoho_crm.orgs.emea]
+        """,
+        help="read what changed in Zoho and load it",
     )
     run_parser.add_argument(
         "--reconcile",
@@ -241,50 +357,77 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the reconciliation pass now (full bin listing; finds restores)",
     )
     run_parser.set_defaults(handler=cmd_run)
-    demo_parser = commands.add_parser(
+    demo_parser = parser.add_command(
         "demo",
-        help="run against the built-in Zoho stand-in",
-        description="Start the Zoho stand-in on a free loopback port, run the pipeline twice "
+        "Start the Zoho stand-in on a free loopback port, run the pipeline twice "
         f"into the DuckDB file ({DUCKDB_FILE} unless configured; recreated each time, "
-        "never when it holds data the demo did not load) and show what landed.",
+        "never when it holds data the demo did not load) and show what landed. Its rows are "
+        "org demo: the other commands read them with --org demo.",
+        """
+        zoho-deleted demo
+        zoho-deleted status --org demo    the demo's status again, afterwards
+        """,
+        help="run against the built-in Zoho stand-in",
     )
     demo_parser.set_defaults(handler=cmd_demo)
-    status_parser = commands.add_parser(
+    status_parser = parser.add_command(
         "status",
-        help="what is captured per module, and when the last run succeeded",
-        description="Print, per module, records in the bin, permanent, expiring within 7 "
+        "Print, per module, records in the bin, permanent, expiring within 7 "
         "days, captured without details and restored; when the last successful run was; and "
         "what is at risk. Exit code 0 when healthy, 1 when not (no successful run yet, the "
         "last one older than max_run_gap, the last run failed for a module or set aside "
         "entries Zoho sent malformed (table rejected_records), a mass-deletion incident is "
         "open: see `zoho-deleted incidents`, or the analyst file is older than the last "
         "successful load).",
+        """
+        zoho-deleted status
+        zoho-deleted status --json        one JSON object, for monitoring
+        zoho-deleted status --org demo    the demo's rows
+        """,
+        help="what is captured per module, and when the last run succeeded",
     )
     status_parser.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout instead"
     )
     status_parser.set_defaults(handler=cmd_status)
-    incidents_parser = commands.add_parser(
+    incidents_parser = parser.add_command(
         "incidents",
-        help="list mass-deletion incidents, or acknowledge one",
-        description="List mass-deletion incidents, latest first: deletions by one user in one "
+        "List mass-deletion incidents, latest first: deletions by one user in one "
         "module with no gap longer than incident_gap (default 10m), at least "
         "incident_threshold (default 100) records. `incidents ack INCIDENT_ID` marks one "
         "reviewed (who and when, in table incident_reviews), so status stops alerting on it.",
+        """
+        zoho-deleted incidents                     list them, latest first
+        zoho-deleted incidents ack 2b7fbc59cf3f    mark one reviewed
+        """,
+        help="list mass-deletion incidents, or acknowledge one",
     )
-    incidents_parser.add_argument("action", nargs="?", choices=["ack"], help="ack: mark reviewed")
-    incidents_parser.add_argument("incident_id", nargs="?", metavar="INCIDENT_ID")
+    incidents_parser.add_argument(
+        "action",
+        nargs="?",
+        choices=["ack"],
+        metavar="ack",
+        help="mark the incident INCIDENT_ID reviewed (without it: list the incidents)",
+    )
+    incidents_parser.add_argument(
+        "incident_id", nargs="?", metavar="INCIDENT_ID", help="an id `incidents` lists"
+    )
     incidents_parser.set_defaults(handler=cmd_incidents)
-    restore_parser = commands.add_parser(
+    restore_parser = parser.add_command(
         "restore",
-        help="restore entries from Zoho's recycle bin (a dry run unless --yes)",
-        description="Select bin entries the warehouse holds, by --incident, or by --module, "
+        "Select bin entries the warehouse holds, by --incident, or by --module, "
         "--deleted-by, --since, --until together, or by --ids. Without --yes nothing changes: "
         "it prints what it would restore (exit 0). With --yes it asks Zoho to restore them, "
         "at most 200 per call, and records each outcome in table restore_requests: exit 0 when "
         "every one was restored or scheduled, 1 when some failed, 2 for a bad selection, 3 "
         "when the token lacks the scope ZohoCRM.settings.recycle_bin.UPDATE, 4 when Zoho "
         "kept failing.",
+        """
+        zoho-deleted restore --incident 2b7fbc59cf3f          what it would restore (dry run)
+        zoho-deleted restore --incident 2b7fbc59cf3f --yes    restore them
+        zoho-deleted restore --module Leads --deleted-by "Marco Ruiz" --since 2026-11-30T14:00
+        """,
+        help="restore entries from Zoho's recycle bin (a dry run unless --yes)",
     )
     restore_parser.add_argument("--incident", metavar="INCIDENT_ID", help="an incident's entries")
     restore_parser.add_argument("--module", help="a module API name, e.g. Leads")
@@ -292,36 +435,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--deleted-by", metavar="NAME_OR_ID", help="the deleting user's name or id"
     )
     restore_parser.add_argument(
-        "--since", metavar="TIME", help="deleted at or after (ISO 8601; UTC without offset)"
+        "--since", metavar="TIME", type=_instant, help=f"deleted at or after: {TIME_FORMS}"
     )
-    restore_parser.add_argument("--until", metavar="TIME", help="deleted before (ISO 8601)")
+    restore_parser.add_argument(
+        "--until", metavar="TIME", type=_instant, help="deleted before (the same forms)"
+    )
     restore_parser.add_argument("--ids", metavar="ID[,ID...]", help="record ids")
     restore_parser.add_argument(
         "--yes", action="store_true", help="restore for real (without it: a dry run)"
     )
     restore_parser.set_defaults(handler=cmd_restore)
-    report_parser = commands.add_parser(
+    report_parser = parser.add_command(
         "report",
-        help="write one self-contained HTML report",
-        description="Write one HTML file that opens offline: deletions per day by module and "
+        "Write one HTML file that opens offline: deletions per day by module and "
         "by user, incidents on a timeline, what leaves the bin in the next 14 days, and "
         "capture coverage per module. Needs the extra: pip install '.[report]'.",
+        f"""
+        zoho-deleted report                              writes {DEFAULT_OUTPUT}
+        zoho-deleted report --output ~/deletions.html
+        zoho-deleted report --org demo                   the demo's rows
+        """,
+        help="write one self-contained HTML report",
     )
     report_parser.add_argument(
-        "--output", default=DEFAULT_OUTPUT, help=f"the file to write (default {DEFAULT_OUTPUT})"
+        "--output",
+        metavar="FILE",
+        default=DEFAULT_OUTPUT,
+        help=f"the file to write (default {DEFAULT_OUTPUT})",
     )
     report_parser.set_defaults(handler=cmd_report)
-    forget_parser = commands.add_parser(
+    forget_parser = parser.add_command(
         "forget",
+        "Erase what the warehouse holds of records a person asked to have erased: their names "
+        "and the names of their deleter, creator and owner, their related records, captured "
+        "values and set-aside entries, in every table (and, on DuckDB, in the analyst file, "
+        "published again). Their ids and deletion times stay, and a tombstone in table erasures "
+        "keeps later runs from storing anything personal of them again. Without --yes nothing "
+        "changes: it prints what it would erase (exit 0). Exit 2 for an unknown module, no ids "
+        "or an id the warehouse does not hold; 5 while a run holds the pipeline.",
+        """
+        zoho-deleted forget --module Leads --ids 4108880000001         a dry run
+        zoho-deleted forget --module Leads --ids 4108880000001 --yes   erase
+        """,
         help="erase records on request: their names, related records and values (a dry run "
         "unless --yes)",
-        description="Erase what the warehouse holds of records a person asked to have erased: "
-        "their names and the names of their deleter, creator and owner, their related records, "
-        "captured values and set-aside entries, in every table (and, on DuckDB, in the analyst "
-        "file, published again). Their ids and deletion times stay, and a tombstone in table "
-        "erasures keeps later runs from storing anything personal of them again. Without --yes "
-        "nothing changes: it prints what it would erase (exit 0). Exit 2 for an unknown module, "
-        "no ids or an id the warehouse does not hold; 5 while a run holds the pipeline.",
     )
     forget_parser.add_argument("--module", help="the records' module API name, e.g. Leads")
     forget_parser.add_argument("--ids", metavar="ID[,ID...]", help="record ids")
@@ -340,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--destination",
             default=None,
+            type=_destination,
             help="any dlt destination (duckdb, postgres, motherduck, snowflake, ...), "
             "configured as dlt configures it; default duckdb",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Dict
@@ -22,6 +23,7 @@ from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinSe
 from zoho_standin.seed import DEMO_MODULES, USERS, live_record_id, record_id, seed_demo
 
 DEMO_ORG = "demo"  # its own pipeline state, and org = 'demo' on every row it loads
+ON_DEMO = f"--org {DEMO_ORG}"  # in each command the demo prints: they read the demo's rows
 DEMO_STATE_DIR = ".zoho-demo"
 DEMO_REPORT = str(Path(DEMO_STATE_DIR) / "report.html")  # never a report the user wrote
 MASS_DELETION = 120  # Deals one user deletes between the runs: above incident_threshold
@@ -91,16 +93,22 @@ def change_between_runs(org: Org) -> str:
 
 def act_on(pipeline: dlt.Pipeline, say: Callable[[str], None]) -> None:
     """What an admin does next: list incidents, dry-run a restore, look at the report."""
-    say("Mass-deletion incidents (zoho-deleted incidents):")
+    say(
+        f"\nThe demo's rows are org {DEMO_ORG}: the commands below read them with {ON_DEMO}, "
+        "from this folder."
+    )
+    say(f"Mass-deletion incidents (zoho-deleted incidents {ON_DEMO}):")
     incidents = read_incidents(pipeline, DEMO_ORG)
     for incident in incidents:
         say(f"  {describe_incident(incident)}")
     if incidents:
         first = incidents[0]["incident_id"]
-        say(f"\nDry run (zoho-deleted restore --incident {first}):")
+        say(f"\nDry run (zoho-deleted restore {ON_DEMO} --incident {first}):")
         restore(pipeline, DEMO_ORG, Selection(incident=first), False, lambda line: say(f"  {line}"))
+        say("  (--yes asks Zoho itself: the demo's stand-in has stopped, so try it on your org.)")
     try:
-        say(f"\nReport (zoho-deleted report): {write_report(pipeline, DEMO_ORG, DEMO_REPORT)}")
+        written = write_report(pipeline, DEMO_ORG, DEMO_REPORT)
+        say(f"\nReport (zoho-deleted report {ON_DEMO} --output {DEMO_REPORT}): {written}")
     except ZohoConfigError as error:  # installed without the extra
         say(f"\nNo report: {error}")
 
@@ -160,15 +168,33 @@ def demo(say: Callable[[str], None], print_result: Callable[[RunResult], None]) 
         say(f"\nRun 1: pipeline {pipeline.pipeline_name} (org {DEMO_ORG}) into {path.name}")
         print_result(run(pipeline, **args))
         say(f"\nIn Zoho meanwhile: {change_between_runs(org)}")
-        say("Run 2 (zoho-deleted run --reconcile): what changed, plus the full pass for restores")
+        say("Run 2, with --reconcile: what changed, plus the full pass for restores")
         result = run(pipeline, reconcile=True, **args)
         print_result(result)
     say("\nLast values of the deleted Lead (view deleted_record_values):")
     for values in query_rows(pipeline, DELETED_LEAD_VALUES):
         say(f"  {values[0]}")
-    analyst = Path(str(result.analyst_file))
+    analyst = from_here(Path(str(result.analyst_file)))
     say(
-        f"\nAnalysts open {analyst.name}, the read-only copy each run publishes, never "
-        f"{path.name} itself: duckdb -readonly {analyst.name}"
+        f"\nAnalysts open {analyst}, the read-only copy each run publishes, never "
+        f"{path.name} itself: {duckdb_shell()} -readonly {analyst}"
     )
     return pipeline
+
+
+def duckdb_shell() -> str:
+    """The DuckDB shell to start from here: the one installed beside this Python (the `cli`
+    extra; its virtual environment need not be active), else how to install it."""
+    beside = Path(sys.executable).parent / "duckdb"
+    if beside.is_file():
+        shell = from_here(beside)
+        return shell if "/" in shell else f"./{shell}"  # a path, never looked up in PATH
+    return f"duckdb (not installed here: pip install duckdb-cli=={duckdb.__version__})"
+
+
+def from_here(path: Path) -> str:
+    """`path` as typed in the current folder: relative when under it, else absolute."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.absolute())

@@ -83,15 +83,16 @@ class Plan:
     left_out: Dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
+# the forms --since and --until take, as their help and their errors say
+TIME_FORMS = "2026-11-30T14:00 (UTC), 2026-11-30T14:00+01:00 or 2026-11-30"
+
+
 def parse_instant(name: str, value: str) -> datetime:
     """An ISO 8601 time; UTC when it has no offset."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ZohoConfigError(
-            f"{name} {value!r} is not an ISO 8601 time: write it as 2026-11-23T14:00:00+00:00 "
-            "or 2026-11-23"
-        ) from None
+        raise ZohoConfigError(f"{name} {value!r} is not a time: write it as {TIME_FORMS}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

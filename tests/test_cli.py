@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import subprocess
@@ -228,6 +229,7 @@ def test_a_file_from_a_newer_duckdb_is_named_with_what_to_do(in_process, tmp_pat
 
 def demo(tmp_path: Path) -> subprocess.CompletedProcess:
     env = {"DLT_DATA_DIR": str(tmp_path / "dlt"), "PATH": "/usr/bin:/bin"}
+    env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})  # the code under test
     return subprocess.run(
         [ZOHO_DELETED, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
@@ -236,15 +238,16 @@ def demo(tmp_path: Path) -> subprocess.CompletedProcess:
 def test_demo_runs_against_the_stand_in(tmp_path):
     result = demo(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "Run 2 (zoho-deleted run --reconcile)" in result.stdout
+    assert "Run 2, with --reconcile: what changed" in result.stdout
     assert "API calls: 13 (deleted 4, reconcile 8, recycle_bin 1)" in result.stdout
     assert "Marco Ruiz deleted 120 Deals in 6 minutes" in result.stdout
     incident = re.search(r"\n  ([0-9a-f]{12})  Deals: 120 records deleted by Marco", result.stdout)
     assert incident, result.stdout
-    assert f"Dry run (zoho-deleted restore --incident {incident[1]}):" in result.stdout
+    assert f"Dry run (zoho-deleted restore --org demo --incident {incident[1]}):" in result.stdout
     assert "  Would restore 120 entries from Zoho's recycle bin:" in result.stdout
     report = tmp_path / ".zoho-demo" / "report.html"
-    assert f"Report (zoho-deleted report): {report}" in result.stdout and report.exists()
+    printed = f"Report (zoho-deleted report --org demo --output .zoho-demo/report.html): {report}"
+    assert printed in result.stdout and report.exists()
     assert "Org demo: last successful run" in result.stdout
     assert "UNHEALTHY: 1 open mass-deletion incident(s)" in result.stdout
     assert (tmp_path / DUCKDB_FILE).exists() and (tmp_path / ANALYST_FILE).exists()

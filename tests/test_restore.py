@@ -166,7 +166,6 @@ BAD_SELECTIONS = [
     (["--incident", "0123456789ab"], ["no incident '0123456789ab'"]),
     (["--module", "Leeds"], ["--module 'Leeds' matches no deleted record"]),
     (["--deleted-by", "Nobody"], ["--deleted-by 'Nobody'"]),
-    (["--module", "Leads", "--since", "yesterday"], ["--since 'yesterday'", "ISO 8601"]),
     (["--ids", "1000,77"], ["--ids 77: not deleted records"]),
     (["--ids", " , "], ["names no id"]),
 ]
