@@ -74,8 +74,8 @@ def org_source_args(org: str) -> Dict[str, Any]:
             f"SOURCES__ZOHO_CRM__ORGS__{name.upper()}__CREDENTIALS__{k.upper()}" for k in missing
         )
         raise ZohoConfigError(
-            f"org {name} has no {', '.join(missing)}: set them under [{section}.credentials] "
-            f"in .dlt/secrets.toml, or as {env}"
+            f"org {name} has no credentials ({' and '.join(missing)} missing); set them under "
+            f"[{section}.credentials] in .dlt/secrets.toml, or as {env}"
         )
     settings = resolve_configuration(
         zoho_crm.ref.SPEC(),

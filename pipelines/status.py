@@ -277,10 +277,11 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
         )
         problems.append(Problem("records_rejected", text, {"count": count}))
     if status.incidents:
+        on_org = "" if status.org == DEFAULT_ORG else f" --org {status.org}"
         text = (
             f"{len(status.incidents)} open mass-deletion incident(s) (listed above): restore "
-            "with `zoho-deleted restore --incident ID` (a dry run; add --yes to restore), or "
-            "acknowledge with `zoho-deleted incidents ack ID`"
+            f"with `zoho-deleted restore{on_org} --incident ID` (a dry run; add --yes to "
+            f"restore), or acknowledge with `zoho-deleted incidents ack ID{on_org}`"
         )
         ids = [i["incident_id"] for i in status.incidents]
         problems.append(Problem("incident_open", text, {"count": len(ids), "incidents": ids}))

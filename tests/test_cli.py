@@ -239,7 +239,8 @@ def test_demo_runs_against_the_stand_in(tmp_path):
     result = demo(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Run 2, with --reconcile: what changed" in result.stdout
-    assert "API calls: 13 (deleted 4, reconcile 8, recycle_bin 1)" in result.stdout
+    run_2 = "API calls: 17 (deleted 4, reconcile 8, recycle_bin 1, related 2, values 2)"
+    assert run_2 in result.stdout
     assert "Marco Ruiz deleted 120 Deals in 6 minutes" in result.stdout
     incident = re.search(r"\n  ([0-9a-f]{12})  Deals: 120 records deleted by Marco", result.stdout)
     assert incident, result.stdout
@@ -255,7 +256,7 @@ def test_demo_runs_against_the_stand_in(tmp_path):
     assert f"Analysts open {tmp_path / ANALYST_FILE} (read-only" in result.stdout  # status
     again = demo(tmp_path)  # recreates its own file: the same figures, nothing doubled
     assert again.returncode == 0, again.stderr
-    assert "deleted_records                484 rows" in again.stdout
+    assert "deleted_records                485 rows" in again.stdout
     assert "Deals: 120 records deleted by Marco Ruiz" in again.stdout
 
 

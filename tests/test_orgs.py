@@ -107,7 +107,8 @@ def test_an_org_without_credentials_is_named(two_orgs, tmp_path):
     env = org_env(two_orgs, tmp_path)
     result = zoho(tmp_path, env, "run", "--org", "initech")
     assert result.returncode == 2
-    assert "org initech has no client_id, client_secret, refresh_token" in result.stderr
+    missing = "client_id and client_secret and refresh_token missing"
+    assert f"org initech has no credentials ({missing}); set them under" in result.stderr
     assert "SOURCES__ZOHO_CRM__ORGS__INITECH__CREDENTIALS__CLIENT_ID" in result.stderr
     bad = zoho(tmp_path, env, "run", "--org", "acme corp")
     assert bad.returncode == 2 and "'acme corp' is not a valid org name" in bad.stderr
