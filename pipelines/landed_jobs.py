@@ -47,11 +47,30 @@ def record_landed_jobs(pipeline: dlt.Pipeline) -> int:
             if packages.load_pending_transition(load_id, name) is not None:
                 continue  # dlt recorded its outcome
             key = _insert_only_key(info.schema, job)
-            if key and _landed(pipeline, job, key):
+            landed = key and _landed(pipeline, job, key)
+            if landed or _state_landed(pipeline, info.schema, job, load_id):
                 packages.save_pending_transition(load_id, name, "completed")
                 logger.info("load job %s of package %s had landed: not run again", name, load_id)
                 recorded += 1
     return recorded
+
+
+def _state_landed(
+    pipeline: dlt.Pipeline, schema: dlt.Schema, job: LoadJobInfo, load_id: str
+) -> bool:
+    """Whether the job is the package's `_dlt_pipeline_state` row and that row is in the
+    destination (it carries the package's load id). dlt appends it, and PostgreSQL keeps
+    `_dlt_id` unique: running the job again would fail the package for good."""
+    table = job.job_file_info.table_name
+    if table != schema.state_table_name:
+        return False
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name(table)
+        try:
+            found = client.execute_sql(f"SELECT 1 FROM {name} WHERE _dlt_load_id = %s", load_id)
+        except DatabaseUndefinedRelation:
+            return False  # no state table yet: nothing landed
+    return bool(found)
 
 
 def _insert_only_key(schema: dlt.Schema, job: LoadJobInfo) -> Optional[List[str]]:
