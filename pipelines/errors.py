@@ -82,8 +82,9 @@ class StoppedAfterLoadsError(ZohoError):
 
 def _fix_destination(pipeline_name: str) -> str:
     return (
-        "Fix the destination (disk space, permissions, memory: destination.duckdb.credentials."
-        f"global_config) and run again; `dlt pipeline {pipeline_name} failed-jobs` shows details"
+        "Fix the destination (disk space, permissions; on DuckDB memory too: "
+        "destination.duckdb.credentials.global_config) and run again;"
+        f" `dlt pipeline {pipeline_name} failed-jobs` shows details"
     )
 
 

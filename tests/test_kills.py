@@ -49,6 +49,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 RECORDS = 1_500  # per module
+STATE = "_dlt_pipeline_state"  # dlt's state row, one a package that changed the state
 KEYS = {
     "deleted_records": "org, module, id",
     "recycle_bin": "org, id",
@@ -104,6 +105,14 @@ def counts(tmp_path: Path) -> dict:
         }
 
 
+def state_rows(tmp_path: Path) -> tuple:
+    """Rows of dlt's state table and its distinct load ids."""
+    with analyst(tmp_path / ANALYST_FILE) as db:
+        return db.sql(
+            f"SELECT count(*), count(DISTINCT _dlt_load_id) FROM zoho_crm_deleted.{STATE}"
+        ).fetchall()[0]
+
+
 def seed(org) -> None:
     for module in ("Leads", "Contacts"):
         for n in range(RECORDS):
@@ -135,13 +144,15 @@ def one_row_per_key(tmp_path: Path, table: str) -> dict:
         ("related_fetches", False),
         ("runs", False),
         ("runs", True),
+        (STATE, False),
     ],
 )
 def test_a_run_killed_after_a_load_job_landed_doubles_nothing(org, server, tmp_path, table, merge):
     seed(org)
     killed(server, tmp_path, table, "run", merge=merge)
     zoho_deleted(server, tmp_path, "run")
-    rows = one_row_per_key(tmp_path, table)
+    rows = one_row_per_key(tmp_path, "deletion_events" if table == STATE else table)
+    assert state_rows(tmp_path)[0] == state_rows(tmp_path)[1]  # one state row a package
     # and nothing is lost: every record, bin entry and event of the killed run is there
     assert rows["deleted_records"] == rows["deletion_events"] == 2 * RECORDS
     assert rows["recycle_bin"] == 2 * RECORDS - 3
@@ -201,23 +212,30 @@ def test_runs_and_restore_requests_appended_by_earlier_versions_keep_loading(org
 
 
 @pytest.mark.skipif(not PG_URL, reason="no PostgreSQL server (see tests/test_postgres.py)")
-def test_a_run_killed_after_an_events_job_landed_doubles_nothing_on_postgres(
+@pytest.mark.parametrize("table", ["deletion_events", STATE])
+def test_a_run_killed_after_a_load_job_landed_doubles_nothing_on_postgres(
     org,
     server,
     tmp_path,
     pg_pipeline,  # noqa: F811
+    table,
 ):
-    """On PostgreSQL (no ADBC driver) dlt loads the events from CSV files, in parallel jobs."""
+    """On PostgreSQL (no ADBC driver) dlt loads the events from CSV files, in parallel jobs.
+    Its state table keeps `_dlt_id` unique: a state job run again would fail the package for
+    good, so the state row that landed before the kill is not copied again either."""
     seed(org)
     on_postgres = {"DESTINATION__POSTGRES__CREDENTIALS": PG_URL}
-    killed(server, tmp_path, "deletion_events", "run", "--destination", "postgres", **on_postgres)
+    killed(server, tmp_path, table, "run", "--destination", "postgres", **on_postgres)
     zoho_deleted(server, tmp_path, "run", "--destination", "postgres", **on_postgres)
+    keys = {**KEYS, STATE: "_dlt_load_id"}
     counted = {
-        table: query(
-            pg_pipeline, f"SELECT count(*), count(DISTINCT ({KEYS[table]})) FROM {DS}.{table}"
+        name: query(
+            pg_pipeline, f"SELECT count(*), count(DISTINCT ({keys[name]})) FROM {DS}.{name}"
         )
-        for table in ("deleted_records", "deletion_events", "runs")
+        for name in ("deleted_records", "deletion_events", "runs", STATE)
     }
+    ((state_rows, state_packages),) = counted.pop(STATE)
+    assert state_rows == state_packages  # one state row a package
     assert counted == {
         "deleted_records": [(2 * RECORDS, 2 * RECORDS)],
         "deletion_events": [(2 * RECORDS, 2 * RECORDS)],
