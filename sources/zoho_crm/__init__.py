@@ -14,9 +14,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 import dlt
 from dlt.sources import DltResource
 
-from sources.zoho_crm.auth import ZohoAuth
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.config import (
+from .auth import ZohoAuth
+from .client import ZohoClient
+from .config import (
     RelatedListsConfig,
     ZohoCredentials,
     duration_setting,
@@ -25,29 +25,29 @@ from sources.zoho_crm.config import (
     related_lists_setting,
     servers,
 )
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoMalformedError
-from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
-from sources.zoho_crm.metadata import (
+from .errors import ZohoApiError, ZohoConfigError, ZohoMalformedError
+from .events import EVENTS_HINTS, EventLedger, events_of
+from .metadata import (
     checked_modules,
     lookup_related_lists,
     readable_modules,
     unknown_module_error,
 )
-from sources.zoho_crm.passes import Batch, ListPass
-from sources.zoho_crm.reconcile import reconcile_resource
-from sources.zoho_crm.records import (
+from .passes import Batch, ListPass
+from .reconcile import reconcile_resource
+from .records import (
     DELETED_RECORDS_SCHEMA,
     accepted,
     deleted_row,
     module_slug,
     zoho_time,
 )
-from sources.zoho_crm.recycle_bin import recycle_bin_resources
-from sources.zoho_crm.related import related_lists_check, related_resources
-from sources.zoho_crm.report import RunReport
-from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
-from sources.zoho_crm.transport import RetryingHttp
-from sources.zoho_crm.values import (
+from .recycle_bin import recycle_bin_resources
+from .related import related_lists_check, related_resources
+from .report import RunReport
+from .settings import DEFAULT_API_VERSION, MAX_PER_PAGE
+from .transport import RetryingHttp
+from .values import (
     DEFAULT_VALUES_CALLS_PER_RUN,
     ValueFieldsConfig,
     ValuesRun,
@@ -57,7 +57,7 @@ from sources.zoho_crm.values import (
     values_modules,
     values_resources,
 )
-from sources.zoho_crm.warehouse import Warehouse
+from .warehouse import Warehouse
 
 __all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_client", "zoho_crm"]
 

@@ -26,10 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.sources import DltResource
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
-from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of, restored_events
-from sources.zoho_crm.records import (
+from .client import ZohoClient
+from .errors import ZohoApiError, ZohoMalformedError
+from .events import EVENTS_HINTS, EventLedger, events_of, restored_events
+from .records import (
     DELETED_RECORDS_SCHEMA,
     RECYCLE_BIN_SCHEMA,
     accepted,
@@ -37,9 +37,9 @@ from sources.zoho_crm.records import (
     to_table,
     zoho_time,
 )
-from sources.zoho_crm.recycle_bin import BIN, BIN_HINTS, PATH, bin_rows
-from sources.zoho_crm.warehouse import TABLE as RECORDS
-from sources.zoho_crm.warehouse import Warehouse
+from .recycle_bin import BIN, BIN_HINTS, PATH, bin_rows
+from .warehouse import TABLE as RECORDS
+from .warehouse import Warehouse
 
 # Re-read a little before the last pass started: clocks and Zoho's indexing are not exact.
 MARGIN = timedelta(hours=1)

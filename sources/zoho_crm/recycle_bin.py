@@ -27,10 +27,10 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 import dlt
 from dlt.sources import DltResource
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
-from sources.zoho_crm.passes import Batch, ListPass
-from sources.zoho_crm.records import (
+from .client import ZohoClient
+from .errors import ZohoApiError, ZohoMalformedError
+from .passes import Batch, ListPass
+from .records import (
     RECYCLE_BIN_SCHEMA,
     MalformedEntryError,
     accepted,
@@ -39,8 +39,8 @@ from sources.zoho_crm.records import (
     module_slug,
     zoho_time,
 )
-from sources.zoho_crm.report import RunReport
-from sources.zoho_crm.warehouse import Warehouse
+from .report import RunReport
+from .warehouse import Warehouse
 
 BIN = "recycle_bin"  # the table, and the resource that reads what is new
 PATH = "settings/recycle_bin"

@@ -25,13 +25,13 @@ from typing import Any, Dict, Iterator, List, Tuple
 import dlt
 from dlt.sources import DltResource
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.config import RelatedListsConfig
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
-from sources.zoho_crm.metadata import RelatedListCheck
-from sources.zoho_crm.records import MalformedEntryError, accepted, checked_entry
-from sources.zoho_crm.report import RunReport
-from sources.zoho_crm.warehouse import FETCHES_TABLE, Warehouse
+from .client import ZohoClient
+from .config import RelatedListsConfig
+from .errors import ZohoApiError, ZohoMalformedError
+from .metadata import RelatedListCheck
+from .records import MalformedEntryError, accepted, checked_entry
+from .report import RunReport
+from .warehouse import FETCHES_TABLE, Warehouse
 
 logger = logging.getLogger(__name__)
 RELATED_TABLE = "deleted_related_records"

@@ -9,10 +9,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
-from sources.zoho_crm.records import MISSING, MalformedEntryError, entry_id, shown
-from sources.zoho_crm.warehouse import Warehouse
+from .client import ZohoClient
+from .errors import ZohoApiError, ZohoMalformedError
+from .records import MISSING, MalformedEntryError, entry_id, shown
+from .warehouse import Warehouse
 
 REJECTED_TABLE = "rejected_records"
 SOURCES = {"deleted": "/deleted", "recycle_bin": "recycle bin", "related": "related records"}

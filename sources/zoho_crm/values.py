@@ -44,14 +44,14 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 import dlt
 from dlt.sources import DltResource
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.config import setting_error
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
-from sources.zoho_crm.metadata import readable_modules
-from sources.zoho_crm.passes import ListPass, Query
-from sources.zoho_crm.records import module_slug, parse_time, zoho_time
-from sources.zoho_crm.settings import MAX_FIELDS_PER_CALL
-from sources.zoho_crm.warehouse import Warehouse
+from .client import ZohoClient
+from .config import setting_error
+from .errors import ZohoApiError, ZohoConfigError
+from .metadata import readable_modules
+from .passes import ListPass, Query
+from .records import module_slug, parse_time, zoho_time
+from .settings import MAX_FIELDS_PER_CALL
+from .warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
 

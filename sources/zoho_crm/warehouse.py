@@ -25,7 +25,7 @@ import dlt
 import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS, blank_personal
+from .records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS, blank_personal
 
 TABLE = "deleted_records"
 BIN_TABLE = "recycle_bin"
