@@ -36,8 +36,8 @@ from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.reading import NothingPublishedError, Reading, open_reading
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import TIME_FORMS, Selection, parse_instant, restore
+from pipelines.run import TABLES, RunResult, make_pipeline, run
 from pipelines.status import Problem, Status, describe, max_run_gap, read_status
-from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name
 from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback

@@ -16,7 +16,7 @@ from pipelines.incidents import describe_incident, read_incidents
 from pipelines.names import DATASET_NAME, old_pipeline_name, pipeline_name
 from pipelines.report import write_report
 from pipelines.restore import Selection, restore
-from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
+from pipelines.run import RunResult, make_pipeline, run
 from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.warehouse import query_rows
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer

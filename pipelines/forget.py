@@ -25,7 +25,7 @@ import dlt
 from pipelines.analyst_file import publish_analyst_file
 from pipelines.errors import EXIT_OK
 from pipelines.ledger import who
-from pipelines.zoho_crm_deleted import exclusive, finish_interrupted, load
+from pipelines.run import exclusive, finish_interrupted, load
 from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.records import ERASED_KEEPS, module_slug
 from sources.zoho_crm.related import RELATED_TABLE

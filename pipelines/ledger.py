@@ -10,8 +10,8 @@ from typing import Any, Dict, List
 import dlt
 
 from pipelines.incidents import REVIEWS_TABLE, read_incidents
+from pipelines.run import exclusive, finish_interrupted, load
 from pipelines.views import create_views
-from pipelines.zoho_crm_deleted import exclusive, finish_interrupted, load
 from sources.zoho_crm.errors import ZohoConfigError
 
 RESTORE_REQUESTS = "restore_requests"

@@ -16,7 +16,7 @@ import dlt
 from dlt.common.configuration import resolve_configuration
 
 from pipelines.errors import RunRefusedError, refused
-from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
+from pipelines.run import RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.redact import install_log_redaction, remember

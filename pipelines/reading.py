@@ -35,7 +35,7 @@ from pipelines.duckdb_file import (
 )
 from pipelines.locks import PipelineBusyError, shared_lock
 from pipelines.names import DATASET_NAME, pipeline_name
-from pipelines.zoho_crm_deleted import SCHEMA_NAME
+from pipelines.run import SCHEMA_NAME
 from sources.zoho_crm.errors import ZohoConfigError
 
 

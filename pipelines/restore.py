@@ -21,7 +21,7 @@ from pipelines.errors import EXIT_AUTH, EXIT_OK, EXIT_PARTIAL, EXIT_ZOHO
 from pipelines.incidents import BINNED_JOIN, DELETED_AT, read_incidents, utc
 from pipelines.ledger import RESTORE_REQUESTS, record_restores, who
 from pipelines.orgs import org_settings
-from pipelines.zoho_crm_deleted import exclusive
+from pipelines.run import exclusive
 from sources.zoho_crm import zoho_client
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoResponseError

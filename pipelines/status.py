@@ -20,7 +20,7 @@ from dlt.destinations.exceptions import DatabaseTerminalException
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.reading import Reading, reading_of
 from pipelines.record_values import coverage_lines, values_coverage
-from pipelines.zoho_crm_deleted import RUNS_TABLE
+from pipelines.run import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
 from sources.zoho_crm.report import SOURCES

@@ -22,8 +22,8 @@ import pytest
 from conftest import NOW, delete, env_for
 
 from pipelines.errors import RunRefusedError
+from pipelines.run import make_pipeline
 from pipelines.status import read_status
-from pipelines.zoho_crm_deleted import make_pipeline
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
 
 ORG_ENV = "SOURCES__ZOHO_CRM__ORGS__ACME__"

@@ -9,7 +9,7 @@ ids the warehouse holds as `recycle` to find restored records: it reads ids only
 array per module), and whole rows only of the records it found restored.
 
 Pending packages of an interrupted run are loaded before extraction starts (see
-`pipelines.zoho_crm_deleted.run`), so what is read here is everything earlier runs captured.
+`pipelines.run.run`), so what is read here is everything earlier runs captured.
 
 `query` is the one way the project reads the destination with SQL (`status`, `incidents`,
 `restore` and `report` too), through the pipeline's own SQL client: any dlt destination.
