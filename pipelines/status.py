@@ -23,7 +23,7 @@ from pipelines.record_values import coverage_lines, values_coverage
 from pipelines.run import RUNS_TABLE
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
-from sources.zoho_crm.report import SOURCES
+from sources.zoho_crm.run_context import SOURCES
 from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_MAX_RUN_GAP = "2d"

@@ -54,7 +54,7 @@ def reconcile_resource(
     modules: List[str],
     warehouse: Warehouse,
     ledger: EventLedger,
-    report: Any,
+    context: Any,
     every: timedelta,
     force: bool,
 ) -> DltResource:
@@ -78,14 +78,14 @@ def reconcile_resource(
         since = datetime.fromisoformat(last) - MARGIN if last else None
 
         try:
-            yield from _pass(client, modules, warehouse, ledger, report, since, now)
+            yield from _pass(client, modules, warehouse, ledger, context, since, now)
         except ZohoMalformedError as error:  # no restore is inferred from a list not read
-            report.module_malformed(error.module or "recycle_bin", error)
+            context.module_malformed(error.module or "recycle_bin", error)
             return
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
-            report.module_failed("recycle_bin", error)  # no pass without the bin: next run
+            context.module_failed("recycle_bin", error)  # no pass without the bin: next run
             return
         state["last_started_at"] = now.isoformat()
 
@@ -97,7 +97,7 @@ def _pass(
     modules: List[str],
     warehouse: Warehouse,
     ledger: EventLedger,
-    report: Any,
+    context: Any,
     since: Any,
     now: datetime,
 ) -> Iterator[Any]:
@@ -106,7 +106,7 @@ def _pass(
     held_in_bin = warehouse.bin_ids()
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
     for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-        rows, _ = bin_rows(warehouse.org, page, modules, now, report)
+        rows, _ = bin_rows(warehouse.org, page, modules, now, context)
         warehouse.blank_erased(BIN, rows)
         table = to_table(rows, RECYCLE_BIN_SCHEMA)
         if table.num_rows:
@@ -121,13 +121,13 @@ def _pass(
 
     unlisted, missed = _compare(warehouse, listed)
     del listed
-    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted), report):
+    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted), context):
         unlisted.discard((item["module__api_name"], item["id"]))  # the listing skipped it
 
     for module in modules:
         seen: List[pa.Array] = []
         try:
-            for table in _reread(client, warehouse, module, since, now, report):
+            for table in _reread(client, warehouse, module, since, now, context):
                 seen.append(table["id"].combine_chunks())
                 unlisted.difference_update((module, rid) for rid in table["id"].to_pylist())
                 yield table
@@ -135,16 +135,16 @@ def _pass(
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
-            report.module_failed(module, error)  # no restore is inferred for it
+            context.module_failed(module, error)  # no restore is inferred for it
             unlisted = {key for key in unlisted if key[0] != module}
         missed[module] = _without(missed[module], seen)
 
     # an entry Zoho sent malformed this run may be in the bin still: no restore is inferred
-    set_aside = report.rejected_ids()
+    set_aside = context.rejected_ids()
     unlisted = {key for key in unlisted if key[1] not in set_aside}
     yield from _restores(warehouse, ledger, unlisted, now)
     ids = [rid for module in modules for rid in missed[module].to_pylist()]
-    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, report)]
+    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, context)]
     warehouse.blank_erased(RECORDS, rows)
     if rows:  # missed by incremental reads, still in the bin, not in /deleted since
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
@@ -174,14 +174,14 @@ def _compare(
 
 
 def _by_id(
-    client: ZohoClient, org: str, ids: List[str], report: Any
+    client: ZohoClient, org: str, ids: List[str], context: Any
 ) -> Iterator[Dict[str, Any]]:
     """Bin entries with these ids that are in the bin now (`GET /settings/recycle_bin?ids=`)."""
     now = datetime.now(UTC)
     for start in range(0, len(ids), IDS_PER_CALL):
         params = {"ids": ",".join(ids[start : start + IDS_PER_CALL])}
         for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-            yield from bin_rows(org, page, None, now, report)[0]
+            yield from bin_rows(org, page, None, now, context)[0]
 
 
 def _restores(
@@ -199,7 +199,7 @@ def _restores(
 
 
 def _reread(
-    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime, report: Any
+    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime, context: Any
 ) -> Iterator[pa.Table]:
     headers = {"If-Modified-Since": zoho_time(since)} if since else {}
     for page in client.pages(
@@ -208,7 +208,7 @@ def _reread(
         rows, _ = accepted(
             page,
             lambda item: deleted_row(warehouse.org, module, item, now),
-            lambda item, error: report.reject(warehouse.org, "deleted", module, now, item, error),
+            lambda item, error: context.reject(warehouse.org, "deleted", module, now, item, error),
         )
         warehouse.fill_details(module, rows)
         yield to_table(rows, DELETED_RECORDS_SCHEMA)

@@ -168,7 +168,7 @@ class Warehouse:
 
     def _tables(self) -> Set[str]:
         """The destination's tables when this run first asked (a run has one `Warehouse`: see
-        `RunReport`). A table made since holds only this run's rows, whose purged entries came
+        `RunContext`). A table made since holds only this run's rows, whose purged entries came
         bare as well: a first run looks nothing up (at 1,000,000 records the look-ups cost
         time and memory for nothing: see the README's Performance)."""
         with self._lock:

@@ -18,7 +18,7 @@ REJECTED_TABLE = "rejected_records"
 SOURCES = {"deleted": "/deleted", "recycle_bin": "recycle bin", "related": "related records"}
 
 
-class RunReport:
+class RunContext:
     """Calls made, what Zoho refused, passes left unfinished and the related-records budget.
 
     A run builds its Zoho client and resolves its modules and related lists once (see
