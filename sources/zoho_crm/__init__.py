@@ -26,7 +26,7 @@ from .config import (
     servers,
 )
 from .errors import ZohoApiError, ZohoConfigError, ZohoMalformedError
-from .events import EVENTS_HINTS, EventLedger, events_of
+from .events import EVENTS_HINTS, EmittedEvents, events_of
 from .metadata import (
     checked_modules,
     lookup_related_lists,
@@ -199,14 +199,14 @@ def zoho_crm(
 
     if context.warehouse is None:
         context.warehouse = Warehouse(org_name(org))
-    warehouse, ledger = context.warehouse, EventLedger()
+    warehouse, emitted = context.warehouse, EmittedEvents()
     resources: List[DltResource] = []
     for module in module_list:
         records = _deleted_records_resource(client, module, warehouse, context, chunk_pages)
-        resources += [records, records | _events_transformer(module, ledger)]
+        resources += [records, records | _events_transformer(module, emitted)]
     resources += recycle_bin_resources(client, module_list, warehouse, context, chunk_pages)
     resources.append(
-        reconcile_resource(client, module_list, warehouse, ledger, context, every, reconcile)
+        reconcile_resource(client, module_list, warehouse, emitted, context, every, reconcile)
     )
     resources.append(_modules_memo(context))
     values_wanted = record_values_setting(record_values)
@@ -361,13 +361,13 @@ def events_name(resource: str) -> str:
     return resource.replace("deleted_records_", "deletion_events_", 1)
 
 
-def _events_transformer(module: str, ledger: EventLedger) -> DltResource:
+def _events_transformer(module: str, emitted: EmittedEvents) -> DltResource:
     @dlt.transformer(
         name=events_name(resource_name(module)),
         **EVENTS_HINTS,
     )
     def deletion_events(records: Any) -> Iterator[Any]:
         """`binned` / `purged` events of the rows its module loads; a repeat is not inserted."""
-        yield ledger.fresh(events_of(records))
+        yield emitted.fresh(events_of(records))
 
     return deletion_events

@@ -28,7 +28,7 @@ from dlt.sources import DltResource
 
 from .client import ZohoClient
 from .errors import ZohoApiError, ZohoMalformedError
-from .events import EVENTS_HINTS, EventLedger, events_of, restored_events
+from .events import EVENTS_HINTS, EmittedEvents, events_of, restored_events
 from .records import (
     DELETED_RECORDS_SCHEMA,
     RECYCLE_BIN_SCHEMA,
@@ -53,7 +53,7 @@ def reconcile_resource(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    ledger: EventLedger,
+    emitted: EmittedEvents,
     context: Any,
     every: timedelta,
     force: bool,
@@ -78,7 +78,7 @@ def reconcile_resource(
         since = datetime.fromisoformat(last) - MARGIN if last else None
 
         try:
-            yield from _pass(client, modules, warehouse, ledger, context, since, now)
+            yield from _pass(client, modules, warehouse, emitted, context, since, now)
         except ZohoMalformedError as error:  # no restore is inferred from a list not read
             context.module_malformed(error.module or "recycle_bin", error)
             return
@@ -96,7 +96,7 @@ def _pass(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    ledger: EventLedger,
+    emitted: EmittedEvents,
     context: Any,
     since: Any,
     now: datetime,
@@ -131,7 +131,7 @@ def _pass(
                 seen.append(table["id"].combine_chunks())
                 unlisted.difference_update((module, rid) for rid in table["id"].to_pylist())
                 yield table
-                yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+                yield _variant(emitted.fresh(events_of(table)), EVENTS_HINTS)
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
@@ -142,14 +142,14 @@ def _pass(
     # an entry Zoho sent malformed this run may be in the bin still: no restore is inferred
     set_aside = context.rejected_ids()
     unlisted = {key for key in unlisted if key[1] not in set_aside}
-    yield from _restores(warehouse, ledger, unlisted, now)
+    yield from _restores(warehouse, emitted, unlisted, now)
     ids = [rid for module in modules for rid in missed[module].to_pylist()]
     rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, context)]
     warehouse.blank_erased(RECORDS, rows)
     if rows:  # missed by incremental reads, still in the bin, not in /deleted since
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
         yield table
-        yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+        yield _variant(emitted.fresh(events_of(table)), EVENTS_HINTS)
 
 
 def _without(ids: pa.Array, chunks: List[pa.Array]) -> pa.Array:
@@ -185,7 +185,7 @@ def _by_id(
 
 
 def _restores(
-    warehouse: Warehouse, ledger: EventLedger, restored: Set[Key], now: datetime
+    warehouse: Warehouse, emitted: EmittedEvents, restored: Set[Key], now: datetime
 ) -> Iterator[Any]:
     """`restored_at` on the rows of records confirmed restored, and their `restored` events."""
     by_module: Dict[str, List[str]] = {}
@@ -195,7 +195,7 @@ def _restores(
         rows = [r for r in warehouse.rows(module, ids) if r["restored_at"] is None]
         if rows:
             yield to_table([{**r, "restored_at": now} for r in rows], DELETED_RECORDS_SCHEMA)
-            yield _variant(ledger.fresh(restored_events(rows, now)), EVENTS_HINTS)
+            yield _variant(emitted.fresh(restored_events(rows, now)), EVENTS_HINTS)
 
 
 def _reread(
