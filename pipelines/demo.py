@@ -17,8 +17,8 @@ from pipelines.names import DATASET_NAME, old_pipeline_name, pipeline_name
 from pipelines.report import write_report
 from pipelines.restore import Selection, restore
 from pipelines.run import RunResult, make_pipeline, run
+from pipelines.sql import query_rows
 from sources.zoho_crm.errors import ZohoConfigError
-from sources.zoho_crm.warehouse import query_rows
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer
 from zoho_standin.seed import DEMO_MODULES, USERS, live_record_id, record_id, seed_demo
 

@@ -26,10 +26,11 @@ from pipelines.analyst_file import publish_analyst_file
 from pipelines.errors import EXIT_OK
 from pipelines.ledger import who
 from pipelines.run import exclusive, finish_interrupted, load
+from pipelines.sql import query_rows
 from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.records import ERASED_KEEPS, module_slug
 from sources.zoho_crm.related import RELATED_TABLE
-from sources.zoho_crm.warehouse import ERASURES_TABLE, existing_tables, query_rows
+from sources.zoho_crm.warehouse import ERASURES_TABLE, existing_tables
 
 REJECTED_TABLE = "rejected_records"
 VALUES_PREFIX = "values_"

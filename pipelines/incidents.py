@@ -24,8 +24,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import dlt
 
+from pipelines.sql import query_rows
 from sources.zoho_crm.config import duration_setting, positive_int
-from sources.zoho_crm.warehouse import Queryable, existing_tables, query_rows
+from sources.zoho_crm.warehouse import Queryable, existing_tables
 
 REVIEWS_TABLE = "incident_reviews"
 DEFAULT_THRESHOLD = 100

@@ -20,9 +20,9 @@ import dlt
 from pipelines.incidents import read_incidents
 from pipelines.reading import Reading, reading_of
 from pipelines.report_page import chart_box, expiring, open_incidents, page, summary, table
+from pipelines.sql import query_rows
 from pipelines.status import read_status
 from sources.zoho_crm.errors import ZohoConfigError
-from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_OUTPUT = "zoho-deleted-report.html"
 LEAVING_HORIZON = timedelta(days=14)

@@ -22,10 +22,11 @@ from pipelines.incidents import BINNED_JOIN, DELETED_AT, read_incidents, utc
 from pipelines.ledger import RESTORE_REQUESTS, record_restores, who
 from pipelines.orgs import org_settings
 from pipelines.run import exclusive
+from pipelines.sql import query_rows
 from sources.zoho_crm import zoho_client
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoResponseError
-from sources.zoho_crm.warehouse import Queryable, existing_tables, query_rows
+from sources.zoho_crm.warehouse import Queryable, existing_tables
 
 MAX_IDS = 200  # Zoho's limit per restore call
 RESTORE_PATH = "settings/recycle_bin/actions/restore"

@@ -11,8 +11,8 @@ array per module), and whole rows only of the records it found restored.
 Pending packages of an interrupted run are loaded before extraction starts (see
 `pipelines.run.run`), so what is read here is everything earlier runs captured.
 
-`query` is the one way the project reads the destination with SQL (`status`, `incidents`,
-`restore` and `report` too), through the pipeline's own SQL client: any dlt destination.
+`query` is the one way the project reads the destination with SQL (the commands too, through
+`pipelines.sql`), through the pipeline's own SQL client: any dlt destination.
 """
 
 from __future__ import annotations
@@ -68,14 +68,6 @@ def query(pipeline: Queryable, sql: str, *args: Any, as_arrow: bool = False) -> 
             with client.execute_query(sql, *args) as cursor:
                 return cursor.arrow()
         return [tuple(row) for row in client.execute_sql(sql, *args) or []]
-
-
-def query_rows(pipeline: Queryable, sql: str, *args: Any) -> List[tuple]:
-    """`query`'s rows; none while its tables do not exist yet."""
-    try:
-        return query(pipeline, sql, *args)
-    except DatabaseUndefinedRelation:
-        return []
 
 
 def existing_tables(pipeline: Queryable) -> Set[str]:
