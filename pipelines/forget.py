@@ -24,10 +24,10 @@ import dlt
 
 from pipelines.analyst_file import publish_analyst_file
 from pipelines.errors import EXIT_OK
+from pipelines.exceptions import PipelineConfigError
 from pipelines.ledger import who
 from pipelines.run import exclusive, finish_interrupted, load
 from pipelines.sql import query_rows
-from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.records import ERASED_KEEPS, module_slug
 from sources.zoho_crm.related import RELATED_TABLE
 from sources.zoho_crm.warehouse import ERASURES_TABLE, existing_tables
@@ -64,7 +64,7 @@ def parse_ids(ids: Optional[str]) -> List[str]:
     """The ids of `--ids`, checked: none is a one-line error."""
     found = [i.strip() for i in (ids or "").split(",") if i.strip()]
     if not found:
-        raise ZohoConfigError(f"--ids {ids or ''!r} names no id: give --ids ID[,ID...]")
+        raise PipelineConfigError(f"--ids {ids or ''!r} names no id: give --ids ID[,ID...]")
     return list(dict.fromkeys(found))
 
 
@@ -156,7 +156,7 @@ def check(pipeline: dlt.Pipeline, org: str, module: Optional[str], ids: List[str
     """A one-line error unless `module` has captured records and holds every one of `ids`."""
     tables = existing_tables(pipeline)
     if not module:
-        raise ZohoConfigError("forget needs --module: a module API name, e.g. Leads")
+        raise PipelineConfigError("forget needs --module: a module API name, e.g. Leads")
     held = {  # table -> how its rows name the module
         "deleted_records": ("module = %s", [module]),
         "recycle_bin": ("module__api_name = %s", [module]),
@@ -164,7 +164,7 @@ def check(pipeline: dlt.Pipeline, org: str, module: Optional[str], ids: List[str
     }
     parts = [(table, *held[table]) for table in held if table in tables]
     if not parts:
-        raise ZohoConfigError("nothing is captured yet: run `zoho-deleted run` first")
+        raise PipelineConfigError("nothing is captured yet: run `zoho-deleted run` first")
 
     def held_ids(where: str, *more: Any) -> set:
         union = " UNION ".join(
@@ -175,13 +175,13 @@ def check(pipeline: dlt.Pipeline, org: str, module: Optional[str], ids: List[str
 
     found = held_ids(f"id IN ({', '.join(['%s'] * len(ids))})", *ids)
     if not found and not held_ids("TRUE"):
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"--module {module!r} has no captured record in org {org}: check the spelling "
             "(module API names, e.g. Leads)"
         )
     unknown = [i for i in ids if i not in found]
     if unknown:
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"--ids {', '.join(unknown)}: not records of {module} in org {org} that the "
             "warehouse holds (check the ids and --module)"
         )

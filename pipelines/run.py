@@ -23,6 +23,7 @@ from pipelines.analyst_file import (
 )
 from pipelines.duckdb_file import duckdb_destination, write_problem
 from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, damaged_duckdb_error, explain
+from pipelines.exceptions import PipelineConfigError
 from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
@@ -30,7 +31,7 @@ from pipelines.old_names import adopt_old_state
 from pipelines.progress import TerminalProgress, terminal_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunContext, events_name, org_name, zoho_crm
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
+from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
 from sources.zoho_crm.run_context import REJECTED_TABLE
 from sources.zoho_crm.values import VALUES_PREFIX
@@ -114,7 +115,7 @@ def duckdb_file_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
         return
     problem = write_problem(database)
     if problem:  # one line naming the file and the fix, not DuckDB's error mid-run
-        raise ZohoConfigError(problem)
+        raise PipelineConfigError(problem)
     waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
     with file_lock(database + ".lock", DUCKDB_WAIT, waited):
         yield
