@@ -17,10 +17,10 @@ from dlt.destinations.exceptions import DatabaseException
 from pipelines.incidents import REVIEWS_TABLE, incidents_select
 from pipelines.record_values import VIEW as VALUES_VIEW
 from pipelines.record_values import deleted_values_select
+from sources.zoho_crm.related import RELATED_TABLE
 
 logger = logging.getLogger(__name__)
 TESTED_DESTINATIONS = ("duckdb", "postgres")
-RELATED_TABLE = "deleted_related_records"
 NEEDED = ("deleted_records", "deletion_events")
 _RELATED_KEYS = {"org", "parent_module", "parent_id", "related_list", "id"}
 
