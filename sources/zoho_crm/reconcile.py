@@ -37,9 +37,9 @@ from .records import (
     to_table,
     zoho_time,
 )
-from .recycle_bin import BIN, BIN_HINTS, PATH, bin_rows
+from .recycle_bin import BIN_HINTS, PATH, bin_rows
+from .warehouse import BIN_TABLE, Warehouse
 from .warehouse import TABLE as RECORDS
-from .warehouse import Warehouse
 
 # Re-read a little before the last pass started: clocks and Zoho's indexing are not exact.
 MARGIN = timedelta(hours=1)
@@ -107,7 +107,7 @@ def _pass(
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
     for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
         rows, _ = bin_rows(warehouse.org, page, modules, now, context)
-        warehouse.blank_erased(BIN, rows)
+        warehouse.blank_erased(BIN_TABLE, rows)
         table = to_table(rows, RECYCLE_BIN_SCHEMA)
         if table.num_rows:
             for module in set(table["module__api_name"].to_pylist()):

@@ -40,13 +40,12 @@ from .records import (
     zoho_time,
 )
 from .run_context import RunContext
-from .warehouse import Warehouse
+from .warehouse import BIN_TABLE, Warehouse
 
-BIN = "recycle_bin"  # the table, and the resource that reads what is new
 PATH = "settings/recycle_bin"
 NEWEST_FIRST = {"sort_by": "deleted_time", "sort_order": "desc"}
 BIN_HINTS: Dict[str, Any] = {
-    "table_name": BIN,
+    "table_name": BIN_TABLE,
     "primary_key": ("org", "id"),
     "write_disposition": "merge",
 }
@@ -54,7 +53,7 @@ BIN_HINTS: Dict[str, Any] = {
 
 def part_name(module: str) -> str:
     """The resource (and state) of a module's part of the bin's first pass."""
-    return f"{BIN}_{module_slug(module)}"
+    return f"{BIN_TABLE}_{module_slug(module)}"
 
 
 def bin_rows(
@@ -75,7 +74,7 @@ def bin_rows(
         return bin_row(org, item, observed_at)
 
     def reject(item: Any, error: MalformedEntryError) -> None:
-        context.reject(org, BIN, bin_module(item), observed_at, item, error)
+        context.reject(org, BIN_TABLE, bin_module(item), observed_at, item, error)
 
     return accepted(page, row_of, reject)
 
@@ -92,7 +91,7 @@ def recycle_bin_resources(
     Called while the source is built: it reads the state committed by earlier packages.
     """
     state = dlt.current.source_state()
-    own = ListPass(dlt.current.resource_state(BIN, state), {})
+    own = ListPass(dlt.current.resource_state(BIN_TABLE, state), {})
     # streams are only there when a pass is under way (first queries given: none)
     if not own.ever_completed and not own.streams:
         parts = {m: ListPass(dlt.current.resource_state(part_name(m), state), {}) for m in modules}
@@ -128,7 +127,7 @@ def _bin_resource(
     context: RunContext,
     chunk_pages: int,
 ) -> DltResource:
-    @dlt.resource(name=BIN, **BIN_HINTS)
+    @dlt.resource(name=BIN_TABLE, **BIN_HINTS)
     def recycle_bin() -> Iterator[Any]:
         """Bin entries binned since the mark (or a pass an older version left unfinished)."""
         state = dlt.current.resource_state()
@@ -145,7 +144,7 @@ def _bin_resource(
         # from its top if Zoho no longer takes its page token (see `passes`)
         first.update({s: client.first_query(_part_query(s)) for s in before.streams if s != "new"})
         listing = ListPass(state, first)
-        yield from _read(client, listing, modules, warehouse, context, chunk_pages, BIN)
+        yield from _read(client, listing, modules, warehouse, context, chunk_pages, BIN_TABLE)
 
     return recycle_bin
 
@@ -168,19 +167,19 @@ def _read(
 
     def rows_of(page: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Set[int]]:
         rows, rejected = bin_rows(warehouse.org, page, modules, observed_at, context)
-        warehouse.blank_erased(BIN, rows)
+        warehouse.blank_erased(BIN_TABLE, rows)
         return warehouse.unseen(None, rows, listing.since), rejected
 
     try:
         yield from Batch(listing, RECYCLE_BIN_SCHEMA).items(pages, rows_of)
     except ZohoMalformedError as error:  # what was read loads; the modules' lists go on
-        context.module_malformed(BIN, error)
+        context.module_malformed(BIN_TABLE, error)
         listing.save()
         return
     except ZohoApiError as error:
         if not error.is_permission:
             raise
-        context.module_failed(BIN, error)
+        context.module_failed(BIN_TABLE, error)
         listing.save()  # the pages read so far are loaded; the pass goes on later
         return
     if not listing.save():

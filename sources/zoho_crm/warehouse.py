@@ -28,7 +28,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from .records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS, blank_personal
 
 TABLE = "deleted_records"
-BIN_TABLE = "recycle_bin"
+BIN_TABLE = "recycle_bin"  # the table, and the resource that reads what is new (`recycle_bin`)
 FETCHES_TABLE = "related_fetches"
 ERASURES_TABLE = "erasures"  # tombstones of records erased on request (`zoho-deleted forget`)
 ROWS_PER_QUERY = 500  # ids in one IN list
