@@ -30,12 +30,10 @@ from pipelines.run import exclusive, finish_interrupted, load
 from pipelines.sql import query_rows
 from sources.zoho_crm.records import ERASED_KEEPS, module_slug
 from sources.zoho_crm.related import RELATED_TABLE
-from sources.zoho_crm.warehouse import ERASURES_TABLE, existing_tables
+from sources.zoho_crm.run_context import REJECTED_TABLE
+from sources.zoho_crm.values import VALUES_PREFIX
+from sources.zoho_crm.warehouse import BLANKED, ERASURES_TABLE, existing_tables
 
-REJECTED_TABLE = "rejected_records"
-VALUES_PREFIX = "values_"
-# the tables whose rows of an erased record are blanked, and the column naming its module
-BLANKED = {"deleted_records": "module", "recycle_bin": "module__api_name"}
 COLUMNS_SQL = """
 SELECT c.table_name, c.column_name FROM information_schema.columns c
 JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name

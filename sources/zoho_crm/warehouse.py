@@ -31,6 +31,8 @@ TABLE = "deleted_records"
 BIN_TABLE = "recycle_bin"  # the table, and the resource that reads what is new (`recycle_bin`)
 FETCHES_TABLE = "related_fetches"
 ERASURES_TABLE = "erasures"  # tombstones of records erased on request (`zoho-deleted forget`)
+# the tables whose rows of a record erased on request are blanked, and the column naming its module
+BLANKED = {TABLE: "module", BIN_TABLE: "module__api_name"}
 ROWS_PER_QUERY = 500  # ids in one IN list
 # what `Warehouse` queries name its tables
 TABLES = {
@@ -102,7 +104,7 @@ class Warehouse:
         erased = self.erased()
         if not erased:
             return
-        module_column = "module" if table == TABLE else "module__api_name"
+        module_column = BLANKED[table]
         for row in rows:
             if (row[module_column], row["id"]) in erased:
                 blank_personal(table, row)
