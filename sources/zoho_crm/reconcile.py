@@ -38,8 +38,7 @@ from .records import (
     zoho_time,
 )
 from .recycle_bin import BIN_HINTS, PATH, bin_rows
-from .warehouse import BIN_TABLE, Warehouse
-from .warehouse import TABLE as RECORDS
+from .warehouse import BIN_TABLE, RECORDS_TABLE, Warehouse
 
 # Re-read a little before the last pass started: clocks and Zoho's indexing are not exact.
 MARGIN = timedelta(hours=1)
@@ -145,7 +144,7 @@ def _pass(
     yield from _restores(warehouse, emitted, unlisted, now)
     ids = [rid for module in modules for rid in missed[module].to_pylist()]
     rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, context)]
-    warehouse.blank_erased(RECORDS, rows)
+    warehouse.blank_erased(RECORDS_TABLE, rows)
     if rows:  # missed by incremental reads, still in the bin, not in /deleted since
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
         yield table

@@ -27,18 +27,18 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from .records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS, blank_personal
 
-TABLE = "deleted_records"
+RECORDS_TABLE = "deleted_records"
 BIN_TABLE = "recycle_bin"  # the table, and the resource that reads what is new (`recycle_bin`)
 FETCHES_TABLE = "related_fetches"
 ERASURES_TABLE = "erasures"  # tombstones of records erased on request (`zoho-deleted forget`)
 # the tables whose rows of a record erased on request are blanked, and the column naming its module
-BLANKED = {TABLE: "module", BIN_TABLE: "module__api_name"}
+BLANKED = {RECORDS_TABLE: "module", BIN_TABLE: "module__api_name"}
 ROWS_PER_QUERY = 500  # ids in one IN list
 # what `Warehouse` queries name its tables
 TABLES = {
     name: "{ds}." + table
     for name, table in (
-        ("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE),
+        ("records", RECORDS_TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE),
         ("erasures", ERASURES_TABLE),
     )
 }  # fmt: skip
@@ -120,7 +120,7 @@ class Warehouse:
         owner is not the creator). One query for the rows, none while neither table exists.
         """
         self._fill_details(module, rows)
-        self.blank_erased(TABLE, rows)
+        self.blank_erased(RECORDS_TABLE, rows)
 
     def _fill_details(self, module: str, rows: Sequence[Dict[str, Any]]) -> None:
         bare = [row for row in rows if all(row[c] is None for c in DETAIL_COLUMNS)]
@@ -131,7 +131,7 @@ class Warehouse:
         ids = (ID_SEPARATOR.join(row["id"] for row in bare), ID_SEPARATOR)
         parts: List[str] = []
         args: List[Any] = []
-        if TABLE in tables:
+        if RECORDS_TABLE in tables:
             with_details = " OR ".join(f"{c} IS NOT NULL" for c in DETAIL_COLUMNS)
             parts.append(
                 f"SELECT id, 0, {', '.join(DETAIL_COLUMNS)} FROM {{records}} "
