@@ -35,6 +35,7 @@ from sources.zoho_crm.errors import (
     ZohoThrottledError,
 )
 from sources.zoho_crm.redact import redact
+from sources.zoho_crm.warehouse import BIN_TABLE
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # loaded, but Zoho refused modules or no analyst file (or status: unhealthy)
@@ -261,7 +262,7 @@ def refused(
     named = ", ".join(f"{name} ({error.code})" for name, error in sorted(failed.items()))
     if not modules or not set(modules) <= set(failed):
         return EXIT_PARTIAL, f"Zoho refused {named}: {REFUSED_ADVICE}; the rest loaded"
-    if "recycle_bin" in failed:
+    if BIN_TABLE in failed:
         return (
             EXIT_ZOHO,
             f"Zoho refused every module and the recycle bin, {named}: {REFUSED_ADVICE}",

@@ -156,8 +156,7 @@ def check(pipeline: dlt.Pipeline, org: str, module: Optional[str], ids: List[str
     if not module:
         raise PipelineConfigError("forget needs --module: a module API name, e.g. Leads")
     held = {  # table -> how its rows name the module
-        "deleted_records": ("module = %s", [module]),
-        "recycle_bin": ("module__api_name = %s", [module]),
+        **{table: (f"{column} = %s", [module]) for table, column in BLANKED.items()},
         VALUES_PREFIX + module_slug(module): ("TRUE", []),  # the module's own values table
     }
     parts = [(table, *held[table]) for table in held if table in tables]

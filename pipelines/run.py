@@ -35,11 +35,11 @@ from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
 from sources.zoho_crm.run_context import REJECTED_TABLE
 from sources.zoho_crm.values import VALUES_PREFIX
-from sources.zoho_crm.warehouse import Warehouse
+from sources.zoho_crm.warehouse import BIN_TABLE, RECORDS_TABLE, Warehouse
 
 SCHEMA_NAME = "zoho_crm"
 logger = logging.getLogger(__name__)
-TABLES = ("deleted_records", "recycle_bin", "deleted_related_records")
+TABLES = (RECORDS_TABLE, BIN_TABLE, RELATED_TABLE)
 RUNS_TABLE = "runs"
 
 

@@ -57,7 +57,7 @@ from .values import (
     values_modules,
     values_resources,
 )
-from .warehouse import Warehouse
+from .warehouse import RECORDS_TABLE, Warehouse
 
 __all__ = ["DEFAULT_ORG", "RunContext", "events_name", "org_name", "zoho_client", "zoho_crm"]
 
@@ -302,7 +302,7 @@ def _deleted_records_resource(
 ) -> DltResource:
     @dlt.resource(
         name=resource_name(module),
-        table_name="deleted_records",
+        table_name=RECORDS_TABLE,
         primary_key=("org", "module", "id"),
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         columns={"deleted_time": {"dedup_sort": "desc"}},

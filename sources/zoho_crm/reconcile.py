@@ -59,7 +59,7 @@ def reconcile_resource(
 ) -> DltResource:
     @dlt.resource(
         name="reconcile",
-        table_name="deleted_records",
+        table_name=RECORDS_TABLE,
         primary_key=("org", "module", "id"),
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
     )  # deleted_records' column hints come from the per-module resources; variants inherit these
@@ -79,12 +79,12 @@ def reconcile_resource(
         try:
             yield from _pass(client, modules, warehouse, emitted, context, since, now)
         except ZohoMalformedError as error:  # no restore is inferred from a list not read
-            context.module_malformed(error.module or "recycle_bin", error)
+            context.module_malformed(error.module or BIN_TABLE, error)
             return
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
-            context.module_failed("recycle_bin", error)  # no pass without the bin: next run
+            context.module_failed(BIN_TABLE, error)  # no pass without the bin: next run
             return
         state["last_started_at"] = now.isoformat()
 

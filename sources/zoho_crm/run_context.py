@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from .client import ZohoClient
 from .errors import ZohoApiError, ZohoMalformedError
 from .records import MISSING, MalformedEntryError, entry_id, shown
-from .warehouse import Warehouse
+from .warehouse import BIN_TABLE, Warehouse
 
 REJECTED_TABLE = "rejected_records"
 SOURCES = {"deleted": "/deleted", "recycle_bin": "recycle bin", "related": "related records"}
@@ -71,7 +71,7 @@ class RunContext:
         raw = json.dumps(item, sort_keys=True, default=str)
         rid = entry_id(item)
         key = rid or "sha1:" + hashlib.sha1(raw.encode()).hexdigest()[:16]
-        where = module or "recycle_bin"
+        where = module or BIN_TABLE
         erased = self.warehouse is not None and rid in {i for _, i in self.warehouse.erased()}
         if erased:  # erased on request (`zoho-deleted forget`): nothing of the entry is kept
             raw, error = None, MalformedEntryError(error.field, MISSING, error.reason)
