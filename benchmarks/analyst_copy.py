@@ -152,7 +152,7 @@ def measure(records: int, work: Path) -> List[str]:
     """Two runs at `records` records; their publish figures and the copying alternatives."""
     from pipelines.duckdb_file import duckdb_destination
     from pipelines.names import DUCKDB_FILE
-    from pipelines.zoho_crm_deleted import make_pipeline, run
+    from pipelines.run import make_pipeline, run
 
     pipeline_file = work / DUCKDB_FILE
     pipeline = make_pipeline(

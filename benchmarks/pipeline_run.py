@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 def pipeline_run(spec: Dict[str, Any]) -> Dict[str, Any]:
     """One `run()` of the pipeline; credentials come from dlt's environment variables."""
-    from pipelines.zoho_crm_deleted import make_pipeline, run
+    from pipelines.run import make_pipeline, run
     from sources.zoho_crm import DEFAULT_MAX_CONCURRENCY
 
     os.environ["DESTINATION__DUCKDB__CREDENTIALS"] = spec["db"]  # as a user configures it

@@ -22,6 +22,7 @@ from typing import Dict
 
 import pendulum
 
+from pipelines.names import PIPELINE_NAME
 from pipelines.orgs import configured_orgs, run_org
 
 try:
@@ -38,7 +39,7 @@ def run(org: str) -> Dict[str, int]:
 
 
 @dag(
-    dag_id="zoho_crm_deleted",
+    dag_id=PIPELINE_NAME,  # zoho_crm; earlier versions: zoho_crm_deleted (docs/upgrading-names.md)
     schedule="17 * * * *",  # hourly: see the README's "Running in production"
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -46,10 +47,10 @@ def run(org: str) -> Dict[str, int]:
     default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=10)},
     tags=["zoho", "dlt"],
 )
-def zoho_crm_deleted_dag() -> None:
+def zoho_crm_dag() -> None:
     for org in configured_orgs():
         with TaskGroup(group_id=f"org_{org}"):
             run(org)
 
 
-zoho_crm_deleted_dag()
+zoho_crm_dag()

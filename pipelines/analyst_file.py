@@ -29,8 +29,8 @@ from typing import Any, BinaryIO, Optional
 
 import dlt
 
+from pipelines.exceptions import PipelineConfigError, PipelineError
 from pipelines.names import catalog_name, names_the_dataset
-from sources.zoho_crm.errors import ZohoConfigError, ZohoError
 
 ANALYST_FILE_KEY = "destination.duckdb.analyst_file"
 ANALYST_SUFFIX = "_analyst"
@@ -39,7 +39,7 @@ COPY_CHUNK = 1 << 30  # bytes per copy_file_range call
 NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 
 
-class AnalystFileError(ZohoError):
+class AnalystFileError(PipelineError):
     """The load succeeded, but its copy for analysts could not be published."""
 
     result: Any = None  # the run's RunResult, when a run raised it
@@ -73,23 +73,23 @@ def analyst_file_path(duckdb_file: str, dataset_name: str) -> str:
     configured = dlt.config.get(ANALYST_FILE_KEY)
     path = Path(os.path.abspath(str(configured))) if configured else default
     if path == Path(os.path.abspath(duckdb_file)):
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{ANALYST_FILE_KEY} {str(configured)!r} is the pipeline's own DuckDB file: "
             f"choose another file, e.g. {default.name}"
         )
     if names_the_dataset(str(path), dataset_name):
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{ANALYST_FILE_KEY} {str(configured)!r} names its DuckDB catalog "
             f"{catalog_name(str(path))}, as the dataset is named, which makes "
             f"{dataset_name}.<table> ambiguous: choose another name, e.g. {default.name}"
         )
     if path.is_dir():
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{ANALYST_FILE_KEY} {str(configured)!r} is a directory: set it to a file, e.g. "
             f"{path / default.name}"
         )
     if not path.parent.is_dir():
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{ANALYST_FILE_KEY} {str(configured)!r}: the folder {path.parent} does not exist; "
             "create it, or choose a file in an existing folder"
         )

@@ -28,6 +28,7 @@ from pipelines.errors import (
     malformed,
     refused,
 )
+from pipelines.exceptions import PipelineConfigError
 from pipelines.forget import forget
 from pipelines.incidents import describe_incident, incident_settings, read_incidents
 from pipelines.ledger import acknowledge
@@ -36,10 +37,9 @@ from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.reading import NothingPublishedError, Reading, open_reading
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import TIME_FORMS, Selection, parse_instant, restore
+from pipelines.run import TABLES, RunResult, make_pipeline, run
 from pipelines.status import Problem, Status, describe, max_run_gap, read_status
-from pipelines.zoho_crm_deleted import TABLES, RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name
-from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
 
 REJECTED_SHOWN = 20  # entries set aside named one per line; the rest are in the table
@@ -293,7 +293,7 @@ def _instant(value: str) -> str:
     """A --since / --until value, checked as the command line is read."""
     try:
         parse_instant("", value)
-    except ZohoConfigError as error:
+    except PipelineConfigError as error:
         raise argparse.ArgumentTypeError(str(error).strip()) from None
     return value
 

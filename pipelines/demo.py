@@ -12,13 +12,13 @@ import dlt
 import duckdb
 
 from pipelines.duckdb_file import NEWER_DUCKDB_FILE, duckdb_destination, duckdb_file
+from pipelines.exceptions import PipelineConfigError
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.names import DATASET_NAME, old_pipeline_name, pipeline_name
 from pipelines.report import write_report
 from pipelines.restore import Selection, restore
-from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
-from sources.zoho_crm.errors import ZohoConfigError
-from sources.zoho_crm.warehouse import query_rows
+from pipelines.run import RunResult, make_pipeline, run
+from pipelines.sql import query_rows
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer
 from zoho_standin.seed import DEMO_MODULES, USERS, live_record_id, record_id, seed_demo
 
@@ -109,7 +109,7 @@ def act_on(pipeline: dlt.Pipeline, say: Callable[[str], None]) -> None:
     try:
         written = write_report(pipeline, DEMO_ORG, DEMO_REPORT)
         say(f"\nReport (zoho-deleted report {ON_DEMO} --output {DEMO_REPORT}): {written}")
-    except ZohoConfigError as error:  # installed without the extra
+    except PipelineConfigError as error:  # installed without the extra
         say(f"\nNo report: {error}")
 
 
@@ -141,7 +141,7 @@ def fresh_demo_file() -> Path:
     """The configured DuckDB file, emptied of an earlier demo; never one holding real data."""
     path = Path(duckdb_file())
     if path.exists() and not holds_only_demo_data(path):
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{path} holds data the demo did not load, and the demo will not replace it: run "
             "the demo in another directory, or point DESTINATION__DUCKDB__CREDENTIALS elsewhere"
         )

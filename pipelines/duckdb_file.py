@@ -19,6 +19,7 @@ from dlt.common.configuration.exceptions import ConfigurationException
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from pipelines.analyst_file import analyst_file_path
+from pipelines.exceptions import PipelineConfigError
 from pipelines.locks import lock_file_problem, user_name
 from pipelines.names import (
     DATASET_NAME,
@@ -29,7 +30,6 @@ from pipelines.names import (
     names_the_dataset,
 )
 from pipelines.old_names import move_old_duckdb_file
-from sources.zoho_crm.errors import ZohoConfigError
 
 CREDENTIALS_KEY = "destination.duckdb.credentials"
 DUCKDB_MEMORY_LIMIT = "192MB"
@@ -67,23 +67,23 @@ def checked_duckdb_file(path: str) -> str:
     when it cannot be the pipeline's DuckDB file."""
     key = CREDENTIALS_KEY
     if path.startswith(":"):
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{key} {path!r} is not a file: set it to a DuckDB file path, e.g. {DUCKDB_FILE}"
         )
     absolute = Path(os.path.abspath(path))
     if absolute.is_dir():
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{key} {path!r} is a directory: set it to a DuckDB file, e.g. {absolute / DUCKDB_FILE}"
         )
     if not absolute.parent.is_dir():
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{key} {path!r}: the folder {absolute.parent} does not exist; create it, or "
             "choose a file in an existing folder"
         )
     if names_the_dataset(path):
         renamed = absolute.with_name(DUCKDB_FILE)
         fix = f"rename the file (mv {absolute} {renamed}, and its .wal if there is one) and "
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{key} {path!r} names its DuckDB catalog {catalog_name(path)}, as the dataset is "
             f"named, which makes {DATASET_NAME}.<table> ambiguous: "
             f"{fix if absolute.exists() else ''}set {key} to {renamed}"
@@ -130,7 +130,7 @@ def _duckdb_mapping(key: str) -> Dict[str, Any]:
     try:
         return dict(_duckdb_setting(f"credentials.{key}", dict) or {})
     except ConfigurationException:
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{CREDENTIALS_KEY}.{key} {_duckdb_setting(f'credentials.{key}')!r} is not a "
             f'mapping: give a TOML table or a JSON object, e.g. {{"threads": 2}}'
         ) from None
@@ -184,7 +184,7 @@ def damaged_file_line(error: BaseException) -> str:
     try:
         path = configured_duckdb_file()
         analyst = analyst_file_path(path, DATASET_NAME)
-    except ZohoConfigError:
+    except PipelineConfigError:
         return f"the DuckDB file is damaged (DuckDB: {said}); check {CREDENTIALS_KEY}"
     named = re.search(r'"([^"]+)"', said)
     if named and os.path.abspath(named.group(1)) == analyst:

@@ -23,6 +23,7 @@ from pipelines.duckdb_file import (
     configured_duckdb_file,
     damaged_file_line,
 )
+from pipelines.exceptions import PipelineConfigError, PipelineError
 from pipelines.locks import PipelineBusyError
 from sources.zoho_crm.config import coercion_error
 from sources.zoho_crm.errors import (
@@ -34,6 +35,7 @@ from sources.zoho_crm.errors import (
     ZohoThrottledError,
 )
 from sources.zoho_crm.redact import redact
+from sources.zoho_crm.warehouse import BIN_TABLE
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # loaded, but Zoho refused modules or no analyst file (or status: unhealthy)
@@ -51,7 +53,7 @@ EXIT_UNEXPECTED = 70
 NOTHING_LOADED = "nothing from this run was loaded"
 
 
-class LoadStuckError(ZohoError):
+class LoadStuckError(PipelineError):
     """A package an earlier run extracted cannot be loaded: the run stops before capturing."""
 
     def __init__(self, pipeline_name: str, error: BaseException) -> None:
@@ -61,7 +63,7 @@ class LoadStuckError(ZohoError):
         )
 
 
-class StoppedAfterLoadsError(ZohoError):
+class StoppedAfterLoadsError(PipelineError):
     """A run failed after some of its load packages had loaded: those stay loaded (and their
     state with them), so the next run goes on from there. Its message says why it stopped
     (as `explain` says it of the error, with its exit code) and what loaded."""
@@ -94,7 +96,7 @@ def _cause_line(error: BaseException) -> str:
     return f"{type(cause).__name__}: {first_line}"
 
 
-class RunRefusedError(ZohoError):
+class RunRefusedError(PipelineError):
     """A run loaded what it could, but Zoho refused modules (or the bin): see `refused`."""
 
     def __init__(self, exit_code: int, line: str) -> None:
@@ -164,7 +166,7 @@ def _config_line(error: ConfigurationException) -> str:
 def _duckdb_file_name() -> str:
     try:
         return configured_duckdb_file()
-    except ZohoConfigError:
+    except PipelineConfigError:
         return "the DuckDB file"
 
 
@@ -187,7 +189,9 @@ def _explain(error: BaseException) -> Tuple[int, str]:
     damaged = damaged_duckdb_error(error)
     if damaged is not None:  # whichever step met it: the file must be recovered first
         return EXIT_CONFIG, damaged_file_line(damaged)
-    found: Optional[BaseException] = next((e for e in chain if isinstance(e, ZohoError)), None)
+    found: Optional[BaseException] = next(
+        (e for e in chain if isinstance(e, (ZohoError, PipelineError))), None
+    )
     if found is None:
         found = next((e for e in chain if isinstance(e, ConfigurationException)), None)
     if isinstance(found, ConfigFieldMissingException):
@@ -202,7 +206,7 @@ def _explain(error: BaseException) -> Tuple[int, str]:
         return found.exit_code, str(found)
     if isinstance(found, AnalystFileError):
         return EXIT_PARTIAL, str(found)
-    if isinstance(found, ZohoConfigError):
+    if isinstance(found, (ZohoConfigError, PipelineConfigError)):
         return EXIT_CONFIG, f"configuration error: {found}"
     if isinstance(found, ZohoAuthError):
         return EXIT_AUTH, str(found)
@@ -259,7 +263,7 @@ def refused(
     named = ", ".join(f"{name} ({error.code})" for name, error in sorted(failed.items()))
     if not modules or not set(modules) <= set(failed):
         return EXIT_PARTIAL, f"Zoho refused {named}: {REFUSED_ADVICE}; the rest loaded"
-    if "recycle_bin" in failed:
+    if BIN_TABLE in failed:
         return (
             EXIT_ZOHO,
             f"Zoho refused every module and the recycle bin, {named}: {REFUSED_ADVICE}",

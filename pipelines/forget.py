@@ -24,17 +24,16 @@ import dlt
 
 from pipelines.analyst_file import publish_analyst_file
 from pipelines.errors import EXIT_OK
+from pipelines.exceptions import PipelineConfigError
 from pipelines.ledger import who
-from pipelines.zoho_crm_deleted import exclusive, finish_interrupted, load
-from sources.zoho_crm.errors import ZohoConfigError
+from pipelines.run import exclusive, finish_interrupted, load
+from pipelines.sql import query_rows
 from sources.zoho_crm.records import ERASED_KEEPS, module_slug
 from sources.zoho_crm.related import RELATED_TABLE
-from sources.zoho_crm.warehouse import ERASURES_TABLE, existing_tables, query_rows
+from sources.zoho_crm.run_context import REJECTED_TABLE
+from sources.zoho_crm.values import VALUES_PREFIX
+from sources.zoho_crm.warehouse import BLANKED, ERASURES_TABLE, existing_tables
 
-REJECTED_TABLE = "rejected_records"
-VALUES_PREFIX = "values_"
-# the tables whose rows of an erased record are blanked, and the column naming its module
-BLANKED = {"deleted_records": "module", "recycle_bin": "module__api_name"}
 COLUMNS_SQL = """
 SELECT c.table_name, c.column_name FROM information_schema.columns c
 JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
@@ -63,7 +62,7 @@ def parse_ids(ids: Optional[str]) -> List[str]:
     """The ids of `--ids`, checked: none is a one-line error."""
     found = [i.strip() for i in (ids or "").split(",") if i.strip()]
     if not found:
-        raise ZohoConfigError(f"--ids {ids or ''!r} names no id: give --ids ID[,ID...]")
+        raise PipelineConfigError(f"--ids {ids or ''!r} names no id: give --ids ID[,ID...]")
     return list(dict.fromkeys(found))
 
 
@@ -155,15 +154,14 @@ def check(pipeline: dlt.Pipeline, org: str, module: Optional[str], ids: List[str
     """A one-line error unless `module` has captured records and holds every one of `ids`."""
     tables = existing_tables(pipeline)
     if not module:
-        raise ZohoConfigError("forget needs --module: a module API name, e.g. Leads")
+        raise PipelineConfigError("forget needs --module: a module API name, e.g. Leads")
     held = {  # table -> how its rows name the module
-        "deleted_records": ("module = %s", [module]),
-        "recycle_bin": ("module__api_name = %s", [module]),
+        **{table: (f"{column} = %s", [module]) for table, column in BLANKED.items()},
         VALUES_PREFIX + module_slug(module): ("TRUE", []),  # the module's own values table
     }
     parts = [(table, *held[table]) for table in held if table in tables]
     if not parts:
-        raise ZohoConfigError("nothing is captured yet: run `zoho-deleted run` first")
+        raise PipelineConfigError("nothing is captured yet: run `zoho-deleted run` first")
 
     def held_ids(where: str, *more: Any) -> set:
         union = " UNION ".join(
@@ -174,13 +172,13 @@ def check(pipeline: dlt.Pipeline, org: str, module: Optional[str], ids: List[str
 
     found = held_ids(f"id IN ({', '.join(['%s'] * len(ids))})", *ids)
     if not found and not held_ids("TRUE"):
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"--module {module!r} has no captured record in org {org}: check the spelling "
             "(module API names, e.g. Leads)"
         )
     unknown = [i for i in ids if i not in found]
     if unknown:
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"--ids {', '.join(unknown)}: not records of {module} in org {org} that the "
             "warehouse holds (check the ids and --module)"
         )

@@ -24,8 +24,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import dlt
 
+from pipelines.sql import query_rows
 from sources.zoho_crm.config import duration_setting, positive_int
-from sources.zoho_crm.warehouse import Queryable, existing_tables, query_rows
+from sources.zoho_crm.events import EVENTS_TABLE
+from sources.zoho_crm.warehouse import Queryable, existing_tables
 
 REVIEWS_TABLE = "incident_reviews"
 DEFAULT_THRESHOLD = 100
@@ -139,7 +141,7 @@ def read_incidents(
     """One org's incidents, latest first, as dicts of COLUMNS."""
     tables = existing_tables(pipeline)
     select = incidents_select("{ds}.", REVIEWS_TABLE in tables)
-    if "deletion_events" not in tables:
+    if EVENTS_TABLE not in tables:
         return []
     where, args = ["org = %s"], [org]
     if open_only:

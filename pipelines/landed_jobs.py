@@ -14,7 +14,7 @@ first `observed_at` of each event). So before a pending package loads again, eac
 of an insert-only table whose rows are already in staging is recorded as completed, the way dlt
 records it, and dlt goes on to the merge without running it again. A copy job is one
 transaction (all its rows or none), and an event is in at most one job of a package (the run's
-`EventLedger`), so the file's first row tells whether the job landed.
+`EmittedEvents`), so the file's first row tells whether the job landed.
 """
 
 from __future__ import annotations

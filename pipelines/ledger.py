@@ -9,10 +9,10 @@ from typing import Any, Dict, List
 
 import dlt
 
+from pipelines.exceptions import PipelineConfigError
 from pipelines.incidents import REVIEWS_TABLE, read_incidents
+from pipelines.run import exclusive, finish_interrupted, load
 from pipelines.views import create_views
-from pipelines.zoho_crm_deleted import exclusive, finish_interrupted, load
-from sources.zoho_crm.errors import ZohoConfigError
 
 RESTORE_REQUESTS = "restore_requests"
 
@@ -34,7 +34,7 @@ def acknowledge(pipeline: dlt.Pipeline, org: str, incident_id: str) -> Dict[str,
     with exclusive(pipeline):
         found = read_incidents(pipeline, org, incident_id=incident_id)
         if not found:
-            raise ZohoConfigError(
+            raise PipelineConfigError(
                 f"no incident {incident_id!r} in org {org}: `zoho-deleted incidents` lists "
                 "their ids"
             )

@@ -8,12 +8,12 @@ import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-from sources.zoho_crm.errors import ZohoConfigError, ZohoError
+from pipelines.exceptions import PipelineConfigError, PipelineError
 
 DUCKDB_WAIT = 1800.0  # seconds a run waits for another org's run to release the DuckDB file
 
 
-class PipelineBusyError(ZohoError):
+class PipelineBusyError(PipelineError):
     """Another run holds the lock (of the same pipeline, or of the DuckDB file)."""
 
 
@@ -53,12 +53,12 @@ def lock_file_problem(path: str, error: Optional[OSError] = None) -> Optional[st
 @contextmanager
 def file_lock(path: str, wait_seconds: float, busy: str) -> Iterator[None]:
     """An exclusive lock on `path`, waited for up to `wait_seconds`; then `busy` is raised.
-    A lock file this user cannot open is a `ZohoConfigError` naming it."""
+    A lock file this user cannot open is a `PipelineConfigError` naming it."""
     deadline = time.monotonic() + wait_seconds
     try:
         handle = open(path, "a+")
     except OSError as error:
-        raise ZohoConfigError(lock_file_problem(path, error)) from None
+        raise PipelineConfigError(lock_file_problem(path, error)) from None
     with handle:
         while True:
             try:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from pipelines.exceptions import PipelineConfigError
 from sources.zoho_crm import DEFAULT_ORG, org_name
-from sources.zoho_crm.errors import ZohoConfigError
 
 PIPELINE_NAME = "zoho_crm"
 DATASET_NAME = "zoho_crm_deleted"
@@ -34,7 +34,7 @@ def pipeline_name(org: str = DEFAULT_ORG) -> str:
     if org == DEFAULT_ORG:
         return PIPELINE_NAME
     if org.lower().startswith(_OLD_SUFFIX):
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"org {org!r}: org names starting with {_OLD_SUFFIX!r} are reserved (earlier "
             f"versions named their pipelines {OLD_PIPELINE_NAME}_<org>): choose another name"
         )

@@ -33,9 +33,9 @@ import dlt
 import duckdb
 
 from pipelines.analyst_file import ANALYST_FILE_KEY, default_analyst_file
+from pipelines.exceptions import PipelineConfigError
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DUCKDB_FILE, OLD_DUCKDB_FILE, old_pipeline_name
-from sources.zoho_crm.errors import ZohoConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def move_old_duckdb_file(path: str) -> None:
         if not os.path.exists(old):
             return  # another run moved it meanwhile
         if os.path.exists(path):
-            raise ZohoConfigError(
+            raise PipelineConfigError(
                 f"{old} (the DuckDB file of an earlier version, renamed to {DUCKDB_FILE} by "
                 f"itself) cannot be renamed: {path} exists too. Move away whichever of the two "
                 "you do not need, then run again"

@@ -16,9 +16,9 @@ import dlt
 from dlt.common.configuration import resolve_configuration
 
 from pipelines.errors import RunRefusedError, refused
-from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run
+from pipelines.exceptions import PipelineConfigError
+from pipelines.run import RunResult, make_pipeline, run
 from sources.zoho_crm import DEFAULT_ORG, org_name, zoho_crm
-from sources.zoho_crm.errors import ZohoConfigError
 from sources.zoho_crm.redact import install_log_redaction, remember
 
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
@@ -73,7 +73,7 @@ def org_source_args(org: str) -> Dict[str, Any]:
         env = ", ".join(
             f"SOURCES__ZOHO_CRM__ORGS__{name.upper()}__CREDENTIALS__{k.upper()}" for k in missing
         )
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"org {name} has no credentials ({' and '.join(missing)} missing); set them under "
             f"[{section}.credentials] in .dlt/secrets.toml, or as {env}"
         )

@@ -33,10 +33,10 @@ from pipelines.duckdb_file import (
     missing_file_line,
     run_blockers,
 )
+from pipelines.exceptions import PipelineConfigError
 from pipelines.locks import PipelineBusyError, shared_lock
 from pipelines.names import DATASET_NAME, pipeline_name
-from pipelines.zoho_crm_deleted import SCHEMA_NAME
-from sources.zoho_crm.errors import ZohoConfigError
+from pipelines.run import SCHEMA_NAME
 
 
 class NothingPublishedError(PipelineBusyError):
@@ -97,7 +97,7 @@ def open_reading(destination: Any, org: str) -> Iterator[Reading]:
     blockers = run_blockers(path)
     with shared_lock(f"{path}.lock") as free:
         if free and not os.path.isfile(path):
-            raise ZohoConfigError(missing_file_line(path))
+            raise PipelineConfigError(missing_file_line(path))
         why = "a run is loading the DuckDB file" if not free else _held_elsewhere(path)
         if not why:
             local = _working_folder(name)

@@ -8,8 +8,9 @@ from typing import Any, Dict, List
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from pipelines.sql import query_rows
 from sources.zoho_crm.values import VALUES_PREFIX
-from sources.zoho_crm.warehouse import existing_tables, query_rows
+from sources.zoho_crm.warehouse import existing_tables
 
 VIEW = "deleted_record_values"
 _COLUMNS = "r.org, r.module, r.id, r.display_name, r.type, r.deleted_time"

@@ -17,12 +17,12 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import dlt
 
+from pipelines.exceptions import PipelineConfigError
 from pipelines.incidents import read_incidents
 from pipelines.reading import Reading, reading_of
 from pipelines.report_page import chart_box, expiring, open_incidents, page, summary, table
+from pipelines.sql import query_rows
 from pipelines.status import read_status
-from sources.zoho_crm.errors import ZohoConfigError
-from sources.zoho_crm.warehouse import query_rows
 
 DEFAULT_OUTPUT = "zoho-deleted-report.html"
 LEAVING_HORIZON = timedelta(days=14)
@@ -71,7 +71,7 @@ def plotly() -> Any:
         import plotly.graph_objects as go
         import plotly.offline
     except ImportError:
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             "the report needs the optional extra `report` (plotly): pip install '.[report]'"
         ) from None
     return go, plotly.offline

@@ -18,14 +18,16 @@ import dlt
 from requests.exceptions import RequestException
 
 from pipelines.errors import EXIT_AUTH, EXIT_OK, EXIT_PARTIAL, EXIT_ZOHO
+from pipelines.exceptions import PipelineConfigError
 from pipelines.incidents import BINNED_JOIN, DELETED_AT, read_incidents, utc
 from pipelines.ledger import RESTORE_REQUESTS, record_restores, who
 from pipelines.orgs import org_settings
-from pipelines.zoho_crm_deleted import exclusive
+from pipelines.run import exclusive
+from pipelines.sql import query_rows
 from sources.zoho_crm import zoho_client
 from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoResponseError
-from sources.zoho_crm.warehouse import Queryable, existing_tables, query_rows
+from sources.zoho_crm.errors import ZohoApiError, ZohoResponseError
+from sources.zoho_crm.warehouse import Queryable, existing_tables
 
 MAX_IDS = 200  # Zoho's limit per restore call
 RESTORE_PATH = "settings/recycle_bin/actions/restore"
@@ -92,7 +94,9 @@ def parse_instant(name: str, value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ZohoConfigError(f"{name} {value!r} is not a time: write it as {TIME_FORMS}") from None
+        raise PipelineConfigError(
+            f"{name} {value!r} is not a time: write it as {TIME_FORMS}"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -101,14 +105,14 @@ def _where(pipeline: Queryable, org: str, chosen: Selection) -> Tuple[str, List[
     window = (chosen.module, chosen.deleted_by, chosen.since, chosen.until)
     ways = [chosen.incident is not None, any(v is not None for v in window), chosen.ids is not None]
     if sum(ways) != 1:
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             "choose what to restore in one way: --incident ID, or --module / --deleted-by / "
             "--since / --until, or --ids ID[,ID...]"
         )
     if chosen.incident is not None:
         found = read_incidents(pipeline, org, incident_id=chosen.incident)
         if not found:
-            raise ZohoConfigError(
+            raise PipelineConfigError(
                 f"no incident {chosen.incident!r} in org {org}: `zoho-deleted incidents` lists "
                 "their ids"
             )
@@ -121,7 +125,7 @@ def _where(pipeline: Queryable, org: str, chosen: Selection) -> Tuple[str, List[
     if chosen.ids is not None:
         ids = [i.strip() for i in chosen.ids.split(",") if i.strip()]
         if not ids:
-            raise ZohoConfigError(f"--ids {chosen.ids!r} names no id: give ID[,ID...]")
+            raise PipelineConfigError(f"--ids {chosen.ids!r} names no id: give ID[,ID...]")
         return f"r.id IN ({', '.join(['%s'] * len(ids))})", ids
     clauses: List[str] = []
     args: List[Any] = []
@@ -144,7 +148,7 @@ def _where(pipeline: Queryable, org: str, chosen: Selection) -> Tuple[str, List[
 def _known(pipeline: Queryable, org: str, name: str, where: str, args: List[Any]) -> None:
     sql = f"SELECT count(*) FROM {{ds}}.deleted_records r WHERE r.org = %s AND {where}"
     if not query_rows(pipeline, sql, org, *args)[0][0]:
-        raise ZohoConfigError(
+        raise PipelineConfigError(
             f"{name} {args[0]!r} matches no deleted record of org {org}: check the spelling "
             "(module API names, e.g. Leads; a user's name or id)"
         )
@@ -157,7 +161,7 @@ def plan(
     now = now or datetime.now(UTC)
     tables = existing_tables(pipeline)
     if "deleted_records" not in tables:
-        raise ZohoConfigError("nothing is captured yet: run `zoho-deleted run` first")
+        raise PipelineConfigError("nothing is captured yet: run `zoho-deleted run` first")
     where, args = _where(pipeline, org, chosen)
     requested = REQUESTED if RESTORE_REQUESTS in tables else "FALSE"
     select = SELECT.format(requested=requested, where=where, ds="{ds}")
@@ -165,7 +169,7 @@ def plan(
     if chosen.ids is not None:
         unknown = sorted(set(args) - {row[1] for row in rows})
         if unknown:
-            raise ZohoConfigError(
+            raise PipelineConfigError(
                 f"--ids {', '.join(unknown)}: not deleted records of org {org} that the "
                 "warehouse holds (run `zoho-deleted run` first, or check the ids)"
             )

@@ -20,11 +20,11 @@ from dlt.destinations.exceptions import DatabaseTerminalException
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.reading import Reading, reading_of
 from pipelines.record_values import coverage_lines, values_coverage
-from pipelines.zoho_crm_deleted import RUNS_TABLE
+from pipelines.run import RUNS_TABLE
+from pipelines.sql import query_rows
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
-from sources.zoho_crm.report import SOURCES
-from sources.zoho_crm.warehouse import query_rows
+from sources.zoho_crm.run_context import SOURCES
 
 DEFAULT_MAX_RUN_GAP = "2d"
 EXPIRY_HORIZON = timedelta(days=7)

@@ -17,11 +17,13 @@ from dlt.destinations.exceptions import DatabaseException
 from pipelines.incidents import REVIEWS_TABLE, incidents_select
 from pipelines.record_values import VIEW as VALUES_VIEW
 from pipelines.record_values import deleted_values_select
+from sources.zoho_crm.events import EVENTS_TABLE
+from sources.zoho_crm.related import RELATED_TABLE
+from sources.zoho_crm.warehouse import RECORDS_TABLE
 
 logger = logging.getLogger(__name__)
 TESTED_DESTINATIONS = ("duckdb", "postgres")
-RELATED_TABLE = "deleted_related_records"
-NEEDED = ("deleted_records", "deletion_events")
+NEEDED = (RECORDS_TABLE, EVENTS_TABLE)
 _RELATED_KEYS = {"org", "parent_module", "parent_id", "related_list", "id"}
 
 EXPIRING_SOON = """

@@ -20,7 +20,7 @@ os.environ["RUNTIME__REQUEST_TIMEOUT"] = "5"
 
 from pipelines.duckdb_file import duckdb_destination  # noqa: E402
 from pipelines.names import DATASET_NAME  # noqa: E402, F401 - tests import it from here
-from pipelines.zoho_crm_deleted import RunResult, make_pipeline, run  # noqa: E402
+from pipelines.run import RunResult, make_pipeline, run  # noqa: E402
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer  # noqa: E402
 from zoho_standin.seed import USERS, add_standard_modules  # noqa: E402
 

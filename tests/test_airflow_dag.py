@@ -22,8 +22,8 @@ import pytest
 from conftest import NOW, delete, env_for
 
 from pipelines.errors import RunRefusedError
+from pipelines.run import make_pipeline
 from pipelines.status import read_status
-from pipelines.zoho_crm_deleted import make_pipeline
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN
 
 ORG_ENV = "SOURCES__ZOHO_CRM__ORGS__ACME__"
@@ -98,7 +98,7 @@ def build_dag(monkeypatch) -> RecordingAirflow:
 def test_one_task_group_per_org_and_no_zoho_call_while_parsing(server, dag_env, monkeypatch):
     airflow = build_dag(monkeypatch)
 
-    assert airflow.dag_args["dag_id"] == "zoho_crm_deleted"
+    assert airflow.dag_args["dag_id"] == "zoho_crm"
     assert airflow.dag_args["max_active_runs"] == 1
     assert [(group, args) for group, _, args in airflow.tasks] == [
         ("org_default", ("default",)),

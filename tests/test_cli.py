@@ -16,7 +16,7 @@ from conftest import ANALYST_FILE, CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKE
 
 from pipelines.cli import main
 from pipelines.duckdb_file import duckdb_destination
-from pipelines.zoho_crm_deleted import make_pipeline
+from pipelines.run import make_pipeline
 
 ZOHO_DELETED = str(Path(sys.executable).parent / "zoho-deleted")
 

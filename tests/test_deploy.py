@@ -67,8 +67,8 @@ def test_the_airflow_dag_builds(monkeypatch, tmp_path):
     monkeypatch.setenv("SOURCES__ZOHO_CRM__ORGS__ACME__DATA_CENTER", "eu")
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "crm.duckdb"))
     module = importlib.import_module("pipelines.airflow_dag")
-    dag = module.zoho_crm_deleted_dag()
-    assert dag.dag_id == "zoho_crm_deleted" and dag.max_active_runs == 1
+    dag = module.zoho_crm_dag()
+    assert dag.dag_id == "zoho_crm" and dag.max_active_runs == 1
     assert {"org_default.run", "org_acme.run"} <= {t.task_id for t in dag.tasks}
 
 

@@ -14,8 +14,12 @@ import pytest
 from conftest import NOW, REFRESH_TOKEN, delete
 from test_cli import cli
 
+from pipelines.duckdb_file import checked_duckdb_file
+from pipelines.errors import EXIT_CONFIG, explain
+from pipelines.exceptions import PipelineConfigError
 from pipelines.locks import file_lock
 from pipelines.names import pipeline_name
+from sources.zoho_crm.errors import ZohoError
 
 RELATED = {"Leads": {"Campaigns": ["Campaign_Name"]}}
 STARVED = '{"memory_limit": "1MB", "max_temp_directory_size": "0KB"}'
@@ -123,3 +127,15 @@ def test_verbose_adds_a_traceback_and_keeps_the_exit_code(org, server, tmp_path,
     if code != 1:  # a refused module ends the run normally: there is no exception to trace
         assert "Traceback (most recent call last)" in verbose.stderr
     assert REFRESH_TOKEN not in verbose.stderr
+
+
+def test_a_duckdb_file_problem_is_the_pipelines_error_not_zohos_and_exits_2(tmp_path):
+    with pytest.raises(PipelineConfigError) as raised:
+        checked_duckdb_file(str(tmp_path))  # a folder, not a file
+
+    assert not isinstance(raised.value, ZohoError)
+    code, line = explain(raised.value)
+    assert code == EXIT_CONFIG
+    assert line == f"configuration error: destination.duckdb.credentials {str(tmp_path)!r} " + (
+        f"is a directory: set it to a DuckDB file, e.g. {tmp_path / 'zoho_crm.duckdb'}"
+    )

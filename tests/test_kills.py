@@ -23,7 +23,7 @@ from test_postgres import URL as PG_URL
 from test_postgres import pg_pipeline  # noqa: F401  (the fixture)
 
 from pipelines.ledger import record_restores
-from pipelines.zoho_crm_deleted import load
+from pipelines.run import load
 
 DS = "zoho_crm_deleted"
 

@@ -16,9 +16,9 @@ import pytest
 from conftest import NOW, delete, env_for, query, run_once
 
 from pipelines.cli import main
+from pipelines.sql import query_rows
 from pipelines.status import read_status
 from sources.zoho_crm.records import zoho_time
-from sources.zoho_crm.warehouse import query_rows
 from zoho_standin.faults import REMOVE
 
 DS = "zoho_crm_deleted"

@@ -19,7 +19,7 @@ from test_cli import in_process  # noqa: F401 - a fixture
 
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.names import old_pipeline_name
-from pipelines.zoho_crm_deleted import run
+from pipelines.run import run
 from sources.zoho_crm import zoho_crm
 
 BIN = Path(sys.executable).parent

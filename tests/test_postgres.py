@@ -18,8 +18,8 @@ from pipelines.demo import DEMO_RECORD_VALUES, DEMO_RELATED_LISTS, change_betwee
 from pipelines.incidents import read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.restore import Selection, plan, restore
+from pipelines.run import make_pipeline, run
 from pipelines.status import read_status
-from pipelines.zoho_crm_deleted import make_pipeline, run
 from zoho_standin.seed import DEMO_MODULES, seed_demo
 
 URL = os.environ.get("ZOHO_TEST_POSTGRES")

@@ -20,7 +20,7 @@ PYTHON = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 def loaded(tmp_path_factory):
     """The demo's data, loaded twice (with a reconciliation), as the README's reader has it."""
     from pipelines.duckdb_file import duckdb_destination
-    from pipelines.zoho_crm_deleted import make_pipeline
+    from pipelines.run import make_pipeline
     from zoho_standin import Org, StandinServer
 
     tmp = tmp_path_factory.mktemp("readme")

@@ -10,7 +10,7 @@ from conftest import DUCKDB_FILE, NOW, analyst, api_calls, delete, query, run_on
 from test_cli import cli
 
 from pipelines.errors import explain
-from pipelines.zoho_crm_deleted import run
+from pipelines.run import run
 from sources.zoho_crm.errors import ZohoConfigError
 
 DS = "zoho_crm_deleted"

@@ -12,7 +12,7 @@ from test_cli import cli
 
 from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import EXIT_BACKLOG, EXIT_LOAD_STUCK, explain
-from pipelines.zoho_crm_deleted import make_pipeline, run
+from pipelines.run import make_pipeline, run
 
 DS = "zoho_crm_deleted"
 OWNER = {"name": "Patricia Boyle", "id": "410888000000086001"}

@@ -14,9 +14,9 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 import dlt
 from dlt.sources import DltResource
 
-from sources.zoho_crm.auth import ZohoAuth
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.config import (
+from .auth import ZohoAuth
+from .client import ZohoClient
+from .config import (
     RelatedListsConfig,
     ZohoCredentials,
     duration_setting,
@@ -25,29 +25,29 @@ from sources.zoho_crm.config import (
     related_lists_setting,
     servers,
 )
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError, ZohoMalformedError
-from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of
-from sources.zoho_crm.metadata import (
+from .errors import ZohoApiError, ZohoConfigError, ZohoMalformedError
+from .events import EVENTS_HINTS, EmittedEvents, events_of
+from .metadata import (
     checked_modules,
     lookup_related_lists,
     readable_modules,
     unknown_module_error,
 )
-from sources.zoho_crm.passes import Batch, ListPass
-from sources.zoho_crm.reconcile import reconcile_resource
-from sources.zoho_crm.records import (
+from .passes import Batch, ListPass
+from .reconcile import reconcile_resource
+from .records import (
     DELETED_RECORDS_SCHEMA,
     accepted,
     deleted_row,
     module_slug,
     zoho_time,
 )
-from sources.zoho_crm.recycle_bin import recycle_bin_resources
-from sources.zoho_crm.related import related_lists_check, related_resources
-from sources.zoho_crm.report import RunReport
-from sources.zoho_crm.settings import DEFAULT_API_VERSION, MAX_PER_PAGE
-from sources.zoho_crm.transport import RetryingHttp
-from sources.zoho_crm.values import (
+from .recycle_bin import recycle_bin_resources
+from .related import related_lists_check, related_resources
+from .run_context import RunContext
+from .settings import DEFAULT_API_VERSION, MAX_PER_PAGE
+from .transport import RetryingHttp
+from .values import (
     DEFAULT_VALUES_CALLS_PER_RUN,
     ValueFieldsConfig,
     ValuesRun,
@@ -57,9 +57,9 @@ from sources.zoho_crm.values import (
     values_modules,
     values_resources,
 )
-from sources.zoho_crm.warehouse import Warehouse
+from .warehouse import RECORDS_TABLE, Warehouse
 
-__all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_client", "zoho_crm"]
+__all__ = ["DEFAULT_ORG", "RunContext", "events_name", "org_name", "zoho_client", "zoho_crm"]
 
 DEFAULT_MAX_CONCURRENCY = 4
 # Rows of one table per load package: the merge's de-duplication runs over one package's rows,
@@ -110,7 +110,7 @@ def zoho_crm(
     record_values: Optional[List[str]] = None,
     record_value_fields: Optional[ValueFieldsConfig] = None,
     values_calls_per_run: int = DEFAULT_VALUES_CALLS_PER_RUN,
-    report: Optional[RunReport] = None,
+    context: Optional[RunContext] = None,
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
 
@@ -153,7 +153,7 @@ def zoho_crm(
             every field Zoho's metadata lists).
         values_calls_per_run: most record-values calls one run makes; a longer pass goes on
             in the next run.
-        report: what the run did. Pass the same one to every package of a run: it carries the
+        context: what the run did. Pass the same one to every package of a run: it carries the
             run's Zoho client and resolved modules, so one access token serves the whole run.
 
     Returns:
@@ -161,15 +161,15 @@ def zoho_crm(
         the bin's (see `recycle_bin`), `reconcile`, with related lists
         `deleted_related_records`, and with `record_values` a `values_<module>` per module.
     """
-    report = report if report is not None else RunReport()
-    if report.client is None:
-        report.client = zoho_client(
+    context = context if context is not None else RunContext()
+    if context.client is None:
+        context.client = zoho_client(
             credentials, data_center, accounts_server, api_domain, api_version,
             max_concurrency, per_page, token_retries, token_retry_delay,
         )  # fmt: skip
-    client = report.client
+    client = context.client
     wanted_modules = modules_setting(modules)
-    report.modules_config = wanted_modules
+    context.modules_config = wanted_modules
     related = related_lists_setting(related_lists)
     if discover_related_lists and related:
         raise ZohoConfigError(
@@ -179,10 +179,10 @@ def zoho_crm(
     chunk_rows = positive_int("load_chunk_rows", load_chunk_rows)
     related_budget = positive_int("related_calls_per_run", related_calls_per_run)
     reserve = positive_int("api_credits_reserve", api_credits_reserve, lower=0)
-    if report.modules is None:
-        report.modules, report.modules_resolved = _known_modules(client, wanted_modules, every)
-    module_list = report.modules
-    if report.related is None:
+    if context.modules is None:
+        context.modules, context.modules_resolved = _known_modules(client, wanted_modules, every)
+    module_list = context.modules
+    if context.related is None:
         if discover_related_lists:
             related = lookup_related_lists(client, module_list)
         else:
@@ -193,26 +193,26 @@ def zoho_crm(
                     f"({', '.join(module_list)}): add them to modules or remove them from "
                     "related_lists"
                 )
-        report.related, report.related_calls_left = related, related_budget
+        context.related, context.related_calls_left = related, related_budget
     # the modules' lists are read side by side: each gets its share of a package's rows
     chunk_pages = max(1, chunk_rows // (client.per_page * max(1, len(module_list))))
 
-    if report.warehouse is None:
-        report.warehouse = Warehouse(org_name(org))
-    warehouse, ledger = report.warehouse, EventLedger()
+    if context.warehouse is None:
+        context.warehouse = Warehouse(org_name(org))
+    warehouse, emitted = context.warehouse, EmittedEvents()
     resources: List[DltResource] = []
     for module in module_list:
-        records = _deleted_records_resource(client, module, warehouse, report, chunk_pages)
-        resources += [records, records | _events_transformer(module, ledger)]
-    resources += recycle_bin_resources(client, module_list, warehouse, report, chunk_pages)
+        records = _deleted_records_resource(client, module, warehouse, context, chunk_pages)
+        resources += [records, records | _events_transformer(module, emitted)]
+    resources += recycle_bin_resources(client, module_list, warehouse, context, chunk_pages)
     resources.append(
-        reconcile_resource(client, module_list, warehouse, ledger, report, every, reconcile)
+        reconcile_resource(client, module_list, warehouse, emitted, context, every, reconcile)
     )
-    resources.append(_modules_memo(report))
+    resources.append(_modules_memo(context))
     values_wanted = record_values_setting(record_values)
-    if values_wanted and report.values is None:
+    if values_wanted and context.values is None:
         modules_checked, resolved = values_modules(client, values_wanted, every)
-        report.values = ValuesRun(
+        context.values = ValuesRun(
             modules_checked,
             resolved,
             values_wanted,
@@ -220,13 +220,13 @@ def zoho_crm(
             positive_int("values_calls_per_run", values_calls_per_run),
             reserve,
         )
-    if report.values is not None:
-        values_pages = max(1, chunk_rows // (client.per_page * len(report.values.modules)))
-        resources.append(values_memo_resource(report.values))
-        resources += values_resources(client, report, warehouse, values_pages, every)
-    if report.related:
-        resources.append(related_lists_check(client, report.related))
-        resources.append(related_resources(client, report.related, warehouse, report, reserve))
+    if context.values is not None:
+        values_pages = max(1, chunk_rows // (client.per_page * len(context.values.modules)))
+        resources.append(values_memo_resource(context.values))
+        resources += values_resources(client, context, warehouse, values_pages, every)
+    if context.related:
+        resources.append(related_lists_check(client, context.related))
+        resources.append(related_resources(client, context.related, warehouse, context, reserve))
     return resources
 
 
@@ -247,16 +247,16 @@ def _known_modules(
     return checked_modules(client, wanted), True
 
 
-def _modules_memo(report: RunReport) -> DltResource:
+def _modules_memo(context: RunContext) -> DltResource:
     """A resource that loads nothing: it remembers, in the source's state (committed with the
     run's first package), which modules the run resolved and from what configuration."""
 
     @dlt.resource(name=MODULES_MEMO)
     def modules_memo() -> Iterator[Any]:
-        if report.modules_resolved:
+        if context.modules_resolved:
             dlt.current.source_state()[MODULES_MEMO] = {
-                "config": report.modules_config,
-                "modules": list(report.modules or []),
+                "config": context.modules_config,
+                "modules": list(context.modules or []),
                 "at": datetime.now(UTC).isoformat(),
             }
         yield from ()
@@ -298,11 +298,11 @@ def zoho_client(
 
 
 def _deleted_records_resource(
-    client: ZohoClient, module: str, warehouse: Warehouse, report: RunReport, chunk_pages: int
+    client: ZohoClient, module: str, warehouse: Warehouse, context: RunContext, chunk_pages: int
 ) -> DltResource:
     @dlt.resource(
         name=resource_name(module),
-        table_name="deleted_records",
+        table_name=RECORDS_TABLE,
         primary_key=("org", "module", "id"),
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         columns={"deleted_time": {"dedup_sort": "desc"}},
@@ -326,7 +326,7 @@ def _deleted_records_resource(
             rows, rejected = accepted(
                 page,
                 lambda item: deleted_row(warehouse.org, module, item, observed_at),
-                lambda item, error: report.reject(
+                lambda item, error: context.reject(
                     warehouse.org, "deleted", module, observed_at, item, error
                 ),
             )
@@ -338,7 +338,7 @@ def _deleted_records_resource(
         try:
             yield from Batch(listing, DELETED_RECORDS_SCHEMA, fill_details).items(pages, rows_of)
         except ZohoMalformedError as error:  # what was read loads; the others go on
-            report.module_malformed(module, error)
+            context.module_malformed(module, error)
             listing.save()
             return
         except ZohoApiError as error:
@@ -347,11 +347,11 @@ def _deleted_records_resource(
             if not error.is_permission:
                 raise
             # What was read loads, and the pass goes on from there once Zoho allows it.
-            report.module_failed(module, error)
+            context.module_failed(module, error)
             listing.save()
             return
         if not listing.save():
-            report.unfinished(resource_name(module))
+            context.unfinished(resource_name(module))
 
     return deleted_records
 
@@ -361,13 +361,13 @@ def events_name(resource: str) -> str:
     return resource.replace("deleted_records_", "deletion_events_", 1)
 
 
-def _events_transformer(module: str, ledger: EventLedger) -> DltResource:
+def _events_transformer(module: str, emitted: EmittedEvents) -> DltResource:
     @dlt.transformer(
         name=events_name(resource_name(module)),
         **EVENTS_HINTS,
     )
     def deletion_events(records: Any) -> Iterator[Any]:
         """`binned` / `purged` events of the rows its module loads; a repeat is not inserted."""
-        yield ledger.fresh(events_of(records))
+        yield emitted.fresh(events_of(records))
 
     return deletion_events

@@ -21,10 +21,10 @@ from typing import Any, Dict, Optional
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
-from sources.zoho_crm.errors import ZohoAuthError, ZohoResponseError, ZohoThrottledError
-from sources.zoho_crm.redact import remember
-from sources.zoho_crm.settings import TOKEN_EXPIRY_MARGIN
-from sources.zoho_crm.transport import RetryingHttp
+from .errors import ZohoAuthError, ZohoResponseError, ZohoThrottledError
+from .redact import remember
+from .settings import TOKEN_EXPIRY_MARGIN
+from .transport import RetryingHttp
 
 logger = logging.getLogger(__name__)
 THROTTLED = (

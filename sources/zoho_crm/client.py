@@ -6,11 +6,11 @@ import threading
 from collections import Counter
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from sources.zoho_crm.auth import ZohoAuth
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError, ZohoResponseError
-from sources.zoho_crm.records import shown
-from sources.zoho_crm.settings import MAX_DISCRETE_RECORDS, MAX_PER_PAGE
-from sources.zoho_crm.transport import (
+from .auth import ZohoAuth
+from .errors import ZohoApiError, ZohoMalformedError, ZohoResponseError
+from .records import shown
+from .settings import MAX_DISCRETE_RECORDS, MAX_PER_PAGE
+from .transport import (
     CREDITS_HEADER,
     NO_DATA,
     Reply,

@@ -12,8 +12,8 @@ from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from sources.zoho_crm.errors import ZohoConfigError
-from sources.zoho_crm.settings import DATA_CENTERS, MAX_FIELDS_PER_CALL
+from .errors import ZohoConfigError
+from .settings import DATA_CENTERS, MAX_FIELDS_PER_CALL
 
 # module -> related list API name -> field API names
 RelatedListsConfig = Dict[str, Dict[str, List[str]]]

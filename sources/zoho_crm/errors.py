@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sources.zoho_crm.redact import redact
+from .redact import redact
 
 # Zoho codes that mean "this user/token may not read this module": the run goes on with the
 # other modules and then fails, naming the module.

@@ -5,11 +5,11 @@ record deleted, restored and deleted again has two, at Zoho's two deleted times.
 
 The table is loaded with dlt's insert-only merge, so an event already in the warehouse is never
 inserted again. That MERGE does not de-duplicate within one load, though, so each run keeps a
-ledger of the events it has emitted (incremental reads and reconciliation overlap, and a page
-can repeat a record while the bin shifts) and drops repeats before they are yielded. Nor does
-it take a load job twice well, which dlt does when a run was killed after the job's rows
-landed: `pipelines.landed_jobs` records such a job as done instead, which relies on this ledger
-putting each event in one job of a package at most.
+record of the events it has emitted, `EmittedEvents` (incremental reads and reconciliation
+overlap, and a page can repeat a record while the bin shifts), and drops repeats before they
+are yielded. Nor does it take a load job twice well, which dlt does when a run was killed
+after the job's rows landed: `pipelines.landed_jobs` records such a job as done instead, which
+relies on `EmittedEvents` putting each event in one job of a package at most.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def restored_events(rows: List[Dict[str, Any]], observed_at: datetime) -> pa.Tab
     )
 
 
-class EventLedger:
+class EmittedEvents:
     """The events one load package has emitted, as one hash each; thread-safe.
 
-    A run makes a new ledger for each package (a new source), so it holds at most one
+    A run makes a new one for each package (a new source), so it holds at most one
     package's events (`load_chunk_rows`); across packages dlt's insert-only merge keeps an
     event from being inserted twice.
     """

@@ -6,10 +6,10 @@ import logging
 import threading
 from typing import Dict, List
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.config import RelatedListsConfig
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
-from sources.zoho_crm.settings import MAX_FIELDS_PER_CALL
+from .client import ZohoClient
+from .config import RelatedListsConfig
+from .errors import ZohoApiError, ZohoConfigError
+from .settings import MAX_FIELDS_PER_CALL
 
 logger = logging.getLogger(__name__)
 

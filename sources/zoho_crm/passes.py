@@ -35,9 +35,9 @@ from typing import AbstractSet, Any, Callable, Dict, Iterator, List, Optional, S
 
 import pyarrow as pa
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError
-from sources.zoho_crm.records import entry_time, to_table
+from .client import ZohoClient
+from .errors import ZohoApiError
+from .records import entry_time, to_table
 
 Query = Dict[str, Any]
 # Rows handed to dlt as one Arrow table: dlt's cost is per item as much as per row (measured:

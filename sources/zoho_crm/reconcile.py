@@ -26,10 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.sources import DltResource
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
-from sources.zoho_crm.events import EVENTS_HINTS, EventLedger, events_of, restored_events
-from sources.zoho_crm.records import (
+from .client import ZohoClient
+from .errors import ZohoApiError, ZohoMalformedError
+from .events import EVENTS_HINTS, EmittedEvents, events_of, restored_events
+from .records import (
     DELETED_RECORDS_SCHEMA,
     RECYCLE_BIN_SCHEMA,
     accepted,
@@ -37,9 +37,8 @@ from sources.zoho_crm.records import (
     to_table,
     zoho_time,
 )
-from sources.zoho_crm.recycle_bin import BIN, BIN_HINTS, PATH, bin_rows
-from sources.zoho_crm.warehouse import TABLE as RECORDS
-from sources.zoho_crm.warehouse import Warehouse
+from .recycle_bin import BIN_HINTS, PATH, bin_rows
+from .warehouse import BIN_TABLE, RECORDS_TABLE, Warehouse
 
 # Re-read a little before the last pass started: clocks and Zoho's indexing are not exact.
 MARGIN = timedelta(hours=1)
@@ -53,14 +52,14 @@ def reconcile_resource(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    ledger: EventLedger,
-    report: Any,
+    emitted: EmittedEvents,
+    context: Any,
     every: timedelta,
     force: bool,
 ) -> DltResource:
     @dlt.resource(
         name="reconcile",
-        table_name="deleted_records",
+        table_name=RECORDS_TABLE,
         primary_key=("org", "module", "id"),
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
     )  # deleted_records' column hints come from the per-module resources; variants inherit these
@@ -78,14 +77,14 @@ def reconcile_resource(
         since = datetime.fromisoformat(last) - MARGIN if last else None
 
         try:
-            yield from _pass(client, modules, warehouse, ledger, report, since, now)
+            yield from _pass(client, modules, warehouse, emitted, context, since, now)
         except ZohoMalformedError as error:  # no restore is inferred from a list not read
-            report.module_malformed(error.module or "recycle_bin", error)
+            context.module_malformed(error.module or BIN_TABLE, error)
             return
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
-            report.module_failed("recycle_bin", error)  # no pass without the bin: next run
+            context.module_failed(BIN_TABLE, error)  # no pass without the bin: next run
             return
         state["last_started_at"] = now.isoformat()
 
@@ -96,8 +95,8 @@ def _pass(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    ledger: EventLedger,
-    report: Any,
+    emitted: EmittedEvents,
+    context: Any,
     since: Any,
     now: datetime,
 ) -> Iterator[Any]:
@@ -106,8 +105,8 @@ def _pass(
     held_in_bin = warehouse.bin_ids()
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
     for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-        rows, _ = bin_rows(warehouse.org, page, modules, now, report)
-        warehouse.blank_erased(BIN, rows)
+        rows, _ = bin_rows(warehouse.org, page, modules, now, context)
+        warehouse.blank_erased(BIN_TABLE, rows)
         table = to_table(rows, RECYCLE_BIN_SCHEMA)
         if table.num_rows:
             for module in set(table["module__api_name"].to_pylist()):
@@ -121,35 +120,35 @@ def _pass(
 
     unlisted, missed = _compare(warehouse, listed)
     del listed
-    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted), report):
+    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted), context):
         unlisted.discard((item["module__api_name"], item["id"]))  # the listing skipped it
 
     for module in modules:
         seen: List[pa.Array] = []
         try:
-            for table in _reread(client, warehouse, module, since, now, report):
+            for table in _reread(client, warehouse, module, since, now, context):
                 seen.append(table["id"].combine_chunks())
                 unlisted.difference_update((module, rid) for rid in table["id"].to_pylist())
                 yield table
-                yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+                yield _variant(emitted.fresh(events_of(table)), EVENTS_HINTS)
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
-            report.module_failed(module, error)  # no restore is inferred for it
+            context.module_failed(module, error)  # no restore is inferred for it
             unlisted = {key for key in unlisted if key[0] != module}
         missed[module] = _without(missed[module], seen)
 
     # an entry Zoho sent malformed this run may be in the bin still: no restore is inferred
-    set_aside = report.rejected_ids()
+    set_aside = context.rejected_ids()
     unlisted = {key for key in unlisted if key[1] not in set_aside}
-    yield from _restores(warehouse, ledger, unlisted, now)
+    yield from _restores(warehouse, emitted, unlisted, now)
     ids = [rid for module in modules for rid in missed[module].to_pylist()]
-    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, report)]
-    warehouse.blank_erased(RECORDS, rows)
+    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, context)]
+    warehouse.blank_erased(RECORDS_TABLE, rows)
     if rows:  # missed by incremental reads, still in the bin, not in /deleted since
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
         yield table
-        yield _variant(ledger.fresh(events_of(table)), EVENTS_HINTS)
+        yield _variant(emitted.fresh(events_of(table)), EVENTS_HINTS)
 
 
 def _without(ids: pa.Array, chunks: List[pa.Array]) -> pa.Array:
@@ -174,18 +173,18 @@ def _compare(
 
 
 def _by_id(
-    client: ZohoClient, org: str, ids: List[str], report: Any
+    client: ZohoClient, org: str, ids: List[str], context: Any
 ) -> Iterator[Dict[str, Any]]:
     """Bin entries with these ids that are in the bin now (`GET /settings/recycle_bin?ids=`)."""
     now = datetime.now(UTC)
     for start in range(0, len(ids), IDS_PER_CALL):
         params = {"ids": ",".join(ids[start : start + IDS_PER_CALL])}
         for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-            yield from bin_rows(org, page, None, now, report)[0]
+            yield from bin_rows(org, page, None, now, context)[0]
 
 
 def _restores(
-    warehouse: Warehouse, ledger: EventLedger, restored: Set[Key], now: datetime
+    warehouse: Warehouse, emitted: EmittedEvents, restored: Set[Key], now: datetime
 ) -> Iterator[Any]:
     """`restored_at` on the rows of records confirmed restored, and their `restored` events."""
     by_module: Dict[str, List[str]] = {}
@@ -195,11 +194,11 @@ def _restores(
         rows = [r for r in warehouse.rows(module, ids) if r["restored_at"] is None]
         if rows:
             yield to_table([{**r, "restored_at": now} for r in rows], DELETED_RECORDS_SCHEMA)
-            yield _variant(ledger.fresh(restored_events(rows, now)), EVENTS_HINTS)
+            yield _variant(emitted.fresh(restored_events(rows, now)), EVENTS_HINTS)
 
 
 def _reread(
-    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime, report: Any
+    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime, context: Any
 ) -> Iterator[pa.Table]:
     headers = {"If-Modified-Since": zoho_time(since)} if since else {}
     for page in client.pages(
@@ -208,7 +207,7 @@ def _reread(
         rows, _ = accepted(
             page,
             lambda item: deleted_row(warehouse.org, module, item, now),
-            lambda item, error: report.reject(warehouse.org, "deleted", module, now, item, error),
+            lambda item, error: context.reject(warehouse.org, "deleted", module, now, item, error),
         )
         warehouse.fill_details(module, rows)
         yield to_table(rows, DELETED_RECORDS_SCHEMA)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 import pyarrow as pa
 
-from sources.zoho_crm.settings import RETENTION
+from .settings import RETENTION
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 _USER_FIELDS = ("deleted_by", "created_by")

@@ -27,10 +27,10 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 import dlt
 from dlt.sources import DltResource
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
-from sources.zoho_crm.passes import Batch, ListPass
-from sources.zoho_crm.records import (
+from .client import ZohoClient
+from .errors import ZohoApiError, ZohoMalformedError
+from .passes import Batch, ListPass
+from .records import (
     RECYCLE_BIN_SCHEMA,
     MalformedEntryError,
     accepted,
@@ -39,14 +39,13 @@ from sources.zoho_crm.records import (
     module_slug,
     zoho_time,
 )
-from sources.zoho_crm.report import RunReport
-from sources.zoho_crm.warehouse import Warehouse
+from .run_context import RunContext
+from .warehouse import BIN_TABLE, Warehouse
 
-BIN = "recycle_bin"  # the table, and the resource that reads what is new
 PATH = "settings/recycle_bin"
 NEWEST_FIRST = {"sort_by": "deleted_time", "sort_order": "desc"}
 BIN_HINTS: Dict[str, Any] = {
-    "table_name": BIN,
+    "table_name": BIN_TABLE,
     "primary_key": ("org", "id"),
     "write_disposition": "merge",
 }
@@ -54,7 +53,7 @@ BIN_HINTS: Dict[str, Any] = {
 
 def part_name(module: str) -> str:
     """The resource (and state) of a module's part of the bin's first pass."""
-    return f"{BIN}_{module_slug(module)}"
+    return f"{BIN_TABLE}_{module_slug(module)}"
 
 
 def bin_rows(
@@ -62,7 +61,7 @@ def bin_rows(
     page: List[Dict[str, Any]],
     modules: Optional[Iterable[str]],
     observed_at: datetime,
-    report: RunReport,
+    context: RunContext,
 ) -> Tuple[List[Dict[str, Any]], Set[int]]:
     """The rows of a page's entries that belong to `modules` (the bin holds every module's;
     None: any), and the positions of those set aside as malformed (`records.accepted`)."""
@@ -75,7 +74,7 @@ def bin_rows(
         return bin_row(org, item, observed_at)
 
     def reject(item: Any, error: MalformedEntryError) -> None:
-        report.reject(org, BIN, bin_module(item), observed_at, item, error)
+        context.reject(org, BIN_TABLE, bin_module(item), observed_at, item, error)
 
     return accepted(page, row_of, reject)
 
@@ -84,7 +83,7 @@ def recycle_bin_resources(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    report: RunReport,
+    context: RunContext,
     chunk_pages: int,
 ) -> List[DltResource]:
     """The bin's resources for this package: the first pass's unfinished parts, or `recycle_bin`.
@@ -92,21 +91,21 @@ def recycle_bin_resources(
     Called while the source is built: it reads the state committed by earlier packages.
     """
     state = dlt.current.source_state()
-    own = ListPass(dlt.current.resource_state(BIN, state), {})
+    own = ListPass(dlt.current.resource_state(BIN_TABLE, state), {})
     # streams are only there when a pass is under way (first queries given: none)
     if not own.ever_completed and not own.streams:
         parts = {m: ListPass(dlt.current.resource_state(part_name(m), state), {}) for m in modules}
         if not all(part.ever_completed for part in parts.values()):
             return [
-                _part_resource(client, m, warehouse, report, chunk_pages)
+                _part_resource(client, m, warehouse, context, chunk_pages)
                 for m, part in parts.items()
                 if not part.ever_completed
             ]
-    return [_bin_resource(client, modules, warehouse, report, chunk_pages)]
+    return [_bin_resource(client, modules, warehouse, context, chunk_pages)]
 
 
 def _part_resource(
-    client: ZohoClient, module: str, warehouse: Warehouse, report: RunReport, chunk_pages: int
+    client: ZohoClient, module: str, warehouse: Warehouse, context: RunContext, chunk_pages: int
 ) -> DltResource:
     name = part_name(module)
 
@@ -116,7 +115,7 @@ def _part_resource(
         listing = ListPass(
             dlt.current.resource_state(), {"list": client.first_query(_part_query(module))}
         )
-        yield from _read(client, listing, [module], warehouse, report, chunk_pages, name)
+        yield from _read(client, listing, [module], warehouse, context, chunk_pages, name)
 
     return recycle_bin_part
 
@@ -125,10 +124,10 @@ def _bin_resource(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    report: RunReport,
+    context: RunContext,
     chunk_pages: int,
 ) -> DltResource:
-    @dlt.resource(name=BIN, **BIN_HINTS)
+    @dlt.resource(name=BIN_TABLE, **BIN_HINTS)
     def recycle_bin() -> Iterator[Any]:
         """Bin entries binned since the mark (or a pass an older version left unfinished)."""
         state = dlt.current.resource_state()
@@ -145,7 +144,7 @@ def _bin_resource(
         # from its top if Zoho no longer takes its page token (see `passes`)
         first.update({s: client.first_query(_part_query(s)) for s in before.streams if s != "new"})
         listing = ListPass(state, first)
-        yield from _read(client, listing, modules, warehouse, report, chunk_pages, BIN)
+        yield from _read(client, listing, modules, warehouse, context, chunk_pages, BIN_TABLE)
 
     return recycle_bin
 
@@ -155,7 +154,7 @@ def _read(
     listing: ListPass,
     modules: List[str],
     warehouse: Warehouse,
-    report: RunReport,
+    context: RunContext,
     chunk_pages: int,
     resource: str,
 ) -> Iterator[Any]:
@@ -167,24 +166,24 @@ def _read(
     )
 
     def rows_of(page: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Set[int]]:
-        rows, rejected = bin_rows(warehouse.org, page, modules, observed_at, report)
-        warehouse.blank_erased(BIN, rows)
+        rows, rejected = bin_rows(warehouse.org, page, modules, observed_at, context)
+        warehouse.blank_erased(BIN_TABLE, rows)
         return warehouse.unseen(None, rows, listing.since), rejected
 
     try:
         yield from Batch(listing, RECYCLE_BIN_SCHEMA).items(pages, rows_of)
     except ZohoMalformedError as error:  # what was read loads; the modules' lists go on
-        report.module_malformed(BIN, error)
+        context.module_malformed(BIN_TABLE, error)
         listing.save()
         return
     except ZohoApiError as error:
         if not error.is_permission:
             raise
-        report.module_failed(BIN, error)
+        context.module_failed(BIN_TABLE, error)
         listing.save()  # the pages read so far are loaded; the pass goes on later
         return
     if not listing.save():
-        report.unfinished(resource)
+        context.unfinished(resource)
 
 
 def _part_query(module: str) -> Dict[str, Any]:

@@ -25,13 +25,13 @@ from typing import Any, Dict, Iterator, List, Tuple
 import dlt
 from dlt.sources import DltResource
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.config import RelatedListsConfig
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
-from sources.zoho_crm.metadata import RelatedListCheck
-from sources.zoho_crm.records import MalformedEntryError, accepted, checked_entry
-from sources.zoho_crm.report import RunReport
-from sources.zoho_crm.warehouse import FETCHES_TABLE, Warehouse
+from .client import ZohoClient
+from .config import RelatedListsConfig
+from .errors import ZohoApiError, ZohoMalformedError
+from .metadata import RelatedListCheck
+from .records import MalformedEntryError, accepted, checked_entry
+from .run_context import RunContext
+from .warehouse import FETCHES_TABLE, Warehouse
 
 logger = logging.getLogger(__name__)
 RELATED_TABLE = "deleted_related_records"
@@ -84,17 +84,17 @@ def related_resources(
     client: ZohoClient,
     related: RelatedListsConfig,
     warehouse: Warehouse,
-    report: RunReport,
+    context: RunContext,
     credits_reserve: int,
 ) -> DltResource:
     """The backlog and the transformer that fetches it: `backlog | deleted_related_records`."""
     @dlt.resource(name=RELATED_BACKLOG, selected=False)
     def related_backlog() -> Iterator[Dict[str, str]]:
         """The next (entry, related list) pairs to fetch, one item each (fetched in parallel)."""
-        lists = [pair for pair in configured_lists(related) if pair not in report.refused_lists]
+        lists = [pair for pair in configured_lists(related) if pair not in context.refused_lists]
         for pair in warehouse.related_backlog(lists, RELATED_CHUNK):
             key = (pair["module"], pair["parent_id"], pair["related_list"])
-            if key not in report.related_again:  # fetched malformed: once a run
+            if key not in context.related_again:  # fetched malformed: once a run
                 yield pair
 
     @dlt.transformer(
@@ -106,13 +106,13 @@ def related_resources(
     def deleted_related_records(pair: Dict[str, str]) -> Iterator[Any]:
         """Every page of one related list of one bin entry, then a `related_fetches` row."""
         module, parent_id, name = pair["module"], pair["parent_id"], pair["related_list"]
-        if (module, name) in report.refused_lists:
+        if (module, name) in context.refused_lists:
             return
         erased = warehouse.erased()
         if (module, parent_id) in erased:
             rows, outcome = [], "erased"  # erased on request: never asked for
         else:
-            rows, outcome = _fetch(client, report, credits_reserve, warehouse, pair)
+            rows, outcome = _fetch(client, context, credits_reserve, warehouse, pair)
         erased_ids = {rid for _, rid in erased}  # Zoho's ids are unique across an org's modules
         rows = [r for r in rows if str(r.get("id")) not in erased_ids]
         base = {"org": warehouse.org, "parent_module": module, "parent_id": parent_id}
@@ -134,7 +134,7 @@ def related_resources(
 
 def _fetch(
     client: ZohoClient,
-    report: RunReport,
+    context: RunContext,
     credits_reserve: int,
     warehouse: Warehouse,
     pair: Dict[str, str],
@@ -144,7 +144,7 @@ def _fetch(
     A malformed page, or records Zoho sent malformed (set aside in `rejected_records`; the
     others are returned), leave the list to fetch again in the next run."""
     module, parent_id, name = pair["module"], pair["parent_id"], pair["related_list"]
-    fields = report.related[module][name] if report.related else []
+    fields = context.related[module][name] if context.related else []
     query: Any = client.first_query({"fields": ",".join(fields)})
     path = f"{module}/deleted/{parent_id}/{name}"
     rows: List[Dict[str, Any]] = []
@@ -152,32 +152,32 @@ def _fetch(
     again = False
 
     def reject(item: Any, error: MalformedEntryError) -> None:
-        report.reject(warehouse.org, "related", f"{module}.{name}", at, item, error)
+        context.reject(warehouse.org, "related", f"{module}.{name}", at, item, error)
 
     while query is not None:
-        if not report.take_related_call(credits_reserve):
+        if not context.take_related_call(credits_reserve):
             return [], None
         try:
             page, query = client.page(path, "data", query, module=module, kind="related")
         except ZohoMalformedError as error:
-            report.module_malformed(f"{module}.{name}", error)
-            report.related_again.add((module, parent_id, name))
+            context.module_malformed(f"{module}.{name}", error)
+            context.related_again.add((module, parent_id, name))
             return rows, None
         except ZohoApiError as error:
             if error.is_permission:
-                report.list_refused(module, name, error)
+                context.list_refused(module, name, error)
                 return [], None
             if parent_gone(error):
                 logger.info("%s %s left the bin before its %s were read", module, parent_id, name)
                 return [], "gone"
             if error.status == 429:  # the day's credits are spent: the next runs go on
-                report.stop_related(f"Zoho's daily API credits are spent ({error.code})")
+                context.stop_related(f"Zoho's daily API credits are spent ({error.code})")
                 return [], None
             raise
         good, rejected = accepted(page, checked_entry, reject)
         rows.extend(good)
         again = again or bool(rejected)
     if again:
-        report.related_again.add((module, parent_id, name))
+        context.related_again.add((module, parent_id, name))
         return rows, None
     return rows, "fetched"

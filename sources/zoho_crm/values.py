@@ -44,14 +44,14 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 import dlt
 from dlt.sources import DltResource
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.config import setting_error
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
-from sources.zoho_crm.metadata import readable_modules
-from sources.zoho_crm.passes import ListPass, Query
-from sources.zoho_crm.records import module_slug, parse_time, zoho_time
-from sources.zoho_crm.settings import MAX_FIELDS_PER_CALL
-from sources.zoho_crm.warehouse import Warehouse
+from .client import ZohoClient
+from .config import setting_error
+from .errors import ZohoApiError, ZohoConfigError
+from .metadata import readable_modules
+from .passes import ListPass, Query
+from .records import module_slug, parse_time, zoho_time
+from .settings import MAX_FIELDS_PER_CALL
+from .warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -410,27 +410,27 @@ class ValuesReader:
 
 
 def values_resources(
-    client: ZohoClient, report: Any, warehouse: Warehouse, chunk_pages: int, every: timedelta
+    client: ZohoClient, context: Any, warehouse: Warehouse, chunk_pages: int, every: timedelta
 ) -> List[DltResource]:
-    """Per module of the run's `report.values`, the resource reading its values into
+    """Per module of the run's `context.values`, the resource reading its values into
     `values_<module>`. A module whose records Zoho refuses is noted as failed (`<module>
     values`) and the others land, as with deleted lists. Records erased on request
     (`warehouse.erased()`, see `zoho-deleted forget`) are never stored again."""
     return [
-        _values_resource(client, module, report, warehouse, chunk_pages, every)
-        for module in report.values.modules
+        _values_resource(client, module, context, warehouse, chunk_pages, every)
+        for module in context.values.modules
     ]
 
 
 def _values_resource(
     client: ZohoClient,
     module: str,
-    report: Any,
+    context: Any,
     warehouse: Warehouse,
     chunk_pages: int,
     every: timedelta,
 ) -> DltResource:
-    name, run = values_name(module), report.values
+    name, run = values_name(module), context.values
 
     @dlt.resource(
         name=name,
@@ -449,7 +449,7 @@ def _values_resource(
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
-            report.module_failed(f"{module} values", error)  # what was read loads
+            context.module_failed(f"{module} values", error)  # what was read loads
             refused = True
         if not listing.save() and not run.stop and not refused:
             run.unfinished.add(name)

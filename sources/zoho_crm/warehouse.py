@@ -9,10 +9,10 @@ ids the warehouse holds as `recycle` to find restored records: it reads ids only
 array per module), and whole rows only of the records it found restored.
 
 Pending packages of an interrupted run are loaded before extraction starts (see
-`pipelines.zoho_crm_deleted.run`), so what is read here is everything earlier runs captured.
+`pipelines.run.run`), so what is read here is everything earlier runs captured.
 
-`query` is the one way the project reads the destination with SQL (`status`, `incidents`,
-`restore` and `report` too), through the pipeline's own SQL client: any dlt destination.
+`query` is the one way the project reads the destination with SQL (the commands too, through
+`pipelines.sql`), through the pipeline's own SQL client: any dlt destination.
 """
 
 from __future__ import annotations
@@ -25,18 +25,20 @@ import dlt
 import pyarrow as pa
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from sources.zoho_crm.records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS, blank_personal
+from .records import DELETED_RECORDS_SCHEMA, DETAIL_COLUMNS, blank_personal
 
-TABLE = "deleted_records"
-BIN_TABLE = "recycle_bin"
+RECORDS_TABLE = "deleted_records"
+BIN_TABLE = "recycle_bin"  # the table, and the resource that reads what is new (`recycle_bin`)
 FETCHES_TABLE = "related_fetches"
 ERASURES_TABLE = "erasures"  # tombstones of records erased on request (`zoho-deleted forget`)
+# the tables whose rows of a record erased on request are blanked, and the column naming its module
+BLANKED = {RECORDS_TABLE: "module", BIN_TABLE: "module__api_name"}
 ROWS_PER_QUERY = 500  # ids in one IN list
 # what `Warehouse` queries name its tables
 TABLES = {
     name: "{ds}." + table
     for name, table in (
-        ("records", TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE),
+        ("records", RECORDS_TABLE), ("bin", BIN_TABLE), ("fetches", FETCHES_TABLE),
         ("erasures", ERASURES_TABLE),
     )
 }  # fmt: skip
@@ -68,14 +70,6 @@ def query(pipeline: Queryable, sql: str, *args: Any, as_arrow: bool = False) -> 
             with client.execute_query(sql, *args) as cursor:
                 return cursor.arrow()
         return [tuple(row) for row in client.execute_sql(sql, *args) or []]
-
-
-def query_rows(pipeline: Queryable, sql: str, *args: Any) -> List[tuple]:
-    """`query`'s rows; none while its tables do not exist yet."""
-    try:
-        return query(pipeline, sql, *args)
-    except DatabaseUndefinedRelation:
-        return []
 
 
 def existing_tables(pipeline: Queryable) -> Set[str]:
@@ -110,7 +104,7 @@ class Warehouse:
         erased = self.erased()
         if not erased:
             return
-        module_column = "module" if table == TABLE else "module__api_name"
+        module_column = BLANKED[table]
         for row in rows:
             if (row[module_column], row["id"]) in erased:
                 blank_personal(table, row)
@@ -126,7 +120,7 @@ class Warehouse:
         owner is not the creator). One query for the rows, none while neither table exists.
         """
         self._fill_details(module, rows)
-        self.blank_erased(TABLE, rows)
+        self.blank_erased(RECORDS_TABLE, rows)
 
     def _fill_details(self, module: str, rows: Sequence[Dict[str, Any]]) -> None:
         bare = [row for row in rows if all(row[c] is None for c in DETAIL_COLUMNS)]
@@ -137,7 +131,7 @@ class Warehouse:
         ids = (ID_SEPARATOR.join(row["id"] for row in bare), ID_SEPARATOR)
         parts: List[str] = []
         args: List[Any] = []
-        if TABLE in tables:
+        if RECORDS_TABLE in tables:
             with_details = " OR ".join(f"{c} IS NOT NULL" for c in DETAIL_COLUMNS)
             parts.append(
                 f"SELECT id, 0, {', '.join(DETAIL_COLUMNS)} FROM {{records}} "
@@ -168,7 +162,7 @@ class Warehouse:
 
     def _tables(self) -> Set[str]:
         """The destination's tables when this run first asked (a run has one `Warehouse`: see
-        `RunReport`). A table made since holds only this run's rows, whose purged entries came
+        `RunContext`). A table made since holds only this run's rows, whose purged entries came
         bare as well: a first run looks nothing up (at 1,000,000 records the look-ups cost
         time and memory for nothing: see the README's Performance)."""
         with self._lock:

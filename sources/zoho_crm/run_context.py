@@ -9,16 +9,16 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from sources.zoho_crm.client import ZohoClient
-from sources.zoho_crm.errors import ZohoApiError, ZohoMalformedError
-from sources.zoho_crm.records import MISSING, MalformedEntryError, entry_id, shown
-from sources.zoho_crm.warehouse import Warehouse
+from .client import ZohoClient
+from .errors import ZohoApiError, ZohoMalformedError
+from .records import MISSING, MalformedEntryError, entry_id, shown
+from .warehouse import BIN_TABLE, Warehouse
 
 REJECTED_TABLE = "rejected_records"
 SOURCES = {"deleted": "/deleted", "recycle_bin": "recycle bin", "related": "related records"}
 
 
-class RunReport:
+class RunContext:
     """Calls made, what Zoho refused, passes left unfinished and the related-records budget.
 
     A run builds its Zoho client and resolves its modules and related lists once (see
@@ -71,7 +71,7 @@ class RunReport:
         raw = json.dumps(item, sort_keys=True, default=str)
         rid = entry_id(item)
         key = rid or "sha1:" + hashlib.sha1(raw.encode()).hexdigest()[:16]
-        where = module or "recycle_bin"
+        where = module or BIN_TABLE
         erased = self.warehouse is not None and rid in {i for _, i in self.warehouse.erased()}
         if erased:  # erased on request (`zoho-deleted forget`): nothing of the entry is kept
             raw, error = None, MalformedEntryError(error.field, MISSING, error.reason)

@@ -23,22 +23,23 @@ from pipelines.analyst_file import (
 )
 from pipelines.duckdb_file import duckdb_destination, write_problem
 from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, damaged_duckdb_error, explain
+from pipelines.exceptions import PipelineConfigError
 from pipelines.landed_jobs import record_landed_jobs
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.old_names import adopt_old_state
 from pipelines.progress import TerminalProgress, terminal_progress
 from pipelines.views import create_views
-from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho_crm
-from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
+from sources.zoho_crm import DEFAULT_ORG, RunContext, events_name, org_name, zoho_crm
+from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
-from sources.zoho_crm.report import REJECTED_TABLE
+from sources.zoho_crm.run_context import REJECTED_TABLE
 from sources.zoho_crm.values import VALUES_PREFIX
-from sources.zoho_crm.warehouse import Warehouse
+from sources.zoho_crm.warehouse import BIN_TABLE, RECORDS_TABLE, Warehouse
 
 SCHEMA_NAME = "zoho_crm"
 logger = logging.getLogger(__name__)
-TABLES = ("deleted_records", "recycle_bin", "deleted_related_records")
+TABLES = (RECORDS_TABLE, BIN_TABLE, RELATED_TABLE)
 RUNS_TABLE = "runs"
 
 
@@ -114,7 +115,7 @@ def duckdb_file_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
         return
     problem = write_problem(database)
     if problem:  # one line naming the file and the fix, not DuckDB's error mid-run
-        raise ZohoConfigError(problem)
+        raise PipelineConfigError(problem)
     waited = f"the DuckDB file {database} was busy with another run for {DUCKDB_WAIT:.0f} s"
     with file_lock(database + ".lock", DUCKDB_WAIT, waited):
         yield
@@ -136,9 +137,9 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     """
     org = source_args.get("org", DEFAULT_ORG)
     pipeline = pipeline or make_pipeline(org=org)
-    report = RunReport()
+    context = RunContext()
     if isinstance(pipeline.collector, TerminalProgress):
-        pipeline.collector.follow(lambda: _calls_so_far(report))
+        pipeline.collector.follow(lambda: _calls_so_far(context))
     counts: Counter = Counter()  # rows received per table
     landed: Counter = Counter()  # rows the merges inserted or replaced
     started_at = datetime.now(UTC)
@@ -147,7 +148,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         recovered = finish_interrupted(pipeline)
         packages = 0
         try:
-            for source in _packages(report, source_args):
+            for source in _packages(context, source_args):
                 pipeline.run(source, loader_file_format="parquet")
                 received = _row_counts(pipeline)
                 counts.update(received)
@@ -156,29 +157,29 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         except Exception as error:
             if packages:
                 stopped = StoppedAfterLoadsError(landed, packages, error)
-                _record_failure(pipeline, org, started_at, report, stopped)
+                _record_failure(pipeline, org, started_at, context, stopped)
                 raise stopped from error
-            _record_failure(pipeline, org, started_at, report, error)
+            _record_failure(pipeline, org, started_at, context, error)
             raise
-        if report.rejected:
-            load(pipeline, _rejected_resource(list(report.rejected.values())))
+        if context.rejected:
+            load(pipeline, _rejected_resource(list(context.rejected.values())))
         create_views(pipeline)
-        backlog = _related_backlog(report, source_args)
+        backlog = _related_backlog(context, source_args)
         result = RunResult(
             row_counts={t: landed.get(t, 0) for t in TABLES},
             received_counts={t: counts.get(t, 0) for t in TABLES},
-            api_calls=dict(report.calls),
-            failed_modules=dict(report.failed_modules),
-            malformed_modules={m: str(e) for m, e in report.malformed.items()},
-            rejected=report.rejected_lines(),
-            refused_lists=report.refused_by_name(),
-            related_stop=report.related_stop if backlog else None,
+            api_calls=dict(context.calls),
+            failed_modules=dict(context.failed_modules),
+            malformed_modules={m: str(e) for m, e in context.malformed.items()},
+            rejected=context.rejected_lines(),
+            refused_lists=context.refused_by_name(),
+            related_stop=context.related_stop if backlog else None,
             related_backlog=backlog,
             packages=packages,
-            modules=list(report.modules or []),
+            modules=list(context.modules or []),
             recovered_packages=recovered,
         )
-        _record(pipeline, {"org": org, **_run_row(started_at, result, report)})
+        _record(pipeline, {"org": org, **_run_row(started_at, result, context)})
         try:
             published = publish_analyst_file(pipeline)
         except AnalystFileError as error:
@@ -191,43 +192,43 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     return result
 
 
-def _calls_so_far(report: RunReport) -> Tuple[int, Optional[str]]:
+def _calls_so_far(context: RunContext) -> Tuple[int, Optional[str]]:
     """The run's Zoho calls so far, and the module it called last."""
-    return sum(report.calls.values()), report.client.last_module if report.client else None
+    return sum(context.calls.values()), context.client.last_module if context.client else None
 
 
-def _packages(report: RunReport, source_args: Dict[str, Any]) -> Iterator[Any]:
+def _packages(context: RunContext, source_args: Dict[str, Any]) -> Iterator[Any]:
     """The sources of a run's load packages, each built when the one before has loaded.
 
     The first package reads everything; the next ones go on with the passes still unfinished
     (and their events); then record values, a package at a time while their passes go on
     within the run's budget; then the related-records backlog, a package at a time.
     """
-    source = zoho_crm(report=report, **source_args)
+    source = zoho_crm(context=context, **source_args)
     values = [n for n in source.resources if n.startswith(VALUES_PREFIX)]
     selected = [n for n in source.resources if n not in (RELATED_TABLE, RELATED_BACKLOG, *values)]
     source_args = {**source_args, "reconcile": False}  # a forced pass runs once, first
     while selected:
-        report.unfinished_passes.clear()
+        context.unfinished_passes.clear()
         yield source.with_resources(*selected)
-        selected = sorted(report.unfinished_passes)
+        selected = sorted(context.unfinished_passes)
         selected += [events_name(n) for n in selected if events_name(n) != n]
-        source = zoho_crm(report=report, **source_args)
+        source = zoho_crm(context=context, **source_args)
     while values:
-        report.values.unfinished.clear()
+        context.values.unfinished.clear()
         yield source.with_resources(*values)
-        values = sorted(report.values.unfinished)
-        source = zoho_crm(report=report, **source_args)
-    while report.related and not report.related_stop:
-        calls_before = sum(report.calls.values())
+        values = sorted(context.values.unfinished)
+        source = zoho_crm(context=context, **source_args)
+    while context.related and not context.related_stop:
+        calls_before = sum(context.calls.values())
         yield source.with_resources(RELATED_TABLE)
-        if sum(report.calls.values()) == calls_before:
+        if sum(context.calls.values()) == calls_before:
             return  # nothing left in the backlog (or nothing it may ask for)
-        source = zoho_crm(report=report, **source_args)
+        source = zoho_crm(context=context, **source_args)
 
 
-def _related_backlog(report: RunReport, source_args: Dict[str, Any]) -> int:
-    lists = configured_lists(report.related or {})
+def _related_backlog(context: RunContext, source_args: Dict[str, Any]) -> int:
+    lists = configured_lists(context.related or {})
     return Warehouse(org_name(source_args.get("org", DEFAULT_ORG))).related_backlog_size(lists)
 
 
@@ -301,7 +302,11 @@ def _record(pipeline: dlt.Pipeline, row: Dict[str, Any]) -> None:
 
 
 def _record_failure(
-    pipeline: dlt.Pipeline, org: str, started_at: datetime, report: RunReport, error: BaseException
+    pipeline: dlt.Pipeline,
+    org: str,
+    started_at: datetime,
+    context: RunContext,
+    error: BaseException,
 ) -> None:
     """Note a failed run in `runs` for `status`, if the destination can take it."""
     if pipeline.has_pending_data:
@@ -315,7 +320,7 @@ def _record_failure(
         "succeeded": False,
         "failed_modules": None,
         "error": explain(error)[1],
-        "api_calls": sum(report.calls.values()),
+        "api_calls": sum(context.calls.values()),
     }
     try:
         _record(pipeline, row)
@@ -328,7 +333,7 @@ def _record_failure(
 
 
 def _rejected_resource(rows: List[Dict[str, Any]]) -> Any:
-    """Entries Zoho sent malformed, set aside (see `RunReport.reject`); a repeat replaces the
+    """Entries Zoho sent malformed, set aside (see `RunContext.reject`); a repeat replaces the
     row of the same key, so `rejected_at` is when a run last met it malformed."""
     return dlt.resource(
         rows,
@@ -368,8 +373,8 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
     )
 
 
-def _run_row(started_at: datetime, result: RunResult, report: RunReport) -> Dict[str, Any]:
-    failed = report.summary()
+def _run_row(started_at: datetime, result: RunResult, context: RunContext) -> Dict[str, Any]:
+    failed = context.summary()
     malformed = "; ".join(line for _, line in sorted(result.malformed_modules.items()))
     return {
         "started_at": started_at,
