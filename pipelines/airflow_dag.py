@@ -39,7 +39,7 @@ def run(org: str) -> Dict[str, int]:
 
 @dag(
     dag_id="zoho_crm_deleted",
-    schedule="17 * * * *",  # hourly: see the README's "Running in production"
+    schedule="17 * * * *",  # hourly: see docs/running-in-production.md
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # never two runs of one org's pipeline at once

@@ -63,7 +63,7 @@ __all__ = ["DEFAULT_ORG", "RunReport", "events_name", "org_name", "zoho_client",
 
 DEFAULT_MAX_CONCURRENCY = 4
 # Rows of one table per load package: the merge's de-duplication runs over one package's rows,
-# so this bounds the load's memory whatever the org's size (measured: see the README).
+# so this bounds the load's memory whatever the org's size (measured: see docs/performance.md).
 DEFAULT_LOAD_CHUNK_ROWS = 100_000
 # A Free org has 5,000 credits a day; hourly runs with nothing new spend about 150 of them.
 DEFAULT_RELATED_CALLS_PER_RUN = 1_000
