@@ -40,7 +40,7 @@ def run(org: str) -> Dict[str, int]:
 
 @dag(
     dag_id=PIPELINE_NAME,  # zoho_crm; earlier versions: zoho_crm_deleted (docs/upgrading-names.md)
-    schedule="17 * * * *",  # hourly: see the README's "Running in production"
+    schedule="17 * * * *",  # hourly: see docs/running-in-production.md
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # never two runs of one org's pipeline at once

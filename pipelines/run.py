@@ -149,7 +149,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         packages = 0
         try:
             for source in _packages(context, source_args):
-                pipeline.run(source, loader_file_format="parquet")
+                with _extract_workers(context):
+                    pipeline.run(source, loader_file_format="parquet")
                 received = _row_counts(pipeline)
                 counts.update(received)
                 landed.update(_landed(pipeline, received))
@@ -190,6 +191,16 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         result.analyst_publish_s = published.seconds
         result.analyst_file_bytes = published.size_bytes
     return result
+
+
+@contextmanager
+def _extract_workers(context: RunContext) -> Iterator[None]:
+    """dlt's extract runs parallelized resources on its own pool (`[extract] workers`, 5 by
+    default): as many workers as `max_concurrency`, so that many calls can be in flight (the
+    client's cap keeps it there). An `EXTRACT__WORKERS` environment variable still wins."""
+    assert context.client is not None, "the source is built (and its client made) first"
+    with dlt.config.values({"extract.workers": context.client.max_concurrency}):
+        yield
 
 
 def _calls_so_far(context: RunContext) -> Tuple[int, Optional[str]]:

@@ -93,7 +93,7 @@ def query(pipeline: dlt.Pipeline, sql: str) -> List[tuple]:
 
 @contextmanager
 def analyst(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The analyst file at `path` opened as the README tells analysts to: read-only, nothing
+    """The analyst file at `path` opened as docs/tables.md tells analysts to: read-only, nothing
     else (tables are `zoho_crm_deleted.<table>`)."""
     with duckdb.connect(str(path), read_only=True) as db:
         yield db

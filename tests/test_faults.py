@@ -8,7 +8,11 @@ from datetime import timedelta
 import pytest
 from conftest import NOW, api_calls, delete, query, run_once
 
+from pipelines.duckdb_file import duckdb_destination
 from pipelines.errors import explain
+from pipelines.run import make_pipeline
+from zoho_standin import Org, StandinServer
+from zoho_standin.seed import add_standard_modules
 
 DS = "zoho_crm_deleted"
 
@@ -129,6 +133,29 @@ def test_a_module_without_permission_fails_alone(org, server, pipeline, kind, co
         ]
         == 450
     )
+
+
+def test_max_concurrency_is_the_number_of_calls_in_flight(tmp_path):
+    """dlt's extract pool follows `max_concurrency` (its default is 5 workers), so 12 means 12
+    calls at once: 8 modules' lists and their parts of the bin are read side by side. The
+    stand-in holds each call until `cap` are in flight (or gives up), so a busy machine that
+    starts the readers slowly still shows what the run can reach."""
+    org = Org()
+    modules = ["Leads", "Contacts", "Deals", "Accounts", "Tasks", "Calls", "Notes", "Quotes"]
+    add_standard_modules(org, modules, live_records=0)
+    for module in modules:
+        for n in range(300):
+            delete(org, module, f"{module[:2]}{n:05d}", NOW - timedelta(minutes=n + 1))
+    with StandinServer(org, latency=0.01) as server:
+        for cap in (12, 2):
+            pipeline = make_pipeline(
+                destination=duckdb_destination(str(tmp_path / f"{cap}.duckdb")),
+                pipelines_dir=str(tmp_path / f"pipelines{cap}"),
+            )
+            server.gather = cap
+            result = run_once(server, pipeline, modules=modules, max_concurrency=cap)
+            assert server.max_in_flight == cap
+            assert result.row_counts["deleted_records"] == 8 * 300
 
 
 def test_concurrency_toward_the_org_stays_under_max_concurrency(org, server, pipeline):

@@ -377,6 +377,17 @@ def test_a_related_record_without_an_id_is_set_aside_and_fetched_again(
     assert "related" not in fourth.api_calls  # fetched: never asked for again
 
 
+def test_a_related_record_that_is_not_an_object_is_set_aside_not_a_crash(org, server, pipeline):
+    bin_leads(org)
+    server.faults.add(CAMPAIGNS, "entry-not-object", times=None, record="c1010")
+
+    result = run_once(server, pipeline, related_lists=RELATED)
+
+    (line,) = result.rejected
+    assert line.startswith("Leads.Campaigns") and 'entry "c1010" is not a JSON object' in line
+    assert related_ids(pipeline) == ["c1011", "c1020", "c1021", "p101", "p102"]
+
+
 def test_a_related_page_whose_records_are_not_a_list_fails_that_list_alone(org, server, pipeline):
     bin_leads(org)
     server.faults.add(r"/Leads/deleted/101/Campaigns$", "data-not-list", times=None)

@@ -89,7 +89,7 @@ def test_the_invariants_hold_on_postgres(org, server, pg_pipeline):
         f"SELECT count(*) FROM (SELECT 1 FROM {DS}.deleted_related_records "
         "GROUP BY org, parent_module, parent_id, related_list, id HAVING count(*) > 1) d"
     ) == [(0,)]
-    for sql in QUERIES:  # the README's queries, and so the views, on PostgreSQL too
+    for sql in QUERIES:  # the README's and docs' queries, and so the views, on PostgreSQL too
         assert query(pg_pipeline, sql.strip().rstrip(";")), sql
 
 

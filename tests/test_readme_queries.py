@@ -1,4 +1,5 @@
-"""Every SQL query in the README runs, as an analyst opens the analyst file, and returns rows."""
+"""Every SQL query in the README and docs/ runs, as an analyst opens the analyst file, and
+returns rows."""
 
 from __future__ import annotations
 
@@ -11,9 +12,18 @@ from conftest import ANALYST_FILE, DUCKDB_FILE, analyst, run_once
 from pipelines.demo import DEMO_RECORD_VALUES, DEMO_RELATED_LISTS, change_between_runs
 from zoho_standin.seed import DEMO_MODULES, seed_demo
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-QUERIES = re.findall(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
-PYTHON = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def blocks(language: str) -> list:
+    """The code blocks in `language` of the README and docs/, each once, in reading order."""
+    found = (re.findall(rf"```{language}\n(.*?)```", d.read_text(), flags=re.S) for d in DOCS)
+    return list(dict.fromkeys(block for per_doc in found for block in per_doc))
+
+
+QUERIES = blocks("sql")
+PYTHON = blocks("python")
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +52,8 @@ def loaded(tmp_path_factory):
     return tmp / ANALYST_FILE
 
 
-def test_the_readme_has_queries():
-    assert len(QUERIES) >= 6
+def test_the_docs_have_queries():
+    assert len(QUERIES) >= 9
 
 
 @pytest.mark.parametrize("sql", QUERIES, ids=[f"query{i}" for i in range(len(QUERIES))])
@@ -54,12 +64,12 @@ def test_readme_query_runs_and_returns_rows(loaded, sql):
 
 
 def test_readme_python_reads_the_tables_with_dlts_dataset_api(loaded, monkeypatch, capsys):
-    """The README's Python example, run where `zoho-deleted run` would have published the
-    analyst file."""
+    """The Python example (docs/tables.md), run where `zoho-deleted run` would have published
+    the analyst file."""
     monkeypatch.chdir(loaded.parent)
-    assert len(PYTHON) == 1
+    [example] = [block for block in PYTHON if "dlt.dataset(" in block]
     names: dict = {}
-    exec(PYTHON[0], names)
+    exec(example, names)
     with analyst(loaded) as db:
         expected = db.sql(
             "SELECT module, id, display_name FROM zoho_crm_deleted.deleted_records "

@@ -11,7 +11,9 @@ from test_cli import cli
 
 from pipelines.errors import explain
 from pipelines.run import run
+from sources.zoho_crm import zoho_crm
 from sources.zoho_crm.errors import ZohoConfigError
+from sources.zoho_crm.related import RELATED_TABLE
 
 DS = "zoho_crm_deleted"
 OWNER = {"name": "Patricia Boyle", "id": "410888000000086001", "email": "p@example.com"}
@@ -83,6 +85,29 @@ def test_discovery_finds_lookup_related_lists_and_their_fields(org, server, pipe
     assert sorted(lists) == [("Campaigns",), ("Products",)]
     requested = [p for _, p, _ in server.requests if "/deleted/301/" in p]
     assert all("fields=" in p for p in requested) and not any("/Tags" in p for p in requested)
+
+
+def test_discovered_related_lists_are_remembered_so_building_the_source_calls_no_one(
+    org, server, pipeline
+):
+    bin_lead(org, "301", NOW - timedelta(hours=3))
+    first = run_once(server, pipeline, discover_related_lists=True)
+    assert first.api_calls["metadata"] >= 3  # the related lists, and their modules' fields
+
+    server.reset_counts()  # the pipeline is active: the source reads its state
+    source = zoho_crm(**source_args(server, discover_related_lists=True))
+    assert dict(server.calls) == {}  # modules and related lists remembered: no call, no token
+    assert RELATED_TABLE in source.resources
+
+    bin_lead(org, "302", NOW - timedelta(hours=2))
+    second = run_once(server, pipeline, discover_related_lists=True)
+    assert "metadata" not in second.api_calls and second.api_calls["related"] == 2
+    lists = query(pipeline, f"SELECT DISTINCT related_list FROM {DS}.deleted_related_records")
+    assert sorted(lists) == [("Campaigns",), ("Products",)]
+
+    server.reset_counts()  # other modules: their related lists are discovered again
+    zoho_crm(**source_args(server, modules=["Leads"], discover_related_lists=True))
+    assert server.calls["related_lists"] == 1
 
 
 def test_a_multiselect_lookup_is_refused_before_anything_loads(org, server, pipeline):

@@ -88,6 +88,7 @@ RESHAPES = (
     "info-not-object",  # `info` is a string
     "no-more-records",  # `info` without `more_records`
     "data-not-list",  # the records' list (`data`, `recycle_bin`) is an object instead
+    "entry-not-object",  # the entry whose id is `record` is only its id, a string
 )
 REMOVE = object()  # `corrupt` without a value: the field is left out
 
@@ -220,6 +221,8 @@ def reshape(fault: Fault, payload: Optional[Dict[str, Any]]) -> Optional[Dict[st
         payload["info"] = "more records follow"
     elif fault.kind == "no-more-records":
         payload.get("info", {}).pop("more_records", None)
+    elif fault.kind == "entry-not-object":
+        payload[listed] = [e if e.get("id") != fault.record else e["id"] for e in payload[listed]]
     elif fault.kind == "data-not-list":
         payload[listed] = {"count": len(payload[listed])}
     return payload

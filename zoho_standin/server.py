@@ -21,6 +21,7 @@ from zoho_standin.oauth import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TokenDes
 from zoho_standin.org import Org
 from zoho_standin.restore import RestoreDesk
 
+GATHER_WAIT = 2.0  # seconds an API call is held for `gather` calls in flight, at most
 
 class StandinServer:
     """Serves one `Org` on 127.0.0.1. Counts calls, injects faults, adds latency on demand."""
@@ -48,8 +49,13 @@ class StandinServer:
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (route, path?query, headers)
         self.in_flight = 0
         self.max_in_flight = 0
+        # Hold each API call until this many have been in flight at once (0: never), so a test
+        # can tell whether a client reaches that many whatever the machine's load; a call is let
+        # go after GATHER_WAIT seconds without it (one made alone, or a client that cannot).
+        self.gather = 0
         self.throttled_until = 0.0  # epoch seconds; API calls before it get a 429 (429-details)
         self._lock = threading.Lock()
+        self._in_flight_changed = threading.Condition(self._lock)
         self._httpd: Optional[ThreadingHTTPServer] = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -85,9 +91,14 @@ class StandinServer:
                 self.requests.append(request)
 
     def enter(self) -> None:
-        with self._lock:
+        with self._in_flight_changed:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._in_flight_changed.notify_all()
+            if self.gather:
+                self._in_flight_changed.wait_for(
+                    lambda: self.max_in_flight >= self.gather, GATHER_WAIT
+                )
 
     def leave(self) -> None:
         with self._lock:

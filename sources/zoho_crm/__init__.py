@@ -63,13 +63,14 @@ __all__ = ["DEFAULT_ORG", "RunContext", "events_name", "org_name", "zoho_client"
 
 DEFAULT_MAX_CONCURRENCY = 4
 # Rows of one table per load package: the merge's de-duplication runs over one package's rows,
-# so this bounds the load's memory whatever the org's size (measured: see the README).
+# so this bounds the load's memory whatever the org's size (measured: see docs/performance.md).
 DEFAULT_LOAD_CHUNK_ROWS = 100_000
 # A Free org has 5,000 credits a day; hourly runs with nothing new spend about 150 of them.
 DEFAULT_RELATED_CALLS_PER_RUN = 1_000
 DEFAULT_API_CREDITS_RESERVE = 1_000
 DEFAULT_ORG = "default"
 MODULES_MEMO = "modules_memo"  # the source state key, and the resource that writes it
+RELATED_MEMO = "related_lists_memo"  # the source state key of discovered related lists
 
 
 def org_name(org: Any) -> str:
@@ -114,11 +115,12 @@ def zoho_crm(
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
 
-    Building the source calls Zoho: it resolves the modules (`/settings/modules`, remembered
-    for `reconcile_every`) and discovers related lists, as dlt's `sql_database` reflects
-    tables, because each module gets its own resource. So build it where it runs: the Airflow
-    DAG (`pipelines/airflow_dag.py`) builds it inside its task, never while Airflow parses the
-    file, and `make_pipeline` needs no source at all.
+    Building the source may call Zoho: it resolves the modules (`/settings/modules`) and, with
+    `discover_related_lists`, discovers related lists, as dlt's `sql_database` reflects
+    tables, because each module gets its own resource. Both are remembered in the source's
+    state for `reconcile_every`, so a build within that time makes no call. Build it where it
+    runs all the same: the Airflow DAG (`pipelines/airflow_dag.py`) builds it inside its task,
+    never while Airflow parses the file, and `make_pipeline` needs no source at all.
 
     Args:
         credentials: OAuth client id, client secret and refresh token.
@@ -182,9 +184,14 @@ def zoho_crm(
     if context.modules is None:
         context.modules, context.modules_resolved = _known_modules(client, wanted_modules, every)
     module_list = context.modules
+    discovered = None  # related lists discovered by this build, to remember
     if context.related is None:
         if discover_related_lists:
-            related = lookup_related_lists(client, module_list)
+            memo = _remembered(RELATED_MEMO, module_list, every)
+            if memo is None:
+                related = discovered = lookup_related_lists(client, module_list)
+            else:
+                related = memo["related"]
         else:
             stray = sorted(set(related) - set(module_list))
             if stray:
@@ -208,7 +215,7 @@ def zoho_crm(
     resources.append(
         reconcile_resource(client, module_list, warehouse, emitted, context, every, reconcile)
     )
-    resources.append(_modules_memo(context))
+    resources.append(_modules_memo(context, discovered))
     values_wanted = record_values_setting(record_values)
     if values_wanted and context.values is None:
         modules_checked, resolved = values_modules(client, values_wanted, every)
@@ -237,28 +244,42 @@ def _known_modules(
     checked against it — before any other check, as a misspelt module explains the errors it
     causes. What a run resolved is remembered for `reconcile_every` (see `_modules_memo`), so
     a run with nothing new makes no metadata call. Returns (modules, resolved by this call)."""
-    memo = dlt.current.source_state().get(MODULES_MEMO) or {}
-    at = memo.get("at")
-    if memo.get("config") == wanted and at:
-        if datetime.now(UTC) - datetime.fromisoformat(at) < every:
-            return list(memo["modules"]), False
+    memo = _remembered(MODULES_MEMO, wanted, every)
+    if memo is not None:
+        return list(memo["modules"]), False
     if wanted is None:
         return readable_modules(client), True
     return checked_modules(client, wanted), True
 
 
-def _modules_memo(context: RunContext) -> DltResource:
+def _remembered(key: str, config: Any, every: timedelta) -> Optional[Dict[str, Any]]:
+    """What the source state remembers under `key` when it was resolved from `config` less
+    than `every` ago; None otherwise (Zoho is asked again)."""
+    memo = dlt.current.source_state().get(key) or {}
+    at = memo.get("at")
+    if memo.get("config") != config or not at:
+        return None
+    return memo if datetime.now(UTC) - datetime.fromisoformat(at) < every else None
+
+
+def _modules_memo(
+    context: RunContext, discovered: Optional[RelatedListsConfig] = None
+) -> DltResource:
     """A resource that loads nothing: it remembers, in the source's state (committed with the
-    run's first package), which modules the run resolved and from what configuration."""
+    run's first package), which modules the run resolved and from what configuration, and
+    the related lists it `discovered` in those modules."""
 
     @dlt.resource(name=MODULES_MEMO)
     def modules_memo() -> Iterator[Any]:
+        state, at = dlt.current.source_state(), datetime.now(UTC).isoformat()
         if context.modules_resolved:
-            dlt.current.source_state()[MODULES_MEMO] = {
+            state[MODULES_MEMO] = {
                 "config": context.modules_config,
                 "modules": list(context.modules or []),
-                "at": datetime.now(UTC).isoformat(),
+                "at": at,
             }
+        if discovered is not None:
+            state[RELATED_MEMO] = {"config": context.modules, "related": discovered, "at": at}
         yield from ()
 
     return modules_memo

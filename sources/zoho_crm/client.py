@@ -42,6 +42,7 @@ class ZohoClient:
         self._default_api_domain = default_api_domain
         self.api_version = api_version
         self.per_page = per_page
+        self.max_concurrency = max_concurrency
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._http = http
         self._lock = threading.Lock()

@@ -143,7 +143,8 @@ def _checked_id(item: Any) -> str:
 def checked_entry(item: Any) -> Dict[str, Any]:
     """An entry that is an object with an id, its id as text; raises `MalformedEntryError`
     if it is not."""
-    return {**item, "id": _checked_id(item)}
+    rid = _checked_id(item)  # first: `**item` of an entry that is not an object would raise
+    return {**item, "id": rid}
 
 
 def _time(item: Dict[str, Any], field: str) -> datetime:

@@ -164,7 +164,7 @@ class Warehouse:
         """The destination's tables when this run first asked (a run has one `Warehouse`: see
         `RunContext`). A table made since holds only this run's rows, whose purged entries came
         bare as well: a first run looks nothing up (at 1,000,000 records the look-ups cost
-        time and memory for nothing: see the README's Performance)."""
+        time and memory for nothing: see docs/performance.md)."""
         with self._lock:
             if self._tables_at_start is None:
                 pipeline = dlt.current.pipeline()
