@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipelines.exceptions import PipelineConfigError
 from pipelines.names import (
     catalog_name,
     names_the_dataset,
@@ -56,7 +57,7 @@ def test_pipeline_names_per_org():
     assert pipeline_name("acme_2") == "zoho_crm_acme_2"
     with pytest.raises(ZohoConfigError, match="letters, digits and underscores"):
         pipeline_name("acme-eu")
-    with pytest.raises(ZohoConfigError, match="reserved"):
+    with pytest.raises(PipelineConfigError, match="reserved"):
         pipeline_name("Deleted_stuff")
 
 
