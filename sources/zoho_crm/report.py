@@ -15,7 +15,12 @@ from sources.zoho_crm.records import MISSING, MalformedEntryError, entry_id, sho
 from sources.zoho_crm.warehouse import Warehouse
 
 REJECTED_TABLE = "rejected_records"
-SOURCES = {"deleted": "/deleted", "recycle_bin": "recycle bin", "related": "related records"}
+SOURCES = {
+    "deleted": "/deleted",
+    "recycle_bin": "recycle bin",
+    "related": "related records",
+    "values": "record values",
+}
 
 
 class RunReport:
