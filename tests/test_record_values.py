@@ -458,7 +458,7 @@ def test_field_names_that_collide_with_our_columns_get_their_own(
                 Field("Field_Values", "text", custom_field=True),
                 Field("Field_Org", "text", custom_field=True)]  # fmt: skip
     org.live.define("Leads", [*STANDARD_FIELDS, *clashing])
-    for rid, record in org.live.records["Leads"].items():
+    for record in list(org.live.records["Leads"].values()):
         org.live.put("Leads", {**record, "Org": "Acme Ltd", "Module": "Sales",
                                "Field_Values": "x", "Field_Org": "y"})  # fmt: skip
     run_once(server, pipeline, record_values=["Leads"])
