@@ -5,8 +5,8 @@ per module listed in `record_values`, a resource `values_<module>` reads Get Rec
 (`GET /{module}?fields=…`) into the table `values_<module>`, one row per (org, id), merged.
 
 A pass reads the records modified since the last complete pass's high-water mark
-(`If-Modified-Since`, inclusive: the records of that second come back, so a run with nothing
-changed costs one call per module), sorted by `Modified_Time` ascending. It keeps its progress
+(`If-Modified-Since`; past a closed second, so a run with nothing changed is one call per
+module, answered 304: see `ValuesPass`), sorted by `Modified_Time` ascending. It keeps its progress
 in the resource's state like the deleted lists (`passes.ListPass`), a bounded number of pages a
 load package and a budget of calls a run (`values_calls_per_run`, and `api_credits_reserve`),
 so a first pass over a large module goes on over several packages and runs. A listing reaches
@@ -23,11 +23,12 @@ the calls is read again (all groups, by id) until they agree, so it lands whole,
 version. A field Get Records refuses (`INVALID_DATA` naming it) is dropped with a warning until
 the fields are read again.
 
-Columns are typed from the metadata (dates, timestamps, decimals for currency and decimal
-fields, booleans; lookups as `<field>__id`/`<field>__name`; multi-selects and subforms become
-child tables), and `field_values` keeps the record as Zoho answered it (JSON keyed by field API
-names), which the `deleted_record_values` view shows. Rows are never deleted: a record that
-leaves the live listing (deleted, purged) keeps its last values.
+Each page becomes one Arrow table (`value_columns`: columns typed from the metadata, lookups
+as `<field>__id`/`<field>__name`, multi-selects and subforms as JSON columns, names that
+collide with our own columns renamed), and `field_values` keeps the record as Zoho answered it
+(JSON keyed by field API names), which the `deleted_record_values` view shows. A record that
+cannot be a row is set aside in `rejected_records` and read again by the next pass. Rows are
+never deleted: a record that leaves the live listing (deleted, purged) keeps its last values.
 """
 
 from __future__ import annotations
