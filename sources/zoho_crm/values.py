@@ -474,10 +474,10 @@ def _read(
     erased: Set[str],
     report: Any,
 ) -> Iterator[Any]:
-    """Up to `max_pages` pages of a module's pass, as Arrow tables of about ITEM_ROWS rows
-    (the first with the table's column hints); none of the records `erased` on request. A
-    record that cannot be a row is set aside in `rejected_records`. Each page's progress is
-    noted once its rows are handed on."""
+    """Up to `max_pages` pages of a module's pass, an Arrow table a page, handed on in bursts
+    of about ITEM_ROWS rows (the first table with the column hints, and again when the fields
+    change); none of the records `erased` on request. A record that cannot be a row is set
+    aside in `rejected_records`. A burst's pages are noted read once it is handed on."""
     pages, hinted = 0, None
     batch: List[pa.Table] = []
     done: List[Tuple[str, List[Any], Optional[Query], Set[int], Optional[datetime]]] = []
