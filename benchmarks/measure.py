@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().with_name("bench.py")  # a child is `bench.py --child KIND SPEC`
-DATA_TABLES = ("deleted_records", "recycle_bin", "deleted_related_records")  # rows counted
+# rows counted (`values_leads`: the record values' benchmark)
+DATA_TABLES = ("deleted_records", "recycle_bin", "deleted_related_records", "values_leads")
 
 
 @dataclass
@@ -107,6 +108,7 @@ def measure(
     calls = {route: n for route, n in server.calls.items() if route != "token" and n}
     pages = Counter(_stream(route, target) for route, target, _ in server.requests)
     extra = {k: v for k, v in figures.items() if k not in ("wall", "cpu", "rows", "peak_rss_mb")}
+    extra["statuses"] = dict(server.statuses)
     return Measurement(
         name=name,
         wall_s=figures["wall"],

@@ -7,6 +7,8 @@ import os
 import time
 from typing import Any, Dict
 
+VALUES_ARGS = ("record_values", "values_calls_per_run", "load_chunk_rows")  # passed when given
+
 
 def pipeline_run(spec: Dict[str, Any]) -> Dict[str, Any]:
     """One `run()` of the pipeline; credentials come from dlt's environment variables."""
@@ -21,14 +23,20 @@ def pipeline_run(spec: Dict[str, Any]) -> Dict[str, Any]:
         accounts_server=spec["url"],
         api_domain=spec["url"],
         modules=list(spec["modules"]),
+        **{k: spec[k] for k in VALUES_ARGS if k in spec},
     )
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if result.failed_modules:
         raise SystemExit(f"modules failed: {result.failed_modules}")
+    rows = {t: n for t, n in result.row_counts.items() if n}
+    with pipeline.sql_client() as client:  # record values: the rows each table holds
+        for module in spec.get("record_values", []):
+            table = f"values_{module.lower()}"
+            rows[table] = client.execute_sql(f"SELECT count(*) FROM {table}")[0][0]
     return {
         "wall": wall,
         "cpu": cpu,
-        "rows": {t: n for t, n in result.row_counts.items() if n},
+        "rows": rows,
         "client_calls": result.total_calls,
         "max_concurrency": DEFAULT_MAX_CONCURRENCY,
         "packages": result.packages,

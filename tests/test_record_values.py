@@ -18,8 +18,12 @@ from test_postgres import URL as POSTGRES_URL
 from test_postgres import pg_pipeline  # noqa: F401 - a fixture
 
 from pipelines.cli import main
+from pipelines.errors import malformed
 from pipelines.status import describe, read_status
+from sources.zoho_crm import values
+from sources.zoho_crm.records import zoho_time
 from zoho_standin import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, Org, StandinServer, routes
+from zoho_standin.faults import REMOVE
 from zoho_standin.records import ORG_OFFSET, STANDARD_FIELDS, Field, add_live_records
 from zoho_standin.seed import live_record_id
 
@@ -130,10 +134,14 @@ def test_first_run_captures_values_typed_as_metadata_says(
     assert types["annual_revenue"] == "decimal" and types["date_of_birth"] == "date"
     assert types["last_call"] == "timestamp" and types["email_opt_out"] == "bool"
     assert types["score_formula"] == "double" and types["field_values"] == "json"
-    # multi-selects and subforms are child tables
-    tags = query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads__tags_picked")
-    items = query(pipeline, f"SELECT product FROM {DATASET_NAME}.values_leads__line_items")
-    assert tags == [(1 + 2,)] and {p for (p,) in items} == {"Widget"}
+    # multi-selects and subforms are JSON columns (lists), not child tables (see value_columns)
+    assert types["tags_picked"] == "json" and types["line_items"] == "json"
+    lists = query(
+        pipeline, f"SELECT tags_picked, line_items FROM {DATASET_NAME}.values_leads ORDER BY id"
+    )
+    assert [json.loads(tags) for tags, _ in lists] == [[], ["Hot"], ["Hot", "Webinar"]]
+    assert {item["Product"] for _, items in lists for item in json.loads(items)} == {"Widget"}
+    assert not [t for t in pipeline.default_schema.tables if t.startswith("values_leads__")]
     assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_contacts") == [(3,)]
 
 
@@ -145,6 +153,11 @@ def test_incremental_runs_read_what_changed(org: Org, server: StandinServer,
     assert calls["records"] == 2 and "fields" not in calls and "modules" not in calls
     since = [h["If-Modified-Since"] for name, _, h in server.requests if name == "records"]
     assert len(since) == 2 and all(since)
+    # the newest record read was a minute old: its second is closed, the next one is asked,
+    # and Zoho answers 304 (nothing modified at or after it)
+    newest = max(r["Modified_Time"] for r in org.live.records["Leads"].values())
+    assert zoho_time(newest + timedelta(seconds=1)) in since
+    assert server.statuses["records 304"] == 2
 
     changed = dict(org.live.records["Leads"][live_record_id(0, 1)])
     # later than every record read (seeded a minute apart up to a minute ago)
@@ -364,3 +377,105 @@ def test_a_value_not_of_its_fields_type_lands_as_null_and_stays_in_field_values(
     assert born is None and revenue is None
     assert json.loads(values)["Date_of_Birth"] == "31/02/1990"
     assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads") == [(3,)]
+
+
+def test_nothing_changed_is_one_call_answered_304_and_the_boundary_second_loses_nothing(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that read its newest record within SETTLE of that second asks for that second
+    again (a record stamped with it may still come), so nothing is missed; once the second
+    is closed, the next second is asked and a run with nothing changed is one 304."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    add_live_records(org.live, "Deals", ["660001", "660002"], now + timedelta(minutes=1))
+    run_once(server, pipeline, record_values=["Deals"])  # the newest is `now`: still open
+    late = {**org.live.records["Deals"]["660002"], "id": "660003", "Last_Name": "Late"}
+    org.live.put("Deals", late)  # stamped with the same second, after the first read
+    run_once(server, pipeline, record_values=["Deals"])
+    asked = [h["If-Modified-Since"] for name, _, h in server.requests if name == "records"]
+    assert asked == [zoho_time(now)] and server.statuses["records 200"] == 1
+    landed = query(pipeline, f"SELECT id FROM {DATASET_NAME}.values_deals ORDER BY id")
+    assert [i for (i,) in landed] == ["660001", "660002", "660003"]  # none lost, none doubled
+    monkeypatch.setattr(values, "SETTLE", timedelta(0))  # as if read 30 s after that second
+    run_once(server, pipeline, record_values=["Deals"])  # reads the second again, closes it
+    run_once(server, pipeline, record_values=["Deals"])
+    asked = [h["If-Modified-Since"] for name, _, h in server.requests if name == "records"]
+    assert asked == [zoho_time(now + timedelta(seconds=1))]
+    assert dict(server.statuses) == {"records 304": 1} | {
+        k: n for k, n in server.statuses.items() if not k.startswith("records")
+    }
+    assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_deals") == [(3,)]
+
+
+BAD = live_record_id(0, 1)  # the second of Leads' three live records
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("id", REMOVE, "id missing is not a record id"),
+        ("Modified_Time", REMOVE, "Modified_Time missing is not an ISO 8601 time"),
+        ("Modified_Time", "last tuesday", 'Modified_Time "last tuesday" is not an ISO 8601'),
+        ("Account_Name", "Acme", 'Account_Name "Acme" is not a lookup object'),
+        ("Tags_Picked", "Hot", 'Tags_Picked "Hot" is not a list'),
+        ("Email", {"primary": "a@b.c"}, 'Email {"primary": "a@b.c"} is not a single value'),
+    ],
+)
+def test_a_malformed_value_record_is_set_aside_and_the_rest_lands(
+    server: StandinServer,
+    pipeline: dlt.Pipeline,
+    field: str,
+    value: Any,
+    shown: str,
+) -> None:
+    server.faults.add(r"/crm/v8/Leads$", "corrupt", times=None, record=BAD, field=field,
+                      value=value)  # fmt: skip
+    result = run_once(server, pipeline, record_values=["Leads"])
+    (line,) = result.rejected
+    assert line.startswith(f"Leads {'(no id)' if field == 'id' else BAD} (record values): ")
+    assert shown in line and "\n" not in line
+    rows = query(pipeline, f"SELECT source, module, field FROM {DATASET_NAME}.rejected_records")
+    assert rows == [("values", "Leads", field)]
+    landed = query(pipeline, f"SELECT id FROM {DATASET_NAME}.values_leads ORDER BY id")
+    assert [i for (i,) in landed] == [live_record_id(0, 0), live_record_id(0, 2)]
+    # the mark stays at or below it: the next run reads it again, and it lands once whole
+    server.faults.clear()
+    again = run_once(server, pipeline, record_values=["Leads"])
+    assert again.rejected == []
+    landed = query(pipeline, f"SELECT id FROM {DATASET_NAME}.values_leads ORDER BY id")
+    assert [i for (i,) in landed] == [live_record_id(0, n) for n in range(3)]
+    # the command line's exit code for that first run: 1, naming rejected_records
+    code, message = malformed(list(result.malformed_modules), result.rejected)
+    assert code == 1 and "rejected_records" in message
+
+
+def test_field_names_that_collide_with_our_columns_get_their_own(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline
+) -> None:
+    """`Org`, `Module`, `Field_Values` normalize onto our own columns: each takes
+    `field_<name>` instead (pinned: a later run keeps it), as does a field whose column another
+    field already has; `field_values` keeps Zoho's API names."""
+    clashing = [Field("Org", "text", custom_field=True), Field("Module", "picklist"),
+                Field("Field_Values", "text", custom_field=True),
+                Field("Field_Org", "text", custom_field=True)]  # fmt: skip
+    org.live.define("Leads", [*STANDARD_FIELDS, *clashing])
+    for record in list(org.live.records["Leads"].values()):
+        org.live.put("Leads", {**record, "Org": "Acme Ltd", "Module": "Sales",
+                               "Field_Values": "x", "Field_Org": "y"})  # fmt: skip
+    run_once(server, pipeline, record_values=["Leads"])
+    rid = live_record_id(0, 0)
+    sql = (
+        "SELECT org, module, id, field_org, field_module, field_field_values, field_field_org, "
+        f"field_values FROM {DATASET_NAME}.values_leads WHERE id = '{rid}'"
+    )
+    ((org_, module, id_, field_org, field_module, field_field_values, field_field_org, raw),) = (
+        query(pipeline, sql)
+    )
+    assert (org_, module, id_) == ("default", "Leads", rid)
+    assert (field_org, field_module, field_field_values) == ("Acme Ltd", "Sales", "x")
+    assert field_field_org == "y"  # `Field_Org` came after `Org` took `field_org`
+    assert json.loads(raw)["Org"] == "Acme Ltd" and json.loads(raw)["Field_Values"] == "x"
+    org.live.put("Leads", {**org.live.records["Leads"][rid], "Org": "Other",
+                           "Modified_Time": NOW + timedelta(minutes=5)})  # fmt: skip
+    run_once(server, pipeline, record_values=["Leads"])
+    assert query(pipeline, f"SELECT org, field_org FROM {DATASET_NAME}.values_leads "
+                           f"WHERE id = '{rid}'") == [("default", "Other")]  # fmt: skip

@@ -114,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
                 name, status, payload = "error", error.status, error.body()
                 if status == 429:
                     credits = 0
-            standin.count(name, (name, self.path, dict(self.headers)))
+            standin.count(name, (name, self.path, dict(self.headers)), status)
             extra = {} if credits is None else {"X-API-CREDITS-REMAINING": str(credits)}
             if payload is None:
                 self._send(status, None, headers=extra)

@@ -8,7 +8,7 @@ Each route answers (route name, HTTP status, JSON payload or None for an empty b
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from zoho_standin.errors import ApiError, invalid_data, invalid_url
 from zoho_standin.filters import BIN_SORTS, bin_filter, parse_time, sort_key
@@ -94,15 +94,21 @@ def _records(org: Org, module: str, query: Dict[str, str], since_header: Optiona
     sort_by = query.get("sort_by", "id")
     if sort_by not in RECORD_SORTS or query.get("sort_order", "desc") not in ("asc", "desc"):
         raise invalid_data(f"sort_by takes {', '.join(RECORD_SORTS)}; sort_order asc or desc")
-    records = org.live.listing(module, sort_by, query.get("sort_order", "desc") == "desc")
+    descending = query.get("sort_order", "desc") == "desc"
+    since = parse_time(since_header, "If-Modified-Since") if since_header else None
+    records: Sequence[Dict[str, Any]]
     if query.get("ids"):
         wanted = query["ids"].split(",")
         if len(wanted) > MAX_IDS:
             raise ApiError(400, "LIMIT_EXCEEDED", f"at most {MAX_IDS} ids")
-        records = [r for r in records if r["id"] in set(wanted)]
-    if since_header:
-        since = parse_time(since_header, "If-Modified-Since")
-        records = [r for r in records if r["Modified_Time"] >= since]
+        found = [r for r in map(lambda i: org.live.get(module, i), dict.fromkeys(wanted)) if r]
+        records = sorted(
+            (r for r in found if since is None or r["Modified_Time"] >= since),
+            key=lambda r: (r[sort_by], r["id"]),
+            reverse=descending,
+        )
+    else:
+        records = org.live.listing(module, sort_by, descending, since)
     if not records:
         return (304, None) if since_header else (204, None)
     chunk, info = page(records, query, MAX_LISTING)

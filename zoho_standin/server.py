@@ -47,6 +47,7 @@ class StandinServer:
         self.restores = RestoreDesk()
         self.calls: Counter[str] = Counter()  # route -> calls answered (API calls, not token)
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (route, path?query, headers)
+        self.statuses: Counter[str] = Counter()  # "route status" -> API calls so answered
         self.in_flight = 0
         self.max_in_flight = 0
         # Hold each API call until this many have been in flight at once (0: never), so a test
@@ -83,12 +84,20 @@ class StandinServer:
         self.stop()
 
     # -- accounting ----------------------------------------------------------------------------
-    def count(self, route: str, request: Optional[Tuple[str, str, Dict[str, str]]] = None) -> None:
-        """Count one call answered under `route` (and keep the API `request`, when given)."""
+    def count(
+        self,
+        route: str,
+        request: Optional[Tuple[str, str, Dict[str, str]]] = None,
+        status: Optional[int] = None,
+    ) -> None:
+        """Count one call answered under `route` (and keep the API `request` and the `status`
+        answered, when given)."""
         with self._lock:
             self.calls[route] += 1
             if request is not None:
                 self.requests.append(request)
+            if status is not None:
+                self.statuses[f"{route} {status}"] += 1
 
     def enter(self) -> None:
         with self._in_flight_changed:
@@ -108,6 +117,7 @@ class StandinServer:
         with self._lock:
             self.calls.clear()
             self.requests.clear()
+            self.statuses.clear()
             self.max_in_flight = 0
 
     def api_calls(self) -> int:

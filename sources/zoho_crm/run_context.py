@@ -15,7 +15,12 @@ from .records import MISSING, MalformedEntryError, entry_id, shown
 from .warehouse import BIN_TABLE, Warehouse
 
 REJECTED_TABLE = "rejected_records"
-SOURCES = {"deleted": "/deleted", "recycle_bin": "recycle bin", "related": "related records"}
+SOURCES = {
+    "deleted": "/deleted",
+    "recycle_bin": "recycle bin",
+    "related": "related records",
+    "values": "record values",
+}
 
 
 class RunContext:

@@ -5,8 +5,8 @@ per module listed in `record_values`, a resource `values_<module>` reads Get Rec
 (`GET /{module}?fields=…`) into the table `values_<module>`, one row per (org, id), merged.
 
 A pass reads the records modified since the last complete pass's high-water mark
-(`If-Modified-Since`, inclusive: the records of that second come back, so a run with nothing
-changed costs one call per module), sorted by `Modified_Time` ascending. It keeps its progress
+(`If-Modified-Since`; past a closed second, so a run with nothing changed is one call per
+module, answered 304: see `ValuesPass`), sorted by `Modified_Time` ascending. It keeps its progress
 in the resource's state like the deleted lists (`passes.ListPass`), a bounded number of pages a
 load package and a budget of calls a run (`values_calls_per_run`, and `api_credits_reserve`),
 so a first pass over a large module goes on over several packages and runs. A listing reaches
@@ -23,11 +23,12 @@ the calls is read again (all groups, by id) until they agree, so it lands whole,
 version. A field Get Records refuses (`INVALID_DATA` naming it) is dropped with a warning until
 the fields are read again.
 
-Columns are typed from the metadata (dates, timestamps, decimals for currency and decimal
-fields, booleans; lookups as `<field>__id`/`<field>__name`; multi-selects and subforms become
-child tables), and `field_values` keeps the record as Zoho answered it (JSON keyed by field API
-names), which the `deleted_record_values` view shows. Rows are never deleted: a record that
-leaves the live listing (deleted, purged) keeps its last values.
+Each page becomes one Arrow table (`value_columns`: columns typed from the metadata, lookups
+as `<field>__id`/`<field>__name`, multi-selects and subforms as JSON columns, names that
+collide with our own columns renamed), and `field_values` keeps the record as Zoho answered it
+(JSON keyed by field API names), which the `deleted_record_values` view shows. A record that
+cannot be a row is set aside in `rejected_records` and read again by the next pass. Rows are
+never deleted: a record that leaves the live listing (deleted, purged) keeps its last values.
 """
 
 from __future__ import annotations
@@ -37,20 +38,22 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from datetime import UTC, datetime, timedelta
+from typing import AbstractSet, Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.sources import DltResource
 
 from .client import ZohoClient
 from .config import setting_error
 from .errors import ZohoApiError, ZohoConfigError
 from .metadata import readable_modules
-from .passes import ListPass, Query
+from .passes import ITEM_ROWS, ListPass, Query
 from .records import module_slug, parse_time, zoho_time
 from .settings import MAX_FIELDS_PER_CALL
+from .value_columns import MODIFIED, column_hints, pin_columns, values_table
 from .warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ logger = logging.getLogger(__name__)
 VALUES_PREFIX = "values_"
 VALUES_MEMO = "record_values_memo"  # source state key, and the resource that writes it
 DEFAULT_VALUES_CALLS_PER_RUN = 1_000
-MODIFIED = "Modified_Time"
+SETTLE = timedelta(seconds=30)  # after this, no record can still be stamped with a second
 MAX_IDS = 100  # Get Records' `ids` takes at most 100
 COHERENCE_ROUNDS = 3  # reads of a record modified between its groups' calls, before waiting
 UNLISTED_TYPES = frozenset({"fileupload", "imageupload", "multiselectlookup"})
@@ -188,16 +191,59 @@ def values_memo_resource(run: ValuesRun) -> DltResource:
 
 
 class ValuesPass(ListPass):
-    """A values listing's pass: a `ListPass` whose records carry `Modified_Time`. Its streams
-    are `list` (from the last complete pass's mark) and, once a listing reached Zoho's cap,
-    `from:<time>` (a new listing from the last time read)."""
+    """A values listing's pass: a `ListPass` whose records carry `Modified_Time`, listed oldest
+    first. Its streams are `list` (from the last complete pass's mark) and, once a listing
+    reached Zoho's cap, `from:<time>` (a new listing from the last time read, inclusive: that
+    second's records may not all have been read).
 
-    def advance(self, stream: str, records: List[Dict[str, Any]], following: Optional[Query]):
+    The mark, and a run with nothing changed: `If-Modified-Since` includes its instant, so a
+    mark at the newest record read would read that second's records again on every run (200,
+    not 304). A second is closed once a read happened SETTLE after it: no record modified in it
+    can appear later. A pass whose newest record was read in a closed second sends the next
+    second (`settled` in the state), and a run with nothing changed is one call answered 304;
+    one read too soon after it sends that second again, merged onto itself, and the next pass
+    closes it. A record set aside (`rejected_records`) holds the mark at or below it: its own
+    time when Zoho sent a readable one, else the newest time read before it (the listing is
+    sorted by `Modified_Time`), so the next pass reads it again."""
+
+    def __init__(self, state: Dict[str, Any], first_queries: Dict[str, Query]) -> None:
+        super().__init__(state, first_queries)
+        self._settled = bool((state.get("pass") or {}).get("settled"))
+
+    def advance(
+        self,
+        stream: str,
+        records: List[Any],
+        following: Optional[Query],
+        rejected: AbstractSet[int] = frozenset(),
+        newest: Optional[datetime] = None,
+    ) -> None:
+        """Note a page handed on: its newest well-formed `Modified_Time` is `newest` (None:
+        found from `records`); entries at positions `rejected` were set aside."""
         self.streams[stream] = following
-        if records:
-            newest = max(parse_time(r[MODIFIED]) for r in records).isoformat()
-            if self._newest is None or newest > self._newest:
-                self._newest = newest
+        for position in sorted(rejected):
+            own = entry_modified(records[position])
+            hold = own.isoformat() if own else self._newest
+            if hold is None:
+                self._awaiting.add(stream)  # nothing read before it: the mark stays
+            elif self._hold is None or hold < self._hold:
+                self._hold = hold
+        if newest is None:
+            times = [entry_modified(r) for i, r in enumerate(records) if i not in rejected]
+            newest = max(filter(None, times), default=None)
+        if newest is not None and (self._newest is None or newest.isoformat() > self._newest):
+            self._newest = newest.isoformat()
+            self._settled = newest + SETTLE <= datetime.now(UTC)
+
+    def save(self) -> bool:
+        since, done = self._state.get("since"), super().save()
+        if not done:
+            self._state["pass"]["settled"] = self._settled
+        elif "held" in self._state or self._awaiting:
+            self._state.pop("settled", None)  # held below a record set aside: read it again
+        elif self._newest is not None and self._newest >= (since or ""):
+            self._state["settled"] = self._settled
+        return done
 
     def restart_from_newest(self, stream: str, first: Query) -> bool:
         """Go on with a new listing from the newest time read; False when that is where this
@@ -213,47 +259,19 @@ class ValuesPass(ListPass):
         """The `If-Modified-Since` of `stream`."""
         if stream.startswith("from:"):
             return {"If-Modified-Since": zoho_time(datetime.fromisoformat(stream[5:]))}
-        return {"If-Modified-Since": zoho_time(self.since)} if self.since else {}
+        if not self.since:
+            return {}
+        since = self.since + (timedelta(seconds=1) if self._state.get("settled") else timedelta())
+        return {"If-Modified-Since": zoho_time(since)}
 
 
-def column_hints(fields: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """dlt column hints for the fields' metadata (named by API name; dlt normalizes them)."""
-    hints: Dict[str, Dict[str, Any]] = {
-        "org": {"data_type": "text", "nullable": False},
-        "module": {"data_type": "text", "nullable": False},
-        "id": {"data_type": "text", "nullable": False},
-        MODIFIED: {"data_type": "timestamp", "dedup_sort": "desc"},
-        "field_values": {"data_type": "json"},
-    }
-    for meta in fields:
-        name, kind = meta["api_name"], meta.get("data_type")
-        if kind in _LOOKUPS:
-            hints[f"{name}__id"] = {"data_type": "text", "nullable": True}
-            hints[f"{name}__name"] = {"data_type": "text", "nullable": True}
-        elif kind in _NESTED:
-            continue  # lists: dlt makes child tables
-        elif kind == "formula":
-            hints[name] = {"data_type": _JSON_TYPES.get(meta.get("json_type"), "text")}
-        elif name != MODIFIED:
-            hints[name] = {"data_type": _DLT_TYPES.get(kind, "text"), "nullable": True}
-    return hints
-
-
-def typed_value(kind: Optional[str], value: Any) -> Any:
-    """A Zoho value as its column holds it; None when it is not what its type says (the
-    value as Zoho sent it stays in `field_values`)."""
-    if value is None or value == "":
-        return None
+def entry_modified(record: Any) -> Optional[datetime]:
+    """A record's `Modified_Time` as a UTC instant, None when it has none Zoho could mean."""
+    value = record.get(MODIFIED) if isinstance(record, dict) else None
     try:
-        if kind == "date":
-            return date.fromisoformat(value)
-        if kind == "datetime":
-            return parse_time(value)
-        if kind in ("currency", "decimal"):
-            return Decimal(str(value)) if Decimal(str(value)).is_finite() else None
-    except (ValueError, TypeError, ArithmeticError):
+        return parse_time(value) if isinstance(value, str) else None
+    except ValueError:
         return None
-    return value
 
 
 class ValuesReader:
@@ -265,6 +283,7 @@ class ValuesReader:
     ) -> None:  # fmt: skip
         self.client, self.module, self.org, self.run = client, module, org, run
         self.state = state
+        self.normalize = dlt.current.source_schema().naming.normalize_path
         self.fields = self._fields(every)
         self.groups = self._groups()
 
@@ -391,22 +410,11 @@ class ValuesReader:
             )  # fmt: skip
         return done
 
-    def rows(self, records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        kinds = {f["api_name"]: f.get("data_type") for f in self.fields}
-        rows = []
-        for record in records:
-            raw = {k: v for k, v in record.items() if k != "id"}
-            row = {k: typed_value(kinds.get(k), v) for k, v in raw.items()}
-            rows.append(
-                {
-                    "org": self.org,
-                    "module": self.module,
-                    "id": str(record["id"]),
-                    **row,
-                    "field_values": raw,
-                }  # fmt: skip
-            )
-        return rows
+    def columns(self) -> Dict[str, str]:
+        """API name -> column, pinned in the resource's state (see `value_columns`)."""
+        pinned = pin_columns(self.fields, self.state.get("columns") or {}, self.normalize)
+        self.state["columns"] = pinned
+        return pinned
 
 
 def values_resources(
@@ -445,7 +453,8 @@ def _values_resource(
         refused = False
         try:
             reader = ValuesReader(client, module, warehouse.org, run, state, every)
-            yield from _read(reader, listing, first, chunk_pages, warehouse.erased())
+            erased = {rid for m, rid in warehouse.erased() if m == module}
+            yield from _read(reader, listing, first, chunk_pages, erased, context)
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
@@ -462,34 +471,73 @@ def _read(
     listing: ValuesPass,
     first: Query,
     max_pages: int,
-    erased: Set[Tuple[str, str]],
+    erased: Set[str],
+    context: Any,
 ) -> Iterator[Any]:
-    """Up to `max_pages` pages of a module's pass, as rows with their column hints; none of
-    records `erased` on request ((module, id))."""
-    pages = 0
+    """Up to `max_pages` pages of a module's pass, an Arrow table a page, handed on in bursts
+    of about ITEM_ROWS rows (the first table with the column hints, and again when the fields
+    change); none of the records `erased` on request. A record that cannot be a row is set
+    aside in `rejected_records`. A burst's pages are noted read once it is handed on."""
+    pages, hinted = 0, None
+    batch: List[pa.Table] = []
+    done: List[Tuple[str, List[Any], Optional[Query], Set[int], Optional[datetime]]] = []
+    cursor = dict(listing.streams)  # the listing's streams, pages gathered but not handed on
     while pages < max_pages:
-        stream = next((s for s, q in listing.streams.items() if q is not None), None)
+        stream = next((s for s, q in cursor.items() if q is not None), None)
         if stream is None or not reader.run.take_calls(reader.client, reader.calls_per_page()):
-            return
+            break
         try:
-            records, following = reader.page(listing.streams[stream], listing.header(stream))
+            records, following = reader.page(cursor[stream], listing.header(stream))
         except ZohoApiError as error:
-            if error.code == "LIMIT_REACHED":  # Zoho's 100,000 records a listing
-                if not listing.restart_from_newest(stream, first):
-                    logger.warning(
-                        "%s: more records than one listing reaches share one Modified_Time; "
-                        "the pass goes on after that second", reader.module,
-                    )  # fmt: skip
-                continue
-            if "page_token" in (listing.streams[stream] or {}) and error.status == 400:
+            capped = error.code == "LIMIT_REACHED"  # Zoho's 100,000 records a listing
+            expired = not capped and "page_token" in (cursor[stream] or {}) and error.status == 400
+            if not capped and not expired:
+                raise
+            yield from _hand_on(listing, batch, done)
+            batch, done = [], []
+            if expired:
                 listing.streams[stream] = first  # an expired token: the listing again
-                continue
-            raise
+            elif not listing.restart_from_newest(stream, first):
+                logger.warning(
+                    "%s: more records than one listing reaches share one Modified_Time; "
+                    "the pass goes on after that second", reader.module,
+                )  # fmt: skip
+            cursor = dict(listing.streams)
+            continue
+        cursor[stream] = following
         pages += 1
-        whole = reader.rows(reader.whole(records)) if records else []
-        rows = [row for row in whole if (reader.module, row["id"]) not in erased]
-        if rows:
-            yield dlt.mark.with_hints(
-                rows, dlt.mark.make_hints(columns=column_hints(reader.fields))
-            )
-        listing.advance(stream, records, following)
+        whole = reader.whole(records) if records else []
+        columns = reader.columns()
+        table, bad = values_table(
+            whole, reader.fields, columns, reader.org, reader.module, erased
+        )
+        observed_at = datetime.now(UTC)
+        for position, error in bad.items():
+            context.reject(reader.org, "values", reader.module, observed_at, whole[position], error)
+        newest = pc.max(table["modified_time"]).as_py() if table.num_rows else None
+        hints = column_hints(reader.fields, columns)
+        if hints != hinted and batch:  # a new field: what is gathered goes with the old hints
+            yield from _hand_on(listing, batch, done)
+            batch, done = [], []
+        if hints != hinted:
+            hinted, batch = hints, [dlt.mark.with_hints(table, dlt.mark.make_hints(columns=hints))]
+        else:
+            batch.append(table)
+        done.append((stream, whole, following, set(bad), newest))
+        if sum(_rows(t) for t in batch) >= ITEM_ROWS:
+            yield from _hand_on(listing, batch, done)
+            batch, done = [], []
+    yield from _hand_on(listing, batch, done)
+
+
+def _rows(item: Any) -> int:
+    return item.num_rows if isinstance(item, pa.Table) else item.data.num_rows
+
+
+def _hand_on(listing: ValuesPass, batch: List[Any], done: List[Any]) -> Iterator[Any]:
+    """Yield the gathered tables (the first carrying the hints) and note their pages read."""
+    for item in batch:
+        if _rows(item):
+            yield item
+    for stream, records, following, rejected, newest in done:
+        listing.advance(stream, records, following, rejected, newest)
