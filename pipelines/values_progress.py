@@ -101,7 +101,9 @@ def catch_up(stop: str) -> str:
 
 def pass_words(entry: Dict[str, Any]) -> str:
     """Where a module's values stand, in words: its first pass complete or going on, and how
-    far an unfinished pass has read."""
+    far an unfinished pass has read (`entry`: a module's `values_progress`)."""
+    if entry.get("first_pass_complete") is None:  # captured by earlier runs only
+        return "not in record_values any more (its values are those last captured)"
     going = entry.get("pass")
     if not going:
         mark = entry.get("mark")
