@@ -354,27 +354,27 @@ def _notices(status: Status) -> Iterator[Problem]:
 def _values_notices(status: Status) -> Iterator[Problem]:
     """Record values still being read, and passes that got no further in the last run (the
     sign of one going on longer than it should: at that pace it never ends)."""
-    going = {m: v for m, v in status.record_values.items() if v.get("pass")}
+    going = [m for m, v in status.record_values.items() if v.get("pass")]
     if not going:
         return
+    stalled = [m for m in going if not status.record_values[m]["pass"]["advanced"]]
     stop = status.values_stop
-    stopped = f" The last run stopped short: {stop} ({catch_up(stop)})." if stop else ""
-    where = "; ".join(f"{m}: {pass_words(v)}" for m, v in going.items())
+    why = f"{stop}; {catch_up(stop)}" if stop else None
     text = (
-        "record values are still being read, after the deleted lists and the bin, within "
-        f"values_calls_per_run a run ({where}); records deleted before a pass reaches them "
-        f"keep no values.{stopped}"
+        f"record values of {', '.join(going)} are still being read (how far: below); the next "
+        "runs go on, after the deleted lists and the bin, within values_calls_per_run; a "
+        "record deleted before its pass reaches it keeps no values."
     )
-    yield Problem("values_backlog", text, {"count": len(going), "modules": list(going)})
-    stalled = [m for m, v in going.items() if not v["pass"]["advanced"]]
+    if why and not stalled:
+        text += f" The last run stopped short: {why}."
+    yield Problem("values_backlog", text, {"count": len(going), "modules": going})
     if stalled:
-        expired = (
+        why = why or (
             "runs more than a day apart find Zoho's page token of an unfinished listing "
-            "expired (they live 24 hours) and read that listing again from its start: run at "
+            "expired (they live 24 hours) and read that listing again from its start; run at "
             "least daily"
         )
-        why = f"{stop}: {catch_up(stop)}" if stop else expired
-        text = f"the record values of {', '.join(stalled)} got no further in the last run ({why})."
+        text = f"the record values of {', '.join(stalled)} got no further in the last run: {why}."
         yield Problem("values_pass_stalled", text, {"count": len(stalled), "modules": stalled})
 
 

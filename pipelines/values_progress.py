@@ -107,7 +107,7 @@ def pass_words(entry: Dict[str, Any]) -> str:
     going = entry.get("pass")
     if not going:
         mark = entry.get("mark")
-        upto = f", up to date to Modified_Time {_time(mark)}" if mark else ""
+        upto = f"; changes read up to Modified_Time {_time(mark)}" if mark else ""
         return f"first pass complete{upto}"
     what = "first pass" if not entry.get("first_pass_complete") else "pass over changes"
     reached = f", up to Modified_Time {_time(going['reached'])}" if going.get("reached") else ""

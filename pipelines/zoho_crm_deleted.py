@@ -34,7 +34,7 @@ from sources.zoho_crm import DEFAULT_ORG, RunReport, events_name, org_name, zoho
 from sources.zoho_crm.errors import ZohoApiError, ZohoConfigError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
 from sources.zoho_crm.report import REJECTED_TABLE
-from sources.zoho_crm.values import VALUES_PREFIX
+from sources.zoho_crm.values import VALUES_PREFIX, values_name
 from sources.zoho_crm.warehouse import Warehouse
 
 SCHEMA_NAME = "zoho_crm"
@@ -185,8 +185,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             packages=packages,
             modules=list(report.modules or []),
             recovered_packages=recovered,
-            values_rows=_values_tables(landed),
-            values_received=_values_tables(counts),
+            values_rows=_values_tables(values, landed),
+            values_received=_values_tables(values, counts),
             values_progress=values,
             values_stop=report.values.stop if any(p["pass"] for p in values.values()) else None,
         )
@@ -258,13 +258,9 @@ def _values_progress(
     return run_progress(pipeline, report.values.modules, read, landed, started_at, previous)
 
 
-def _values_tables(rows: Counter) -> Dict[str, int]:
-    """The rows of `values_<module>` tables (not their child tables)."""
-    return {t: n for t, n in rows.items() if _is_values_table(t)}
-
-
-def _is_values_table(table: str) -> bool:
-    return table.startswith(VALUES_PREFIX) and "__" not in table
+def _values_tables(progress: Progress, rows: Counter) -> Dict[str, int]:
+    """The rows of each module's `values_<module>` table (not its child tables)."""
+    return {values_name(m): rows.get(values_name(m), 0) for m in progress}
 
 
 def _row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
@@ -278,7 +274,8 @@ def _landed(pipeline: dlt.Pipeline, received: Dict[str, int]) -> Dict[str, int]:
     that table's next load). One query; the rows received where it cannot tell (a staging
     dataset truncated after loads: `load.truncate_staging_dataset`)."""
     schema = pipeline.default_schema
-    counted = {t: n for t, n in received.items() if t in TABLES or _is_values_table(t)}
+    values = [t for t in received if t.startswith(VALUES_PREFIX) and "__" not in t]  # no child
+    counted = {t: n for t, n in received.items() if t in (*TABLES, *values)}
     keys = {
         t: get_columns_names_with_prop(schema.get_table(t), "primary_key")
         for t, n in counted.items()
