@@ -88,6 +88,9 @@ WHERE org = %s AND rejected_at >= (
 GROUP BY source, module ORDER BY source, module
 """
 
+# the progress of a module whose values tables hold rows but which the last run did not read
+NOT_CAPTURED = {"rows": 0, "first_pass_complete": None, "mark": None, "pass": None}
+
 
 @dataclass
 class Problem:
@@ -205,10 +208,9 @@ def _older_runs(pipeline: Reading, sql: str, newer: Tuple[str, ...], *args: Any)
         return query_rows(pipeline, sql, *args)
 
 
-NOT_CAPTURED = {"rows": 0, "first_pass_complete": None, "mark": None, "pass": None}
-
-
-def _record_values(coverage: Dict[str, Dict[str, int]], progress: Dict[str, Any]) -> Dict:
+def _record_values(
+    coverage: Dict[str, Dict[str, int]], progress: Dict[str, Any]
+) -> Dict[str, Dict[str, Any]]:
     """Per module whose values are captured (now, or by earlier runs): coverage and progress."""
     return {
         module: {
