@@ -39,6 +39,7 @@ from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import TIME_FORMS, Selection, parse_instant, restore
 from pipelines.run import TABLES, RunResult, make_pipeline, run
 from pipelines.status import Problem, Status, describe, max_run_gap, read_status
+from pipelines.values_progress import catch_up, unfinished
 from sources.zoho_crm import DEFAULT_ORG, org_name
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
 
@@ -52,8 +53,10 @@ def _say(line: str = "") -> None:
 def print_result(result: RunResult) -> None:
     if result.recovered_packages:
         _say(f"  loaded {result.recovered_packages} package(s) an interrupted run left behind")
-    for table in TABLES:
-        landed, received = result.row_counts.get(table, 0), result.received_counts.get(table, 0)
+    rows = [(t, result.row_counts.get(t, 0), result.received_counts.get(t, 0)) for t in TABLES]
+    values = sorted(result.values_rows.items())
+    rows += [(t, n, result.values_received.get(t, 0)) for t, n in values]
+    for table, landed, received in rows:
         merged = received - landed  # rows read twice in the run, merged into one
         note = f" ({received} read, {merged} merged as repeats)" if merged > 0 else ""
         _say(f"  {table:<26}{landed:>8} rows{note}")
@@ -71,6 +74,12 @@ def print_result(result: RunResult) -> None:
         _say(f"  FAILED related list {name}: {error.code} - {error}")
     if result.related_stop:
         _say(f"  related records stopped: {result.related_stop}; the next runs go on")
+    if result.values_stop:
+        behind = ", ".join(unfinished(result.values_progress))
+        _say(
+            f"  record values stopped short: {result.values_stop}; {behind} go on in the next "
+            f"runs ({catch_up(result.values_stop)})"
+        )
     if result.analyst_file:
         _say(
             f"  analyst file {result.analyst_file}: {result.analyst_file_bytes / 1e6:.1f} MB, "
@@ -154,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return max(code for code, _ in said)
     if unpublished is not None:
         return EXIT_PARTIAL
-    if result.related_stop:
+    if result.related_stop or result.values_stop:
         return EXIT_BACKLOG
     return EXIT_OK
 

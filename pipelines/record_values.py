@@ -69,11 +69,3 @@ def values_coverage(reading: Any, org: str) -> Dict[str, Dict[str, int]]:
             coverage[module] = {"with_values": int(kept), "deleted_before_capture": int(missed)}
     return coverage
 
-
-def coverage_lines(coverage: Dict[str, Dict[str, int]]) -> List[str]:
-    """`status` lines: one per module whose values are captured."""
-    return [
-        f"  {module}: {c['with_values']} deleted records with their last values, "
-        f"{c['deleted_before_capture']} deleted before their values were captured"
-        for module, c in sorted(coverage.items())
-    ]

@@ -20,7 +20,15 @@ import dlt
 from pipelines.exceptions import PipelineConfigError
 from pipelines.incidents import read_incidents
 from pipelines.reading import Reading, reading_of
-from pipelines.report_page import chart_box, expiring, open_incidents, page, summary, table
+from pipelines.report_page import (
+    chart_box,
+    expiring,
+    open_incidents,
+    page,
+    record_values,
+    summary,
+    table,
+)
 from pipelines.sql import query_rows
 from pipelines.status import read_status
 
@@ -208,7 +216,10 @@ def write_report(
     soonest = query_rows(pipeline, EXPIRING, org, now, EXPIRING_SHOWN)
     coverage = query_rows(pipeline, COVERAGE, org)
     modules = _colours(
-        [m for _, m, _, _ in daily] + [m for m, _, _ in coverage] + list(status.modules),
+        [m for _, m, _, _ in daily]
+        + [m for m, _, _ in coverage]
+        + list(status.modules)
+        + list(status.record_values),
         MODULE_COLOURS,
     )
     by_module = {m: {"color": c} for m, c in modules.items()}
@@ -232,7 +243,8 @@ def write_report(
             go, leaving, by_module, "UTC day of expiry", "bin entries"))
          or '<p class="note">Nothing leaves the bin in the next 14 days.</p>'),
         ("Capture coverage per module", coverage and _chart(
-            _coverage(go, coverage, modules), 2) or NO_DELETIONS),
+            _coverage(go, coverage, modules, KEPT), 2) or NO_DELETIONS),
+        ("Record values per module", _values(go, status, modules)),
     ]  # fmt: skip
     body = [f"<h2>{html.escape(heading)}</h2>{content}" for heading, content in sections]
     path = Path(output).resolve()
@@ -241,16 +253,32 @@ def write_report(
     return path
 
 
-def _coverage(go: Any, coverage: List[Tuple[str, int, int]], colours: Dict[str, str]) -> Any:
-    """Per module, records whose details were kept (solid) and lost (hatched)."""
+KEPT = ("details kept", "purged before any run saw it")
+VALUES_KEPT = ("last values kept", "deleted before their values were captured")
+
+
+def _coverage(
+    go: Any, coverage: List[Tuple[str, int, int]], colours: Dict[str, str], names: Tuple[str, str]
+) -> Any:
+    """Per module, records with what was kept (solid) and those without (hatched), named as
+    `names` says."""
     x = [html.escape(m) for m, _, _ in coverage]
     fill = [colours[m] for m, _, _ in coverage]
     hatched = {"color": fill, "pattern": {"shape": "x", "fgcolor": "#fff"}}
     figure = go.Figure(
         [
-            go.Bar(name="details kept", x=x, y=[k for _, k, _ in coverage], marker={"color": fill}),
-            go.Bar(name="purged before any run saw it", x=x, y=[n for _, _, n in coverage],
-                   marker=hatched),
+            go.Bar(name=names[0], x=x, y=[k for _, k, _ in coverage], marker={"color": fill}),
+            go.Bar(name=names[1], x=x, y=[n for _, _, n in coverage], marker=hatched),
         ]
-    )  # fmt: skip
+    )
     return _layout(figure, "module", "records", barmode="stack")
+
+
+def _values(go: Any, status: Any, colours: Dict[str, str]) -> str:
+    """Record values: per module, deleted records with their last values and without (a
+    chart, once there are any), and where each module's values pass stands."""
+    rows = [(m, v["with_values"], v["deleted_before_capture"])
+            for m, v in status.record_values.items()]  # fmt: skip
+    deleted = any(kept or lost for _, kept, lost in rows)
+    chart = _chart(_coverage(go, rows, colours, VALUES_KEPT), 2) if deleted else ""
+    return chart + record_values(status)

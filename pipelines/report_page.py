@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from pipelines.incidents import utc
+from pipelines.values_progress import pass_words
 from sources.zoho_crm import DEFAULT_ORG
 
 STYLE = """
@@ -135,6 +136,26 @@ def expiring(rows: List[Sequence[Any]], total: int, shown: int) -> str:
         else ""
     )
     return table(header, rows) + more
+
+
+def record_values(status: Any) -> str:
+    """Per module whose values are captured: its deleted records with values and without, and
+    where its values pass stands (`status`'s figures and notices)."""
+    if not status.record_values:
+        return (
+            '<p class="note">No record values captured: list modules in '
+            "<code>record_values</code> to keep the last field values of their records, "
+            "which stay once a record is deleted.</p>"
+        )
+    header = ("module", "deleted, values kept", "deleted before capture", "values pass")
+    rows = [
+        (module, v["with_values"], v["deleted_before_capture"], pass_words(v))
+        for module, v in sorted(status.record_values.items())
+    ]
+    notes = "".join(
+        f'<p class="note">{esc(n.text)}</p>' for n in status.notices if n.code.startswith("values_")
+    )
+    return table(header, rows, numeric=(1, 2)) + notes
 
 
 def page(org: str, dataset: str, note: Optional[str], sections: List[str], plotly_js: str) -> str:

@@ -29,12 +29,13 @@ from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.old_names import adopt_old_state
 from pipelines.progress import TerminalProgress, terminal_progress
+from pipelines.values_progress import PROGRESS_COLUMN, Progress, last_progress, run_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunContext, events_name, org_name, zoho_crm
 from sources.zoho_crm.errors import ZohoApiError
 from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
 from sources.zoho_crm.run_context import REJECTED_TABLE
-from sources.zoho_crm.values import VALUES_PREFIX
+from sources.zoho_crm.values import VALUES_PREFIX, values_name
 from sources.zoho_crm.warehouse import BIN_TABLE, RECORDS_TABLE, Warehouse
 
 SCHEMA_NAME = "zoho_crm"
@@ -63,6 +64,12 @@ class RunResult:
     analyst_publish_s: Optional[float] = None  # what publishing it added to the run
     analyst_file_bytes: Optional[int] = None
     received_counts: Dict[str, int] = field(default_factory=dict)  # rows read, before merging
+    # record values: rows landed per `values_<module>` table (read: `values_received`), where
+    # each module's pass stands (`values_progress`), why they stopped short if they did
+    values_rows: Dict[str, int] = field(default_factory=dict)
+    values_received: Dict[str, int] = field(default_factory=dict)
+    values_progress: Progress = field(default_factory=dict)
+    values_stop: Optional[str] = None
 
     @property
     def total_calls(self) -> int:
@@ -166,6 +173,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             load(pipeline, _rejected_resource(list(context.rejected.values())))
         create_views(pipeline)
         backlog = _related_backlog(context, source_args)
+        values = _values_progress(pipeline, org, context, counts, landed, started_at)
         result = RunResult(
             row_counts={t: landed.get(t, 0) for t in TABLES},
             received_counts={t: counts.get(t, 0) for t in TABLES},
@@ -179,6 +187,10 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             packages=packages,
             modules=list(context.modules or []),
             recovered_packages=recovered,
+            values_rows=_values_tables(values, landed),
+            values_received=_values_tables(values, counts),
+            values_progress=values,
+            values_stop=context.values.stop if any(p["pass"] for p in values.values()) else None,
         )
         _record(pipeline, {"org": org, **_run_row(started_at, result, context)})
         try:
@@ -243,6 +255,26 @@ def _related_backlog(context: RunContext, source_args: Dict[str, Any]) -> int:
     return Warehouse(org_name(source_args.get("org", DEFAULT_ORG))).related_backlog_size(lists)
 
 
+def _values_progress(
+    pipeline: dlt.Pipeline,
+    org: str,
+    context: RunContext,
+    read: Counter,
+    landed: Counter,
+    started_at: datetime,
+) -> Progress:
+    """Where each module of `record_values` stands after this run (see `values_progress`)."""
+    if context.values is None:
+        return {}
+    previous, _ = last_progress(pipeline, org)
+    return run_progress(pipeline, context.values.modules, read, landed, started_at, previous)
+
+
+def _values_tables(progress: Progress, rows: Counter) -> Dict[str, int]:
+    """The rows of each module's `values_<module>` table (not its child tables)."""
+    return {values_name(m): rows.get(values_name(m), 0) for m in progress}
+
+
 def _row_counts(pipeline: dlt.Pipeline) -> Dict[str, int]:
     trace = pipeline.last_trace
     return dict(trace.last_normalize_info.row_counts) if trace.last_normalize_info else {}
@@ -254,13 +286,15 @@ def _landed(pipeline: dlt.Pipeline, received: Dict[str, int]) -> Dict[str, int]:
     that table's next load). One query; the rows received where it cannot tell (a staging
     dataset truncated after loads: `load.truncate_staging_dataset`)."""
     schema = pipeline.default_schema
+    values = [t for t in received if t.startswith(VALUES_PREFIX) and "__" not in t]  # no child
+    counted = {t: n for t, n in received.items() if t in (*TABLES, *values)}
     keys = {
         t: get_columns_names_with_prop(schema.get_table(t), "primary_key")
-        for t in TABLES
-        if received.get(t) and schema.get_table(t).get("write_disposition") == "merge"
+        for t, n in counted.items()
+        if n and schema.get_table(t).get("write_disposition") == "merge"
     }
     if not any(keys.values()):
-        return {t: n for t, n in received.items() if t in TABLES}
+        return counted
     try:
         with pipeline.sql_client() as client, client.with_staging_dataset():
             sql = " UNION ALL ".join(
@@ -273,7 +307,7 @@ def _landed(pipeline: dlt.Pipeline, received: Dict[str, int]) -> Dict[str, int]:
             distinct = {t: int(n) for t, n in client.execute_sql(sql)}
     except DatabaseException:
         distinct = {}
-    return {t: distinct.get(t) or n for t, n in received.items() if t in TABLES}
+    return {t: distinct.get(t) or n for t, n in counted.items()}
 
 
 def finish_interrupted(pipeline: dlt.Pipeline) -> int:
@@ -380,6 +414,10 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
             "related_backlog": {"data_type": "bigint", "nullable": True},
             "related_stop": {"data_type": "text", "nullable": True},
             "rejected_records": {"data_type": "bigint", "nullable": True},
+            "values_rows": {"data_type": "bigint", "nullable": True},
+            "values_calls": {"data_type": "bigint", "nullable": True},
+            "values_stop": {"data_type": "text", "nullable": True},
+            PROGRESS_COLUMN: {"data_type": "json", "nullable": True},
         },
     )
 
@@ -398,5 +436,18 @@ def _run_row(started_at: datetime, result: RunResult, context: RunContext) -> Di
         "related_calls": result.api_calls.get("related", 0),
         "related_backlog": result.related_backlog,
         "related_stop": result.related_stop,
+        **_values_columns(result),
         **{f"{table}_rows": n for table, n in result.row_counts.items()},
+    }
+
+
+def _values_columns(result: RunResult) -> Dict[str, Any]:
+    """The record values part of a run's `runs` row: none when the run captured none."""
+    if not result.values_progress:
+        return {}
+    return {
+        "values_rows": sum(result.values_rows.values()),
+        "values_calls": result.api_calls.get("values", 0),
+        "values_stop": result.values_stop,
+        PROGRESS_COLUMN: result.values_progress,
     }

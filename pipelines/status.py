@@ -4,7 +4,9 @@ Healthy means: a run has succeeded, the last success is more recent than `max_ru
 (`[sources.zoho_crm] max_run_gap`, default 2 days), the last run failed for no module and set
 aside no entry Zoho sent malformed, no mass-deletion incident is open (see
 pipelines/incidents.py), and (on DuckDB) the analyst file is not older than the last
-successful load.
+successful load. Backlogs (related records, record values still being read, even a values pass
+that got no further in the last run) are notices: runs work them off within their budgets
+after the deleted lists and the bin, which always land first (docs/record-values-status.md).
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import dlt
 from dlt.destinations.exceptions import DatabaseTerminalException
 
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.reading import Reading, reading_of
-from pipelines.record_values import coverage_lines, values_coverage
+from pipelines.record_values import values_coverage
+from pipelines.report_page import org_flag
 from pipelines.run import RUNS_TABLE
 from pipelines.sql import query_rows
+from pipelines.values_progress import catch_up, last_progress, pass_words
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.config import duration_setting
 from sources.zoho_crm.run_context import SOURCES
@@ -70,7 +74,7 @@ SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at),
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 """
 LAST_RUN = f"""
-SELECT succeeded, failed_modules, error, {{related}}
+SELECT succeeded, failed_modules, error, related_backlog, related_calls
 FROM {{ds}}.{RUNS_TABLE} WHERE org = %s
 ORDER BY finished_at DESC LIMIT 1
 """
@@ -83,8 +87,9 @@ WHERE org = %s AND rejected_at >= (
 )
 GROUP BY source, module ORDER BY source, module
 """
-RELATED_COLUMNS = "related_backlog, related_calls"
-NO_RELATED_COLUMNS = "NULL, NULL"  # a `runs` table written before related records had a budget
+
+# the progress of a module whose values tables hold rows but which the last run did not read
+NOT_CAPTURED = {"rows": 0, "first_pass_complete": None, "mark": None, "pass": None}
 
 
 @dataclass
@@ -121,23 +126,25 @@ class Status:
     analyst_file: Optional[str] = None  # the copy analysts open; None when not on DuckDB
     read_from: Optional[Dict[str, str]] = None  # the analyst file, read while a run loads
     analyst_file_stale: bool = False  # published before the last successful load, or never
-    # module -> deleted records with captured values / deleted before any capture
-    record_values: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    # module -> its deleted records with captured values (`with_values`) and deleted before
+    # any capture, and where its values pass stands (`values_progress`: `first_pass_complete`,
+    # `mark`, `pass` while one goes on, `rows` the last run landed)
+    record_values: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    values_stop: Optional[str] = None  # why the last run's record values stopped short
     # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
     rejected_records: Dict[str, int] = field(default_factory=dict)
     notices: List[Problem] = field(default_factory=list)  # worth knowing, not unhealthy
 
     def as_json(self) -> Dict[str, Any]:
-        data = asdict(self)
+        data = {k: _iso(v) for k, v in asdict(self).items()}
         data["problems"] = [p.as_json() for p in self.problems]
         data["notices"] = [n.as_json() for n in self.notices]
-        for key in ("last_success_at", "last_run_at"):
-            data[key] = data[key].isoformat() if data[key] else None
-        data["incidents"] = [
-            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in incident.items()}
-            for incident in self.incidents
-        ]
+        data["incidents"] = [{k: _iso(v) for k, v in i.items()} for i in self.incidents]
         return data
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def max_run_gap() -> timedelta:
@@ -154,11 +161,9 @@ def read_status(
     gap = max_run_gap()
     runs = query_rows(pipeline, LAST_RUNS, org)
     last_success, last_run, first_success = runs[0] if runs else (None, None, None)
-    try:
-        last = query_rows(pipeline, LAST_RUN.replace("{related}", RELATED_COLUMNS), org)
-    except DatabaseTerminalException:  # an older `runs` table: the next run adds the columns
-        last = query_rows(pipeline, LAST_RUN.replace("{related}", NO_RELATED_COLUMNS), org)
+    last = _older_runs(pipeline, LAST_RUN, ("related_backlog", "related_calls"), org)
     succeeded, failed_modules, error, backlog, related_calls = last[0] if last else (None,) * 5
+    progress, values_stop = last_progress(pipeline, org)
     status = Status(
         org=org,
         last_success_at=last_success,
@@ -166,27 +171,56 @@ def read_status(
         healthy=True,
         last_run_failed_modules=failed_modules,
         last_run_error=error,
-        max_run_gap_hours=gap.total_seconds() / 3600,
+        max_run_gap_hours=_in_hours(gap),
+        modules={
+            module: dict(zip(COUNTS, counts, strict=True))
+            for module, *counts in _module_counts(pipeline, now, org, first_success)
+        },
+        related_backlog=int(backlog or 0),
+        captures_stopped=_unloaded_package(pipeline.local),
+        incidents=read_incidents(pipeline, org, open_only=True),
         analyst_file=pipeline.analyst_file,
         read_from=pipeline.read_from,
+        record_values=_record_values(values_coverage(pipeline, org), progress),
+        values_stop=values_stop,
+        rejected_records=_open_rejected(pipeline, org),
     )
-    for module, *counts in _module_counts(pipeline, now, org, first_success):
-        status.modules[module] = dict(zip(COUNTS, counts, strict=True))
-    status.record_values = values_coverage(pipeline, org)
-    status.related_backlog = int(backlog or 0)
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
-    status.captures_stopped = _unloaded_package(pipeline.local)
-    status.incidents = read_incidents(pipeline, org, open_only=True)
     status.analyst_file_stale = _published_at(status.analyst_file) < (
         status.last_success_at or datetime.min.replace(tzinfo=UTC)
     )
-    status.rejected_records = _open_rejected(pipeline, org)
     blocked = [Problem("runs_blocked", b) for b in pipeline.blockers]
     status.problems = [*blocked, *_problems(status, now, gap, succeeded)]
-    status.notices = _notices(status)
+    status.notices = list(_notices(status))
     status.healthy = not status.problems
     return status
+
+
+def _older_runs(pipeline: Reading, sql: str, newer: Tuple[str, ...], *args: Any) -> List[tuple]:
+    """Rows of `sql`; of `sql` with NULL for its `newer` columns (or conditions on them) when
+    the `runs` table is older than them (the next run adds them)."""
+    try:
+        return query_rows(pipeline, sql, *args)
+    except DatabaseTerminalException:
+        for column in newer:
+            sql = sql.replace(column, "NULL", 1)
+        return query_rows(pipeline, sql, *args)
+
+
+def _record_values(
+    coverage: Dict[str, Dict[str, int]], progress: Dict[str, Any]
+) -> Dict[str, Dict[str, Any]]:
+    """Per module whose values are captured (now, or by earlier runs): coverage and progress."""
+    return {
+        module: {
+            "with_values": 0,
+            "deleted_before_capture": 0,
+            **coverage.get(module, {}),
+            **progress.get(module, NOT_CAPTURED),
+        }
+        for module in sorted({*coverage, *progress})
+    }
 
 
 def _module_counts(
@@ -211,11 +245,9 @@ def _published_at(analyst_file: Optional[str]) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-def _open_rejected(pipeline: dlt.Pipeline, org: str) -> Dict[str, int]:
-    try:
-        found = query_rows(pipeline, OPEN_REJECTED, org, org)
-    except DatabaseTerminalException:  # a `runs` table older than the column: none counted
-        return {}
+def _open_rejected(pipeline: Reading, org: str) -> Dict[str, int]:
+    """Entries set aside, by where (none counted from a `runs` table older than the column)."""
+    found = _older_runs(pipeline, OPEN_REJECTED, ("rejected_records IS NOT NULL",), org, org)
     return {f"{module} ({SOURCES[source]})": int(n) for source, module, n in found}
 
 
@@ -233,13 +265,13 @@ def _unloaded_package(pipeline: Optional[dlt.Pipeline]) -> Optional[str]:
     )
 
 
-def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> List[Problem]:
-    problems = []
+def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> Iterator[Problem]:
     if status.captures_stopped:
-        problems.append(Problem("captures_stopped", status.captures_stopped))
+        yield Problem("captures_stopped", status.captures_stopped)
     if status.last_success_at is None:
         text = "no run has succeeded yet: run `zoho-deleted run` and schedule it (hourly)"
-        return problems + [Problem("no_successful_run", text)]
+        yield Problem("no_successful_run", text)
+        return
     age = now - status.last_success_at
     if age > gap:
         text = (
@@ -248,16 +280,15 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
             "names and deleters, and after 120 days Zoho forgets them entirely"
         )
         hours = {"hours": _round(age), "max_run_gap_hours": _round(gap)}
-        problems.append(Problem("run_overdue", text, hours))
+        yield Problem("run_overdue", text, hours)
     if status.last_run_failed_modules:
         text = (
             f"the last run could not read {status.last_run_failed_modules}: grant the Zoho user "
             "and token read access to those modules, or remove them from modules"
         )
-        problems.append(Problem("modules_refused", text, {"modules": _modules_of(status)}))
+        yield Problem("modules_refused", text, {"modules": _modules_of(status)})
     elif succeeded is False:
-        text = f"the last run failed: {status.last_run_error}"
-        problems.append(Problem("last_run_failed", text))
+        yield Problem("last_run_failed", f"the last run failed: {status.last_run_error}")
     if status.analyst_file_stale:
         text = (
             f"the analyst file {status.analyst_file} is older than the last successful load, "
@@ -265,7 +296,7 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
             "disk space, or the folder's permissions); fix that and run `zoho-deleted run`, "
             "which publishes it again"
         )
-        problems.append(Problem("analyst_file_stale", text, {"path": status.analyst_file}))
+        yield Problem("analyst_file_stale", text, {"path": status.analyst_file})
     if status.rejected_records:
         count = sum(status.rejected_records.values())
         where = ", ".join(f"{w} {n}" for w, n in status.rejected_records.items())
@@ -275,30 +306,28 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
             "them again and loads them once Zoho sends them whole (if it never does, ask Zoho "
             "support about those records)"
         )
-        problems.append(Problem("records_rejected", text, {"count": count}))
+        yield Problem("records_rejected", text, {"count": count})
     if status.incidents:
-        on_org = "" if status.org == DEFAULT_ORG else f" --org {status.org}"
+        on_org = org_flag(status.org)
         text = (
             f"{len(status.incidents)} open mass-deletion incident(s) (listed above): restore "
             f"with `zoho-deleted restore{on_org} --incident ID` (a dry run; add --yes to "
             f"restore), or acknowledge with `zoho-deleted incidents ack ID{on_org}`"
         )
         ids = [i["incident_id"] for i in status.incidents]
-        problems.append(Problem("incident_open", text, {"count": len(ids), "incidents": ids}))
-    return problems
+        yield Problem("incident_open", text, {"count": len(ids), "incidents": ids})
 
 
-def _notices(status: Status) -> List[Problem]:
+def _notices(status: Status) -> Iterator[Problem]:
     """What is worth knowing but not unhealthy: bin entries about to leave Zoho, records whose
-    details are lost (and whether a run more often would have kept them), a related backlog."""
+    details are lost (and whether a run more often would have kept them), backlogs."""
     total = {k: sum(c[k] for c in status.modules.values()) for k in COUNTS}
-    notices = []
     if total["expiring_within_7d"]:
         text = (
             f"{total['expiring_within_7d']} bin entries leave Zoho's bin within 7 days; they "
             "are captured here, and a restore in Zoho is only possible until then."
         )
-        notices.append(Problem("expiring_soon", text, {"count": total["expiring_within_7d"]}))
+        yield Problem("expiring_soon", text, {"count": total["expiring_within_7d"]})
     between = total["purged_between_runs"]
     before = total["details_missing"] - between
     if between:
@@ -307,21 +336,48 @@ def _notices(status: Status) -> List[Problem]:
             "in the bin and their names and deleters are lost: run more often (hourly "
             "recommended) to catch them in the bin."
         )
-        notices.append(Problem("purged_between_runs", text, {"count": between}))
+        yield Problem("purged_between_runs", text, {"count": between})
     if before:
         text = (
             f"{before} records were purged before the first run, so their names and deleters "
             "were gone before any run could read them (Zoho keeps only their ids and times)."
         )
-        notices.append(Problem("purged_before_first_run", text, {"count": before}))
+        yield Problem("purged_before_first_run", text, {"count": before})
     if status.related_backlog:
         text = (
             f"{status.related_backlog} related lists of bin entries are still to fetch; at the "
             f"last run's pace about {status.related_backlog_runs} more run(s) fetch them."
         )
         numbers = {"count": status.related_backlog, "runs": status.related_backlog_runs}
-        notices.append(Problem("related_backlog", text, numbers))
-    return notices
+        yield Problem("related_backlog", text, numbers)
+    yield from _values_notices(status)
+
+
+def _values_notices(status: Status) -> Iterator[Problem]:
+    """Record values still being read, and passes that got no further in the last run (the
+    sign of one going on longer than it should: at that pace it never ends)."""
+    going = [m for m, v in status.record_values.items() if v.get("pass")]
+    if not going:
+        return
+    stalled = [m for m in going if not status.record_values[m]["pass"]["advanced"]]
+    stop = status.values_stop
+    why = f"{stop}; {catch_up(stop)}" if stop else None
+    text = (
+        f"record values of {', '.join(going)} are still being read (how far: below); the next "
+        "runs go on, after the deleted lists and the bin, within values_calls_per_run; a "
+        "record deleted before its pass reaches it keeps no values."
+    )
+    if why and not stalled:
+        text += f" The last run stopped short: {why}."
+    yield Problem("values_backlog", text, {"count": len(going), "modules": going})
+    if stalled:
+        why = why or (
+            "runs more than a day apart find Zoho's page token of an unfinished listing "
+            "expired (they live 24 hours) and read that listing again from its start; run at "
+            "least daily"
+        )
+        text = f"the record values of {', '.join(stalled)} got no further in the last run: {why}."
+        yield Problem("values_pass_stalled", text, {"count": len(stalled), "modules": stalled})
 
 
 def _modules_of(status: Status) -> List[str]:
@@ -330,12 +386,16 @@ def _modules_of(status: Status) -> List[str]:
     return [part.split(" (")[0].strip() for part in failed.split(", ") if part.strip()]
 
 
+def _in_hours(delta: timedelta) -> float:
+    return delta.total_seconds() / 3600
+
+
 def _round(delta: timedelta) -> float:
-    return round(delta.total_seconds() / 3600, 1)
+    return round(_in_hours(delta), 1)
 
 
 def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
+    hours = _in_hours(delta)
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
 
 
@@ -354,10 +414,20 @@ def describe(status: Status) -> List[str]:
         lines.append(row.format(module, *(c[k] for k in TABLE_COUNTS)))
     lines += [n.text for n in status.notices]
     if status.record_values:
-        lines += ["Record values:", *coverage_lines(status.record_values)]
+        lines += ["Record values:", *map(_values_line, sorted(status.record_values.items()))]
     lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p.text}" for p in status.problems] or ["Healthy."]
     return lines + _analyst(status)
+
+
+def _values_line(item: Tuple[str, Dict[str, Any]]) -> str:
+    """A module's record values: its coverage, and where its pass stands."""
+    module, values = item
+    return (
+        f"  {module}: {values['with_values']} deleted records with their last values, "
+        f"{values['deleted_before_capture']} deleted before their values were captured; "
+        f"{pass_words(values)}"
+    )
 
 
 def _analyst(status: Status) -> List[str]:

@@ -97,6 +97,16 @@ CASES: Dict[str, Case] = {
             "SOURCES__ZOHO_CRM__RELATED_CALLS_PER_RUN": "1",
         },
     ),
+    "values backlog": (
+        6,
+        nothing,
+        ("run",),
+        {
+            "SOURCES__ZOHO_CRM__RECORD_VALUES": '["Leads"]',
+            "SOURCES__ZOHO_CRM__PER_PAGE": "1",  # 3 live Leads: a page a run, 3 runs
+            "SOURCES__ZOHO_CRM__VALUES_CALLS_PER_RUN": "1",
+        },
+    ),
     "load stuck": (
         7,
         destination_starved,
