@@ -3,10 +3,13 @@ values with Create Records, and the stand-in's Create and Update Records it runs
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Dict, List
 
+import pytest
 import requests
-from conftest import NOW
+from conftest import DUCKDB_FILE, NOW, analyst, delete
+from test_cli import in_process  # noqa: F401  (the fixture)
 from test_record_values import Zoho
 
 from zoho_standin import Org, StandinServer
@@ -88,3 +91,106 @@ def test_standin_updates_records_and_can_lose_an_answer(org: Org, server: Standi
         pass
     assert server.creates.count_created("Leads") == 1  # created all the same
     assert send(zoho, "POST", "Leads", {"data": [{**LEAD, "Email": "z@x.com"}]}).status_code == 201
+
+
+# -- the command -----------------------------------------------------------------------------------
+PURGED_AT = NOW + timedelta(seconds=1)
+
+
+@pytest.fixture
+def cmd(in_process, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SOURCES__ZOHO_CRM__RECORD_VALUES", '["Leads"]')
+    return in_process
+
+
+def purge_captured_leads(org: Org, cmd, count: int = 3) -> List[str]:
+    """Capture the seeded Leads' values, delete `count` of them and one never captured, purge
+    them all; returns the captured ones' ids."""
+    assert cmd("run")[0] == 0
+    ids = [live_record_id(0, n) for n in range(count)]
+    for n, rid in enumerate(ids):
+        delete(org, "Leads", rid, NOW - timedelta(minutes=5), name=f"Person {n}")
+    delete(org, "Leads", "100", NOW - timedelta(minutes=5))  # its values never captured
+    assert cmd("run")[0] == 0
+    for rid in [*ids, "100"]:
+        org.purge("Leads", rid, PURGED_AT)
+    assert cmd("run")[0] == 0
+    return ids
+
+
+def audit(tmp_path) -> List[tuple]:
+    with analyst(tmp_path / DUCKDB_FILE) as db:
+        return db.sql(
+            "SELECT module, old_id, new_id, code, field, requested_by IS NOT NULL "
+            "FROM zoho_crm_deleted.recreated_records ORDER BY old_id, requested_at"
+        ).fetchall()
+
+
+def test_a_dry_run_says_what_would_be_recreated_and_changes_nothing(org, server, cmd):
+    ids = purge_captured_leads(org, cmd)
+    delete(org, "Accounts", "410888000003000001", NOW)  # Person 1's account
+    assert cmd("run")[0] == 0
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate")
+    assert code == 0, err
+    assert "Not sent: 4 purged from the bin" in out
+    assert "Would recreate 3 purged records from their last captured values" in out
+    assert "each gets a new id and a new creation time" in out
+    assert "  Leads                3  e.g. Person 0, Person 1, Person 2" in out
+    written = out.split("fields written: ")[1].split("\n")[0].split(", ")
+    assert {"Last_Name", "Email", "Owner", "Account_Name", "Line_Items"} <= set(written)
+    skipped = out.split("fields skipped: ")[1].split("\n")[0]
+    for shown in ("Created_Time (system)", "Modified_Time (system)", "Score_Formula (formula)",
+                  "Record_Number (auto-number)"):  # fmt: skip
+        assert shown in skipped
+    assert "Account_Name left empty on 1: it points at a deleted record" in out
+    assert "Cannot recreate: 1 Leads without captured values" in out
+    assert "Workflows, approvals and blueprints fired: none (trigger [])" in out
+    assert "Nothing was changed" in out
+    assert server.creates.calls == [] and not set(ids) & set(org.live.records["Leads"])
+
+
+def test_yes_recreates_without_workflows_audits_each_and_never_twice(org, server, cmd, tmp_path):
+    ids = purge_captured_leads(org, cmd)
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 0, err
+    assert "Recreate: 3 recreated with new ids (each recorded in recreated_records)" in out
+    assert [c.trigger for c in server.creates.calls] == [[]]
+    sent = server.creates.calls[0].records
+    assert [r["Email"] for r in sent] == [f"person{n}@example.com" for n in range(3)]
+    assert not {"Created_Time", "Modified_Time", "Score_Formula", "Record_Number", "id"} & {
+        k for r in sent for k in r
+    }
+    assert sent[0]["Account_Name"] == {"id": "410888000003000000"}
+    assert all("id" not in row for r in sent for row in r["Line_Items"])
+    rows = audit(tmp_path)
+    made = {m["Email"]: m["id"] for _, m in server.creates.created}
+    assert rows == [
+        ("Leads", rid, made[f"person{n}@example.com"], "SUCCESS", None, True)
+        for n, rid in enumerate(ids)
+    ]
+
+    code, out, _ = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 0 and "Not recreated again: 3 Leads already recreated" in out
+    assert f"{ids[0]} -> {made['person0@example.com']}" in out
+    assert "Nothing to recreate." in out and server.creates.count_created() == 3
+
+
+def test_each_kind_of_refusal_is_recorded_and_printed_and_exits_1(org, server, cmd, tmp_path):
+    ids = purge_captured_leads(org, cmd)
+    server.creates.unique["Leads"] = ("Email",)
+    org.live.put("Leads", {"id": "77", "Email": "person1@example.com", "Modified_Time": NOW})
+    code, out, err = cmd("restore", "--ids", ",".join(ids), "--recreate", "--yes",
+                         "--trigger", "workflow,approval")  # fmt: skip
+    assert code == 1, err
+    assert "Recreate: 2 recreated with new ids, 1 DUPLICATE_DATA" in out
+    assert f"FAILED Leads {ids[1]}: DUPLICATE_DATA Email - duplicate data" in out
+    assert server.creates.calls[0].trigger == ["workflow", "approval"]
+    assert [r[3:5] for r in audit(tmp_path)] == [
+        ("SUCCESS", None), ("DUPLICATE_DATA", "Email"), ("SUCCESS", None)
+    ]  # fmt: skip
+
+    # the conflict resolved in Zoho, the same command sends only the one that failed
+    del org.live.records["Leads"]["77"]
+    code, out, _ = cmd("restore", "--ids", ",".join(ids), "--recreate", "--yes")
+    assert code == 0 and "Recreate: 1 recreated" in out
+    assert [len(c.records) for c in server.creates.calls] == [3, 1]

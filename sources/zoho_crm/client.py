@@ -67,20 +67,33 @@ class ZohoClient:
         return self._call("GET", path, module, kind, params=params, headers=headers)
 
     def post(
-        self, path: str, body: Dict[str, Any], module: Optional[str] = None, kind: str = "api"
+        self,
+        path: str,
+        body: Dict[str, Any],
+        module: Optional[str] = None,
+        kind: str = "api",
+        method: str = "POST",
+        once: bool = False,
     ) -> Optional[Dict[str, Any]]:
-        """POST the JSON `body` to `path`; Zoho's JSON answer (2xx, 207 multi-status included)."""
-        return self._call("POST", path, module, kind, json=body)
+        """POST (or `method`) the JSON `body` to `path`; Zoho's JSON answer (2xx, 207
+        multi-status included). `once`: a call not safe to repeat is sent once, not retried
+        (a connection error or a 5xx is the caller's to resolve)."""
+        return self._call(method, path, module, kind, once, json=body)
 
     def _call(
-        self, method: str, path: str, module: Optional[str], kind: str, **request: Any
+        self,
+        method: str,
+        path: str,
+        module: Optional[str],
+        kind: str,
+        once: bool = False,
+        **request: Any,
     ) -> Optional[Dict[str, Any]]:
         endpoint = f"{method} /crm/{self.api_version}/{path}"
+        send = self._http.request_once if once else self._http.request
         for attempt in (1, 2):
             with self._slots:
-                reply = self._http.request(
-                    method, f"{self.base_url()}/{path}", auth=self.auth, **request
-                )
+                reply = send(method, f"{self.base_url()}/{path}", auth=self.auth, **request)
             self._count(kind, reply, module)
             if reply.status in NO_DATA:
                 return None
