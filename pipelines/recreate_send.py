@@ -114,8 +114,9 @@ class Sender:
                 else:
                     code, message = "NOT_CREATED", "sent by an interrupted command; not in Zoho"
                     again.append((module, row["old_id"]))
-                settled.append({**row, "new_id": new_id, "code": code, "message": message,
-                                "requested_by": self.requested_by})  # fmt: skip
+                settled.append(self.row(module, row["old_id"], row["requested_at"], new_id=new_id,
+                                        code=code, message=message,
+                                        fingerprint=row["fingerprint"]))  # fmt: skip
             self.settle(settled)
         return again
 

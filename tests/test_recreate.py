@@ -3,12 +3,15 @@ values with Create Records, and the stand-in's Create and Update Records it runs
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any, Dict, List
 
 import pytest
 import requests
-from conftest import DUCKDB_FILE, NOW, analyst, delete
+from conftest import DUCKDB_FILE, NOW, analyst, delete, env_for
 from test_cli import in_process  # noqa: F401  (the fixture)
 from test_record_values import Zoho
 
@@ -194,3 +197,92 @@ def test_each_kind_of_refusal_is_recorded_and_printed_and_exits_1(org, server, c
     code, out, _ = cmd("restore", "--ids", ",".join(ids), "--recreate", "--yes")
     assert code == 0 and "Recreate: 1 recreated" in out
     assert [len(c.records) for c in server.creates.calls] == [3, 1]
+
+
+# The child: `zoho-deleted ARGS...`, killed with SIGKILL as soon as Zoho has answered the first
+# Create Records call, before the command writes the answer down.
+KILLED_AFTER_CREATE = """
+import os, signal, sys
+from sources.zoho_crm.client import ZohoClient
+from pipelines.cli import main
+
+posted = ZohoClient.post
+
+def post_then_die(self, path, body, *args, **kwargs):
+    answer = posted(self, path, body, *args, **kwargs)
+    if kwargs.get("kind") == "create":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return answer
+
+ZohoClient.post = post_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_command_killed_after_zoho_created_the_records_resumes_without_duplicates(
+    org, server, cmd, tmp_path
+):
+    ids = purge_captured_leads(org, cmd)
+    env = env_for(server, tmp_path, SOURCES__ZOHO_CRM__RECORD_VALUES='["Leads"]')
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_CREATE, "restore", "--module", "Leads",
+         "--recreate", "--yes"],  # fmt: skip
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert server.creates.count_created() == 3
+    assert {r[3] for r in audit(tmp_path)} == {"SENDING"}  # sent, the answer never written
+
+    code, out, _ = cmd("restore", "--module", "Leads", "--recreate")
+    assert "3 were sent by an interrupted command: --yes looks for them in Zoho first" in out
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 0, err
+    assert "Recreate: 3 recreated with new ids" in out
+    assert server.creates.count_created() == 3 and len(server.creates.calls) == 1  # none re-sent
+    made = {m["Email"]: m["id"] for _, m in server.creates.created}
+    assert audit(tmp_path) == [
+        ("Leads", rid, made[f"person{n}@example.com"], "SUCCESS", None, True)
+        for n, rid in enumerate(ids)
+    ]
+
+
+def test_a_lost_answer_is_looked_for_and_only_what_zoho_lacks_is_sent_again(
+    org, server, cmd, tmp_path
+):
+    purge_captured_leads(org, cmd)
+    server.creates.lose_answers = 1  # created, then the connection drops
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 4 and err.count("\n") == 1, err
+    assert "answer to Create Records was lost" in err and "3 of its 3 records were found" in err
+    assert "Recreate: 3 recreated" in out and server.creates.count_created() == 3
+
+    assert cmd("restore", "--module", "Leads", "--recreate", "--yes")[0] == 0
+    assert server.creates.count_created() == 3 and len(server.creates.calls) == 1
+
+
+def test_a_5xx_is_not_retried_blindly_and_the_same_command_completes_it(
+    org, server, cmd, tmp_path
+):
+    purge_captured_leads(org, cmd)
+    server.faults.add(r"/crm/v8/Leads$", "500")  # one 500, before anything is made
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 4 and "0 of its 3 records were found in Zoho" in err, err
+    assert server.creates.calls == []  # sent once: the transport did not repeat it
+    assert {r[3] for r in audit(tmp_path)} == {"NOT_CREATED"}
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 0 and "Recreate: 3 recreated" in out, err
+    assert server.creates.count_created() == 3
+
+
+def test_a_token_without_the_create_scope_gets_one_line_naming_it(org, server, cmd, tmp_path):
+    purge_captured_leads(org, cmd)
+    server.creates.refused_scopes.add("ZohoCRM.modules.Leads.CREATE")
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 3 and err.count("\n") == 1 and "Traceback" not in err
+    assert "ZohoCRM.modules.Leads.CREATE" in err
+    assert {r[3] for r in audit(tmp_path)} == {"OAUTH_SCOPE_MISMATCH"}
+    assert server.creates.count_created() == 0
+
+    server.creates.refused_scopes.clear()  # granted: the same command recreates them
+    code, out, _ = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 0 and "Recreate: 3 recreated" in out
