@@ -211,7 +211,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         until=args.until,
         ids=args.ids,
     )
-    recreate = Recreation(args.trigger, _say) if args.recreate else None
+    recreate = Recreation(args.trigger, args.relink, _say) if args.recreate else None
     if args.yes:
         pipeline = make_pipeline(args.destination, org=args.org)
         return restore(pipeline, args.org, chosen, args.yes, _say, recreate)
@@ -461,6 +461,12 @@ def build_parser() -> Parser:
         "--recreate",
         action="store_true",
         help="also recreate purged records from their last captured values (new ids)",
+    )
+    restore_parser.add_argument(
+        "--relink",
+        action="store_true",
+        help="with --recreate: point their captured related records that still exist at the "
+        "new records",
     )
     restore_parser.add_argument(
         "--trigger",

@@ -95,11 +95,22 @@ def audit_rows(pipeline: Queryable, org: str, tables: Set[str]) -> Dict[Tuple[st
     rows = query_rows(
         pipeline,
         f"SELECT module, old_id, new_id, code, requested_at, fingerprint "
-        f"FROM {{ds}}.{RECREATED} WHERE org = %s ORDER BY requested_at",
+        f"FROM {{ds}}.{RECREATED} WHERE org = %s AND action = 'create' ORDER BY requested_at",
         org,
     )
     keys = ("module", "old_id", "new_id", "code", "requested_at", "fingerprint")
     return {(r[0], r[1]): dict(zip(keys, r, strict=True)) for r in rows}
+
+
+def relinked(pipeline: Queryable, org: str) -> Set[Tuple[str, str, str]]:
+    """(related module, related id, new parent id) of the links relinked before."""
+    if RECREATED not in existing_tables(pipeline):
+        return set()
+    sql = (
+        f"SELECT module, old_id, new_id FROM {{ds}}.{RECREATED} "
+        "WHERE org = %s AND action = 'relink' AND code = 'SUCCESS'"
+    )
+    return {(m, o, n) for m, o, n in query_rows(pipeline, sql, org)}
 
 
 def recreate_plan(

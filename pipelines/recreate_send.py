@@ -30,8 +30,10 @@ from pipelines.recreate import (
     RecreatePlan,
     describe_recreate,
     recreate_plan,
+    relinked,
 )
 from pipelines.recreate_fields import fingerprint, fingerprint_fields
+from pipelines.relink import captured_links, relink
 from pipelines.restore import Entry, org_client
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError, ZohoError, ZohoResponseError
@@ -52,6 +54,7 @@ AUDIT_COLUMNS = {
     "message": {"data_type": "text", "nullable": True},
     "field": {"data_type": "text", "nullable": True},
     "fingerprint": {"data_type": "text", "nullable": True},
+    "action": {"data_type": "text", "nullable": True},  # create | relink
 }
 
 
@@ -83,7 +86,7 @@ class Sender:
         return {
             "org": self.org, "module": module, "old_id": old_id, "new_id": None,
             "requested_at": at, "requested_by": self.requested_by, "code": SENDING,
-            "message": None, "field": None, "fingerprint": None, **values,
+            "message": None, "field": None, "fingerprint": None, "action": "create", **values,
         }  # fmt: skip
 
     def settle(self, rows: List[Dict[str, Any]]) -> None:
@@ -91,7 +94,7 @@ class Sender:
         record_outcomes(self.pipeline, rows)
         self.outcomes += rows
         for row in rows:
-            if row["code"] == "SUCCESS":
+            if row["code"] == "SUCCESS" and row["action"] == "create":
                 self.found.recreated[(row["module"], row["old_id"])] = row["new_id"]
 
     # -- what an interrupted command sent --------------------------------------------------------
@@ -251,15 +254,25 @@ def recreate_all(sender: Sender) -> None:
 
 
 class Recreation:
-    """`restore --recreate [--trigger ...]`: the `Recreation` `restore` takes."""
+    """`restore --recreate [--trigger ...] [--relink]`: the `Recreation` `restore` takes."""
 
-    def __init__(self, triggers: Sequence[str], say: Callable[[str], None]) -> None:
-        self.triggers, self.say = list(triggers), say
+    def __init__(self, triggers: Sequence[str], relink: bool, say: Callable[[str], None]) -> None:
+        self.triggers, self.relink, self.say = list(triggers), relink, say
 
     def dry_run(self, pipeline: Any, org: str, gone: List[Entry]) -> Tuple[List[str], int]:
         read = _fields_if_reachable(org)
         found = recreate_plan(pipeline, org, gone, read)
-        return describe_recreate(found, self.triggers), found.count() + len(found.waiting)
+        lines = describe_recreate(found, self.triggers)
+        parents = {(c.module, c.old_id) for cs in found.send.values() for c in cs}
+        parents |= {(m, old) for m, pairs in found.already.items() for old, _ in pairs}
+        links = captured_links(pipeline, org, parents)
+        if links:
+            how = "--yes points" if self.relink else "--relink would point"
+            lines.append(
+                f"Links: {len(links)} related records captured point at these records; {how} "
+                "those still in Zoho at the new records (Update Records)"
+            )
+        return lines, found.count() + len(found.waiting)
 
     def run(self, pipeline: dlt.Pipeline, org: str, gone: List[Entry]) -> int:
         client = org_client(org)
@@ -267,12 +280,36 @@ class Recreation:
         for line in describe_recreate(found, self.triggers)[1:]:
             if not line.startswith(" "):
                 self.say(line)
-        if not found.count() and not found.interrupted:
-            self.say("Nothing to recreate.")
-            return EXIT_OK
         sender = Sender(pipeline, client, org, found, self.triggers)
-        recreate_all(sender)
-        return summarise(sender, self.say)
+        if found.count() or found.interrupted:
+            recreate_all(sender)
+            code = summarise(sender, self.say)
+        else:
+            self.say("Nothing to recreate.")
+            code = EXIT_OK
+        if self.relink and sender.error is None:
+            code = max(code, self._relink(sender, gone))
+        return code
+
+    def _relink(self, sender: Sender, gone: List[Entry]) -> int:
+        parents = {(e.module, e.id) for e in gone} & set(sender.found.recreated)
+        links = captured_links(sender.pipeline, sender.org, parents)
+        if not links:
+            return EXIT_OK
+        done = relinked(sender.pipeline, sender.org)
+        rows, left = relink(sender.client, links, sender.found.recreated, done,
+                            self.triggers, sender.row)  # fmt: skip
+        record_outcomes(sender.pipeline, rows)
+        ok = sum(1 for r in rows if r["code"] == "SUCCESS")
+        alone = "; ".join(f"{n} {why}" for why, n in sorted(left.items()))
+        self.say(
+            f"Relink: {ok} related records pointed at their new records, {len(rows) - ok} "
+            f"failed{' (left alone: ' + alone + ')' if alone else ''}"
+        )
+        for r in rows:
+            if r["code"] != "SUCCESS":
+                self.say(f"  FAILED {r['module']} {r['old_id']}: {r['code']} - {r['message']}")
+        return EXIT_OK if ok == len(rows) else EXIT_PARTIAL
 
 
 def _fields_if_reachable(org: str) -> Callable[[str], Optional[List[Dict[str, Any]]]]:

@@ -16,6 +16,7 @@ from test_cli import in_process  # noqa: F401  (the fixture)
 from test_record_values import Zoho
 
 from zoho_standin import Org, StandinServer
+from zoho_standin.records import Field
 from zoho_standin.seed import live_record_id
 
 LEAD = {"Last_Name": "Okafor", "Email": "ada@example.com", "Annual_Revenue": 1200.5}
@@ -286,3 +287,58 @@ def test_a_token_without_the_create_scope_gets_one_line_naming_it(org, server, c
     server.creates.refused_scopes.clear()  # granted: the same command recreates them
     code, out, _ = cmd("restore", "--module", "Leads", "--recreate", "--yes")
     assert code == 0 and "Recreate: 3 recreated" in out
+
+
+def test_a_record_erased_on_request_is_never_recreated(org, server, cmd, tmp_path):
+    ids = purge_captured_leads(org, cmd)
+    assert cmd("forget", "--module", "Leads", "--ids", ids[0], "--yes")[0] == 0
+    code, out, _ = cmd("restore", "--module", "Leads", "--recreate")
+    assert "Would recreate 2 purged records" in out
+    assert "Cannot recreate: 1 Leads erased on request (`zoho-deleted forget`)" in out
+    code, out, err = cmd("restore", "--ids", ids[0], "--recreate", "--yes")
+    assert code == 0 and "Nothing to recreate." in out, err
+    assert server.creates.calls == []
+
+
+def test_relink_points_related_records_that_still_exist_at_the_new_record(
+    org, server, cmd, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SOURCES__ZOHO_CRM__RECORD_VALUES", '["Contacts"]')
+    monkeypatch.setenv("SOURCES__ZOHO_CRM__RELATED_LISTS", '{"Contacts": {"Deals": ["Deal_Name"]}}')
+    contact = live_record_id(1, 0)
+    deal_fields = [Field("Deal_Name", "text", mandatory=True),
+                   Field("Contact_Name", "lookup", lookup_module="Contacts")]  # fmt: skip
+    org.live.define("Deals", deal_fields)
+    deals = ["6001", "6002", "6003"]
+    for rid in deals:
+        org.live.put("Deals", {"id": rid, "Deal_Name": f"Deal {rid}", "Modified_Time": NOW,
+                               "Contact_Name": {"name": "Person 0", "id": contact}})  # fmt: skip
+    assert cmd("run")[0] == 0
+    related = [{"id": d, "Deal_Name": f"Deal {d}"} for d in deals]
+    org.add_related("Contacts", contact, "Deals", related)
+    delete(org, "Contacts", contact, NOW - timedelta(minutes=5), name="Person 0")
+    assert cmd("run")[0] == 0
+    org.purge("Contacts", contact, PURGED_AT)
+    del org.live.records["Deals"]["6003"]  # deleted since: not relinked
+    assert cmd("run")[0] == 0
+
+    code, out, _ = cmd("restore", "--ids", contact, "--recreate")
+    assert "Links: 3 related records captured point at these records; --relink would point" in out
+    code, out, err = cmd("restore", "--ids", contact, "--recreate", "--relink", "--yes")
+    assert code == 0, err
+    assert "Relink: 2 related records pointed at their new records, 0 failed (left alone: 1 " \
+        "no longer in Zoho)" in out  # fmt: skip
+    new_id = server.creates.created[0][1]["id"]
+    for rid in deals[:2]:
+        assert org.live.records["Deals"][rid]["Contact_Name"] == {"id": new_id}
+    puts = [c for c in server.creates.calls if c.method == "PUT"]
+    assert [(c.module, c.trigger, len(c.records)) for c in puts] == [("Deals", [], 2)]
+    with analyst(tmp_path / DUCKDB_FILE) as db:
+        assert db.sql(
+            "SELECT module, old_id, new_id, field, code FROM zoho_crm_deleted.recreated_records "
+            "WHERE action = 'relink' ORDER BY old_id"
+        ).fetchall() == [("Deals", rid, new_id, "Contact_Name", "SUCCESS") for rid in deals[:2]]
+
+    code, out, _ = cmd("restore", "--ids", contact, "--recreate", "--relink", "--yes")
+    assert code == 0 and "2 relinked before" in out
+    assert len([c for c in server.creates.calls if c.method == "PUT"]) == 1
