@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import dlt
+import pyarrow as pa
 from requests.exceptions import RequestException
 
 from pipelines.errors import EXIT_AUTH, EXIT_OK, EXIT_PARTIAL, EXIT_ZOHO
@@ -35,10 +36,13 @@ from pipelines.recreate import (
 from pipelines.recreate_fields import fingerprint, fingerprint_fields
 from pipelines.relink import captured_links, relink
 from pipelines.restore import Entry, org_client
+from pipelines.zoho_crm_deleted import load
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError, ZohoError, ZohoResponseError
+from sources.zoho_crm.events import EVENTS_HINTS, EVENTS_SCHEMA, EVENTS_TABLE
 from sources.zoho_crm.metadata import fields_of
 from sources.zoho_crm.records import zoho_time
+from sources.zoho_crm.warehouse import query_rows
 
 MAX_RECORDS = 100  # Zoho's limit per Create Records call
 CLOCK_SLACK = timedelta(minutes=5)  # this machine's clock against Zoho's, when searching
@@ -63,6 +67,31 @@ def record_outcomes(pipeline: dlt.Pipeline, rows: List[Dict[str, Any]]) -> None:
     batch's outcome replaces its intent. The caller holds the pipeline's lock."""
     load_audit(pipeline, RECREATED, rows, ("org", "module", "old_id", "requested_at"),
                AUDIT_COLUMNS)  # fmt: skip
+
+
+EVENTS_MISSING = f"""
+SELECT r.module, r.old_id, r.new_id, r.requested_at FROM {{ds}}.{RECREATED} r
+WHERE r.org = %s AND r.action = 'create' AND r.code = 'SUCCESS' AND NOT EXISTS (
+  SELECT 1 FROM {{ds}}.{EVENTS_TABLE} e
+  WHERE e.org = r.org AND e.module = r.module AND e.id = r.old_id AND e.event = 'recreated')
+"""
+
+
+def record_events(pipeline: dlt.Pipeline, org: str) -> None:
+    """A `recreated` event (with `new_id`) in `deletion_events` for each record recreated that
+    has none yet: also those of a command killed between its audit rows and its events."""
+    found = query_rows(pipeline, EVENTS_MISSING, org)
+    if not found:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        {"org": org, "module": module, "id": old_id, "event": "recreated", "event_time": at,
+         "observed_at": now, "new_id": new_id}
+        for module, old_id, new_id, at in found
+    ]  # fmt: skip
+    # Arrow, as runs load the table (dlt adds no row ids to it); `new_id` only on these rows
+    events = pa.Table.from_pylist(rows, EVENTS_SCHEMA.append(pa.field("new_id", pa.string())))
+    load(pipeline, dlt.resource([dlt.mark.with_hints(events, EVENTS_HINTS)], name=EVENTS_TABLE))
 
 
 class Sender:
@@ -287,6 +316,7 @@ class Recreation:
         else:
             self.say("Nothing to recreate.")
             code = EXIT_OK
+        record_events(pipeline, org)
         if self.relink and sender.error is None:
             code = max(code, self._relink(sender, gone))
         return code

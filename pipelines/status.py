@@ -64,6 +64,8 @@ NAMED_IN_BIN = (
     "WHERE display_name IS NOT NULL OR deleted_by__name IS NOT NULL"
 )
 NO_BIN = "SELECT org, id FROM {ds}.deleted_records WHERE 1 = 0"  # no recycle_bin table yet
+RECREATED_COUNTS = """SELECT module, count(DISTINCT id) FROM {ds}.deletion_events
+WHERE org = %s AND event = 'recreated' GROUP BY module ORDER BY module"""
 LAST_RUNS = f"""
 SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at),
   min(CASE WHEN succeeded THEN started_at END)
@@ -126,6 +128,8 @@ class Status:
     # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
     rejected_records: Dict[str, int] = field(default_factory=dict)
     notices: List[Problem] = field(default_factory=list)  # worth knowing, not unhealthy
+    # module -> purged records recreated from their captured values (`restore --recreate`)
+    recreated: Dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -173,6 +177,7 @@ def read_status(
     for module, *counts in _module_counts(pipeline, now, org, first_success):
         status.modules[module] = dict(zip(COUNTS, counts, strict=True))
     status.record_values = values_coverage(pipeline, org)
+    status.recreated = dict(query_rows(pipeline, RECREATED_COUNTS, org))
     status.related_backlog = int(backlog or 0)
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
@@ -355,6 +360,9 @@ def describe(status: Status) -> List[str]:
     lines += [n.text for n in status.notices]
     if status.record_values:
         lines += ["Record values:", *coverage_lines(status.record_values)]
+    if status.recreated:
+        counts = ", ".join(f"{m} {n}" for m, n in sorted(status.recreated.items()))
+        lines.append(f"Recreated from captured values (restore --recreate): {counts}")
     lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p.text}" for p in status.problems] or ["Healthy."]
     return lines + _analyst(status)

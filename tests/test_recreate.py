@@ -3,6 +3,7 @@ values with Create Records, and the stand-in's Create and Update Records it runs
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import requests
 from conftest import DUCKDB_FILE, NOW, analyst, delete, env_for
 from test_cli import in_process  # noqa: F401  (the fixture)
+from test_incidents import PATRICIA
 from test_record_values import Zoho
 
 from zoho_standin import Org, StandinServer
@@ -342,3 +344,38 @@ def test_relink_points_related_records_that_still_exist_at_the_new_record(
     code, out, _ = cmd("restore", "--ids", contact, "--recreate", "--relink", "--yes")
     assert code == 0 and "2 relinked before" in out
     assert len([c for c in server.creates.calls if c.method == "PUT"]) == 1
+
+
+def test_history_counts_recreated_records_in_events_incidents_and_status(
+    org, server, cmd, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SOURCES__ZOHO_CRM__INCIDENT_THRESHOLD", "3")
+    assert cmd("run")[0] == 0
+    ids = [live_record_id(0, n) for n in range(3)]
+    burst_of(org, ids)
+    assert cmd("run")[0] == 0
+    for rid in ids:
+        org.purge("Leads", rid, PURGED_AT)
+    assert cmd("run")[0] == 0
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 0, out + err
+    assert cmd("run")[0] == 0  # a run after: the events' new column and the analyst file
+
+    made = {m["Email"]: m["id"] for _, m in server.creates.created}
+    with analyst(tmp_path / DUCKDB_FILE) as db:
+        assert db.sql(
+            "SELECT id, new_id FROM zoho_crm_deleted.deletion_events WHERE event = 'recreated' "
+            "ORDER BY id"
+        ).fetchall() == [(rid, made[f"person{n}@example.com"]) for n, rid in enumerate(ids)]
+    code, out, _ = cmd("incidents")
+    assert "Leads: 3 records deleted by Patricia Boyle" in out
+    assert "0 in the bin, 0 restored, 3 recreated" in out
+    code, out, _ = cmd("status")
+    assert "Recreated from captured values (restore --recreate): Leads 3" in out
+    assert json.loads(cmd("status", "--json")[1])["recreated"] == {"Leads": 3}
+
+
+def burst_of(org: Org, ids: List[str]) -> None:
+    """The Leads `ids` deleted a minute apart by one user: an incident at threshold 3."""
+    for n, rid in enumerate(ids):
+        org.delete("Leads", rid, NOW - timedelta(minutes=10 - n), f"Person {n}", PATRICIA, PATRICIA)
