@@ -162,13 +162,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import DEMO_ORG, ON_DEMO, act_on, demo
+    from pipelines.demo import DEMO_ORG, ON_DEMO, act_on, demo, recreate_purged_lead
 
     pipeline = demo(_say, print_result)
     _show_tables(pipeline)
     act_on(pipeline, _say)
     _say(f"Status (zoho-deleted status {ON_DEMO}):")
     _print_status(pipeline, DEMO_ORG)
+    recreate_purged_lead(pipeline, _say)
     return EXIT_OK
 
 

@@ -188,6 +188,8 @@ def plan(pipeline: Queryable, org: str, chosen: Selection, now: Optional[datetim
 
 def describe_plan(found: Plan) -> List[str]:
     """The dry run: per module how many, a few names, the earliest expiry; what is left out."""
+    if not found.send:
+        return ["Nothing to restore from Zoho's recycle bin.", *not_sent_lines(found)]
     lines = [f"Would restore {len(found.send)} entries from Zoho's recycle bin:"]
     by_module: Dict[str, List[Entry]] = defaultdict(list)
     for entry in found.send:
