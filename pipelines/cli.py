@@ -212,6 +212,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         until=args.until,
         ids=args.ids,
     )
+    if (args.trigger or args.relink) and not args.recreate:
+        raise ZohoConfigError("--trigger and --relink go with --recreate: add --recreate")
     recreate = Recreation(args.trigger, args.relink, _say) if args.recreate else None
     if args.yes:
         pipeline = make_pipeline(args.destination, org=args.org)
