@@ -439,7 +439,7 @@ def build_parser() -> Parser:
         "when the token lacks the scope ZohoCRM.settings.recycle_bin.UPDATE, 4 when Zoho "
         "kept failing. With --recreate, entries the bin no longer holds are recreated from "
         "their last captured values (docs/recreate.md), each outcome in table "
-        "recreated_records; 3 also when the token lacks ZohoCRM.modules.{module}.CREATE.",
+        "recreated_records; 3 also when the token lacks ZohoCRM.modules.MODULE.CREATE.",
         """
         zoho-deleted restore --incident 2b7fbc59cf3f          what it would restore (dry run)
         zoho-deleted restore --incident 2b7fbc59cf3f --yes    restore them

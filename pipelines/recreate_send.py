@@ -45,6 +45,8 @@ from sources.zoho_crm.records import zoho_time
 from sources.zoho_crm.warehouse import query_rows
 
 MAX_RECORDS = 100  # Zoho's limit per Create Records call
+OWNER = "Owner"
+OWNERLESS = f"without its captured {OWNER}: no longer a user of the org"
 CLOCK_SLACK = timedelta(minutes=5)  # this machine's clock against Zoho's, when searching
 SHOWN = 20  # failures named one per line; the rest are in the table
 AUDIT_COLUMNS = {
@@ -179,13 +181,17 @@ class Sender:
                 return
             self._batch(module, candidates[start : start + MAX_RECORDS])
 
-    def _batch(self, module: str, batch: List[Candidate]) -> None:
+    def _batch(self, module: str, batch: List[Candidate], ownerless: bool = False) -> None:
+        """Send one batch; records refused only for their owner (a user no longer in the org:
+        `INVALID_DATA` on `Owner`) are sent again without it, owned by the token's user."""
         at = datetime.now(UTC)
         fields = self.found.fields[module]
         matched = [n for n in fields.matched if n]
         records, intents = [], []
         for candidate in batch:
             record, _ = self.found.payload(candidate)
+            if ownerless:
+                record.pop(OWNER, None)
             names = [n for n in matched if record.get(n) is not None][:49]
             records.append(record)
             intents.append(self.row(module, candidate.old_id, at,
@@ -205,8 +211,16 @@ class Sender:
             self._lost(intents, type(error).__name__)
             return
         results = (answer or {}).get("data") or []
-        self.settle([_outcome(i, results[n] if n < len(results) else None)
-                     for n, i in enumerate(intents)])  # fmt: skip
+        settled = [_outcome(i, results[n] if n < len(results) else None)
+                   for n, i in enumerate(intents)]  # fmt: skip
+        if ownerless:
+            for row in settled:
+                row["message"] += f"; {OWNERLESS}"
+        self.settle(settled)
+        no_owner = [c for c, row in zip(batch, settled, strict=True)
+                    if row["code"] == "INVALID_DATA" and row["field"] == OWNER]  # fmt: skip
+        if no_owner and not ownerless:
+            self._batch(module, no_owner, ownerless=True)
 
     def _lost(self, intents: List[Dict[str, Any]], why: str) -> None:
         """No answer to a batch: find what it made; stop (exit 4), the rest for a next run."""
@@ -247,15 +261,19 @@ def _call_error(error: ZohoApiError, module: str, count: int) -> Tuple[int, str]
 
 def summarise(sender: Sender, say: Callable[[str], None]) -> int:
     """Print the outcome per kind, name the failures; the exit code."""
+    latest = {(r["module"], r["old_id"]): r for r in sender.outcomes}  # a record's last attempt
     counts: Dict[str, int] = defaultdict(int)
-    for row in sender.outcomes:
+    for row in latest.values():
         counts[row["code"]] += 1
     kinds = ", ".join(f"{n} {code}" for code, n in sorted(counts.items()) if code != "SUCCESS")
     say(
         f"Recreate: {counts['SUCCESS']} recreated with new ids"
         f"{', ' + kinds if kinds else ''} (each recorded in {RECREATED})"
     )
-    failed = [r for r in sender.outcomes if r["code"] not in ("SUCCESS", "NOT_CREATED")]
+    ownerless = [r for r in latest.values() if OWNERLESS in (r["message"] or "")]
+    if ownerless:
+        say(f"  {len(ownerless)} of them {OWNERLESS.replace('its', 'their')}")
+    failed = [r for r in latest.values() if r["code"] not in ("SUCCESS", "NOT_CREATED")]
     for row in failed[:SHOWN]:
         on = f" {row['field']}" if row["field"] else ""
         say(f"  FAILED {row['module']} {row['old_id']}: {row['code']}{on} - {row['message']}")

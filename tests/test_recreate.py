@@ -379,3 +379,18 @@ def burst_of(org: Org, ids: List[str]) -> None:
     """The Leads `ids` deleted a minute apart by one user: an incident at threshold 3."""
     for n, rid in enumerate(ids):
         org.delete("Leads", rid, NOW - timedelta(minutes=10 - n), f"Person {n}", PATRICIA, PATRICIA)
+
+
+def test_an_owner_no_longer_in_the_org_is_left_to_zoho_and_said(org, server, cmd, tmp_path):
+    ids = purge_captured_leads(org, cmd, count=2)
+    server.creates.gone_users.add("410888000000086001")  # the captured Owner has left
+    code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
+    assert code == 0, err
+    assert "Recreate: 2 recreated with new ids (each" in out
+    assert "  2 of them without their captured Owner: no longer a user of the org" in out
+    assert [len(c.records) for c in server.creates.calls] == [2, 2]
+    assert all("Owner" not in record for _, record in server.creates.created)
+    assert [r[3:5] for r in audit(tmp_path)] == [
+        ("INVALID_DATA", "Owner"), ("SUCCESS", None), ("INVALID_DATA", "Owner"), ("SUCCESS", None)
+    ]  # fmt: skip
+    assert {r[1] for r in audit(tmp_path)} == set(ids)

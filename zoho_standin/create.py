@@ -3,7 +3,8 @@
 
 At most 100 records a call; one result per record, in order, under `data`: `SUCCESS` with the
 new id, or `MANDATORY_NOT_FOUND` (a `system_mandatory` field missing), `INVALID_DATA` naming the
-field (a value not of its type, a lookup to a deleted record), `DUPLICATE_DATA` (a value of a
+field (a value not of its type, a lookup to a deleted record, an owner no longer a user),
+`DUPLICATE_DATA` (a value of a
 unique field another live record holds, with that record's id). 201 when every record was
 created, 207 for a mix, 400 when none was. Read-only fields are ignored, as Zoho does. A token
 without `ZohoCRM.modules.{module}.CREATE` (or `.UPDATE`) gets 401 `OAUTH_SCOPE_MISMATCH`.
@@ -58,6 +59,7 @@ class CreateDesk:
     refused_scopes: Set[str] = field(default_factory=set)  # e.g. ZohoCRM.modules.Leads.CREATE
     unique: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # module -> unique fields
     lose_answers: int = 0  # the next calls create their records, then drop the connection
+    gone_users: Set[str] = field(default_factory=set)  # ids of users no longer in the org
     calls: List[Call] = field(default_factory=list)
     created: List[Tuple[str, Dict[str, Any]]] = field(default_factory=list)  # (module, record)
     _next_id: int = 0
@@ -96,7 +98,8 @@ class CreateDesk:
             if meta.mandatory and record.get(name) in (None, "", []):
                 return _error("MANDATORY_NOT_FOUND", "required field not found",
                               {"api_name": name})  # fmt: skip
-        refused = _refused(org, module, fields, record, self.unique.get(module, ()))
+        refused = _refused(org, module, fields, record, self.unique.get(module, ()),
+                           self.gone_users)  # fmt: skip
         if refused is not None:
             return refused
         self._next_id += 1
@@ -118,7 +121,7 @@ class CreateDesk:
         if live is None:
             return _error("INVALID_DATA", INVALID_ID, {"api_name": "id", "id": rid})
         changes = {k: v for k, v in record.items() if k != "id"}
-        refused = _refused(org, module, fields, changes, ())
+        refused = _refused(org, module, fields, changes, (), self.gone_users)
         if refused is not None:
             return refused
         now = datetime.now(UTC).replace(microsecond=0)
@@ -133,6 +136,7 @@ def _refused(
     fields: Dict[str, Field],
     record: Dict[str, Any],
     unique: Tuple[str, ...],
+    gone_users: Set[str],
 ) -> Optional[Dict[str, Any]]:
     """The error result for the first value Zoho would refuse, or None."""
     for name, value in record.items():
@@ -143,8 +147,9 @@ def _refused(
         if not _CHECKS.get(json_type, lambda v: True)(value):
             return _error("INVALID_DATA", "invalid data",
                           {"api_name": name, "expected_data_type": meta.data_type})  # fmt: skip
-        target = value.get("id") if meta.data_type == "lookup" else None
-        if target is not None and org.entry(meta.lookup_module or "", target) is not None:
+        target = value.get("id") if meta.data_type in ("lookup", "ownerlookup") else None
+        gone = target in gone_users or org.entry(meta.lookup_module or "", target or "")
+        if target is not None and gone:
             return _error("INVALID_DATA", INVALID_ID, {"api_name": name, "id": target})
         if name in unique:
             for other in org.live.records.get(module, {}).values():

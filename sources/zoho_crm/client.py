@@ -77,7 +77,9 @@ class ZohoClient:
     ) -> Optional[Dict[str, Any]]:
         """POST (or `method`) the JSON `body` to `path`; Zoho's JSON answer (2xx, 207
         multi-status included). `once`: a call not safe to repeat is sent once, not retried
-        (a connection error or a 5xx is the caller's to resolve)."""
+        (a connection error or a 5xx is the caller's to resolve). A 400 whose `data` lists one
+        result per record sent (Create/Update Records when every record failed) is an answer
+        too, not an error."""
         return self._call(method, path, module, kind, once, json=body)
 
     def _call(
@@ -109,7 +111,7 @@ class ZohoClient:
                     endpoint,
                     module,
                 )
-            if reply.status >= 400:
+            if reply.status >= 400 and not _per_record(reply, request.get("json")):
                 raise _api_error(reply, endpoint, module)
             if not isinstance(reply.body, dict):
                 raise ZohoResponseError(
@@ -176,6 +178,19 @@ class ZohoClient:
                 self.credits_remaining is None or remaining < self.credits_remaining
             ):
                 self.credits_remaining = remaining
+
+
+def _per_record(reply: Reply, sent: Any) -> bool:
+    """A 400 answering each record of a `data` list sent with its own error result."""
+    records = sent.get("data") if isinstance(sent, dict) else None
+    results = reply.body.get("data") if isinstance(reply.body, dict) else None
+    return (
+        reply.status == 400
+        and isinstance(records, list)
+        and isinstance(results, list)
+        and len(results) == len(records)
+        and all(isinstance(r, dict) and r.get("status") == "error" for r in results)
+    )
 
 
 def _credits_header(reply: Reply) -> Optional[int]:
