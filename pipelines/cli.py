@@ -35,6 +35,8 @@ from pipelines.ledger import acknowledge
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
 from pipelines.orgs import org_source_args, remember_configured_secrets
 from pipelines.reading import NothingPublishedError, Reading, open_reading
+from pipelines.recreate import TRIGGERS
+from pipelines.recreate_send import Recreation
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import TIME_FORMS, Selection, parse_instant, restore
 from pipelines.run import TABLES, RunResult, make_pipeline, run
@@ -169,13 +171,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import DEMO_ORG, ON_DEMO, act_on, demo
+    from pipelines.demo import DEMO_ORG, ON_DEMO, act_on, demo, recreate_purged_lead
 
     pipeline = demo(_say, print_result)
     _show_tables(pipeline)
     act_on(pipeline, _say)
     _say(f"Status (zoho-deleted status {ON_DEMO}):")
     _print_status(pipeline, DEMO_ORG)
+    recreate_purged_lead(pipeline, _say)
     return EXIT_OK
 
 
@@ -218,11 +221,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
         until=args.until,
         ids=args.ids,
     )
+    if (args.trigger or args.relink) and not args.recreate:
+        raise PipelineConfigError("--trigger and --relink go with --recreate: add --recreate")
+    recreate = Recreation(args.trigger, args.relink, _say) if args.recreate else None
     if args.yes:
         pipeline = make_pipeline(args.destination, org=args.org)
-        return restore(pipeline, args.org, chosen, args.yes, _say)
+        return restore(pipeline, args.org, chosen, args.yes, _say, recreate)
     with _reading(args) as source:  # a dry run only reads
-        return restore(source, args.org, chosen, args.yes, _say)
+        return restore(source, args.org, chosen, args.yes, _say, recreate)
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
@@ -305,6 +311,16 @@ def _instant(value: str) -> str:
     except PipelineConfigError as error:
         raise argparse.ArgumentTypeError(str(error).strip()) from None
     return value
+
+
+def _triggers(value: str) -> List[str]:
+    chosen = [t.strip() for t in value.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in TRIGGERS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give a comma-separated list of {', '.join(TRIGGERS)}"
+        )
+    return list(dict.fromkeys(chosen))
 
 
 def _destination(value: str) -> str:
@@ -430,11 +446,14 @@ def build_parser() -> Parser:
         "at most 200 per call, and records each outcome in table restore_requests: exit 0 when "
         "every one was restored or scheduled, 1 when some failed, 2 for a bad selection, 3 "
         "when the token lacks the scope ZohoCRM.settings.recycle_bin.UPDATE, 4 when Zoho "
-        "kept failing.",
+        "kept failing. With --recreate, entries the bin no longer holds are recreated from "
+        "their last captured values (docs/recreate.md), each outcome in table "
+        "recreated_records; 3 also when the token lacks ZohoCRM.modules.MODULE.CREATE.",
         """
         zoho-deleted restore --incident 2b7fbc59cf3f          what it would restore (dry run)
         zoho-deleted restore --incident 2b7fbc59cf3f --yes    restore them
         zoho-deleted restore --module Leads --deleted-by "Marco Ruiz" --since 2026-11-30T14:00
+        zoho-deleted restore --module Leads --recreate        purged ones too, from their values
         """,
         help="restore entries from Zoho's recycle bin (a dry run unless --yes)",
     )
@@ -450,6 +469,25 @@ def build_parser() -> Parser:
         "--until", metavar="TIME", type=_instant, help="deleted before (the same forms)"
     )
     restore_parser.add_argument("--ids", metavar="ID[,ID...]", help="record ids")
+    restore_parser.add_argument(
+        "--recreate",
+        action="store_true",
+        help="also recreate purged records from their last captured values (new ids)",
+    )
+    restore_parser.add_argument(
+        "--relink",
+        action="store_true",
+        help="with --recreate: point their captured related records that still exist at the "
+        "new records",
+    )
+    restore_parser.add_argument(
+        "--trigger",
+        metavar="ACTION[,ACTION...]",
+        type=_triggers,
+        default=[],
+        help=f"with --recreate: what Zoho fires for them, of {', '.join(TRIGGERS)} (default: "
+        "nothing)",
+    )
     restore_parser.add_argument(
         "--yes", action="store_true", help="restore for real (without it: a dry run)"
     )

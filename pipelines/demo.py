@@ -15,6 +15,7 @@ from pipelines.duckdb_file import NEWER_DUCKDB_FILE, duckdb_destination, duckdb_
 from pipelines.exceptions import PipelineConfigError
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.names import DATASET_NAME, old_pipeline_name, pipeline_name
+from pipelines.recreate_send import Recreation
 from pipelines.report import write_report
 from pipelines.restore import Selection, restore
 from pipelines.run import RunResult, make_pipeline, run
@@ -32,6 +33,7 @@ DEMO_RELATED_LISTS = {
     "Contacts": {"Deals": ["Owner", "Deal_Name", "Amount"]},
 }
 DEMO_RECORD_VALUES = ["Leads", "Contacts"]  # whose live records' field values are kept
+PURGED_LEAD = live_record_id(0, 1)  # captured by run 1, then deleted and purged: recreatable
 # records as `status` counts them (in the bin, or purged); restored ones apart: back in Zoho
 SAMPLE_QUERY = """SELECT module, type,
        count(*) FILTER (WHERE restored_at IS NULL) AS records,
@@ -64,10 +66,11 @@ def demo_source_args(server: StandinServer) -> Dict[str, Any]:
 
 def change_between_runs(org: Org) -> str:
     """What happens in Zoho between the two demo runs: new deletions and purges, and a live
-    lead whose values the first run captured is deleted."""
+    lead whose values the first run captured is deleted and purged (`PURGED_LEAD`)."""
     now = datetime.now(UTC).replace(microsecond=0)
     user, tz = USERS[0]
-    org.delete("Leads", live_record_id(0, 1), now.astimezone(tz), "Person 1", user, user, user)
+    org.delete("Leads", PURGED_LEAD, now.astimezone(tz), "Person 1", user, user, user)
+    org.purge("Leads", PURGED_LEAD, now + timedelta(seconds=1))
     for k in range(3):
         user, tz = USERS[k]
         org.delete(
@@ -86,7 +89,7 @@ def change_between_runs(org: Org) -> str:
         org.delete("Deals", record_id(2, 6000 + k), at, f"Bulk Deal {k}", user, user, user)
     return (
         f"3 new Deals deleted, 2 Leads purged from the bin, 1 Lead restored, live Lead "
-        f"Person 1 deleted, and {user.name} "
+        f"Person 1 deleted and purged, and {user.name} "
         f"deleted {MASS_DELETION} Deals in {3 * MASS_DELETION // 60} minutes"
     )
 
@@ -111,6 +114,21 @@ def act_on(pipeline: dlt.Pipeline, say: Callable[[str], None]) -> None:
         say(f"\nReport (zoho-deleted report {ON_DEMO} --output {DEMO_REPORT}): {written}")
     except PipelineConfigError as error:  # installed without the extra
         say(f"\nNo report: {error}")
+
+
+def recreate_purged_lead(pipeline: dlt.Pipeline, say: Callable[[str], None]) -> None:
+    """The demo's last step: the dry run of recreating the Lead purged between its runs from
+    its captured values (docs/recreate.md)."""
+    say(
+        "\nThe purged Lead, recreated from its last captured values (zoho-deleted restore "
+        f"{ON_DEMO} --ids {PURGED_LEAD} --recreate):"
+    )
+
+    def indented(line: str) -> None:
+        say(f"  {line}")
+
+    recreate = Recreation([], False, indented)
+    restore(pipeline, DEMO_ORG, Selection(ids=PURGED_LEAD), False, indented, recreate)
 
 
 def holds_only_demo_data(path: Path) -> bool:

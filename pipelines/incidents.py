@@ -46,6 +46,8 @@ COLUMNS = (
     "reviewed_at",
     "reviewed_by",
     "is_open",
+    "restored",
+    "recreated",
 )
 # Entries Zoho can still restore, as far as the warehouse knows.
 RESTORABLE = "type = 'recycle' AND restored_at IS NULL AND expires_at > CURRENT_TIMESTAMP"
@@ -58,7 +60,9 @@ BINNED_JOIN = """LEFT JOIN {events} b
 INCIDENTS = f"""
 WITH deletions AS (
   SELECT r.org, r.module, r.id, r.type, r.expires_at, r.restored_at,
-         r.deleted_by__id, r.deleted_by__name, {DELETED_AT} AS deleted_at
+         r.deleted_by__id, r.deleted_by__name, {DELETED_AT} AS deleted_at,
+         EXISTS (SELECT 1 FROM {{events}} e WHERE e.org = r.org AND e.module = r.module
+                 AND e.id = r.id AND e.event = 'recreated') AS recreated
   FROM {{records}} r
   {BINNED_JOIN}
   WHERE r.deleted_by__id IS NOT NULL
@@ -82,6 +86,8 @@ bursts AS (
          min(deleted_at) AS started_at, max(deleted_at) AS ended_at, count(*) AS records,
          count(*) FILTER (WHERE {RESTORABLE}) AS in_bin,
          min(expires_at) FILTER (WHERE {RESTORABLE}) AS first_expiry,
+         count(*) FILTER (WHERE restored_at IS NOT NULL) AS restored,
+         count(*) FILTER (WHERE recreated) AS recreated,
          min(CASE WHEN starts = 1 THEN id END) AS first_id
   FROM numbered
   GROUP BY org, module, deleted_by__id, burst
@@ -97,7 +103,7 @@ incidents AS (
 SELECT i.incident_id, i.org, i.module, i.deleted_by__id, i.deleted_by__name,
        i.started_at, i.ended_at, i.records, i.in_bin, i.first_expiry,
        {{reviewed}},
-       (i.in_bin > 0 AND {{unreviewed}}) AS is_open
+       (i.in_bin > 0 AND {{unreviewed}}) AS is_open, i.restored, i.recreated
 FROM incidents i
 {{reviews_join}}
 """
@@ -160,6 +166,8 @@ def describe_incident(incident: Dict[str, Any]) -> str:
     else:
         state = "OPEN" if incident["is_open"] else "nothing left in the bin"
     expiry = f", first expiry {utc(incident['first_expiry'])}" if incident["first_expiry"] else ""
+    if incident["restored"] or incident["recreated"]:
+        expiry += f", {incident['restored']} restored, {incident['recreated']} recreated"
     return (
         f"{incident['incident_id']}  {incident['module']}: {incident['records']} records deleted "
         f"by {incident['deleted_by__name'] or incident['deleted_by__id']} "

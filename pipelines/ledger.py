@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import dlt
 
@@ -66,24 +66,29 @@ def record_restores(pipeline: dlt.Pipeline, outcomes: List[Dict[str, Any]]) -> N
     job that a kill makes dlt run twice leaves one row (rows of earlier versions, appended,
     have that key too).
     """
-    if not outcomes:
+    key = ("org", "module", "id", "requested_at")
+    columns: Dict[str, Any] = {c: {"data_type": "text", "nullable": False} for c in key[:3]}
+    columns["requested_at"] = {"data_type": "timestamp"}
+    columns.update({c: {"data_type": "text"} for c in ("requested_by", "code")})
+    columns["message"] = {"data_type": "text", "nullable": True}
+    load_audit(pipeline, RESTORE_REQUESTS, outcomes, key, columns)
+
+
+def load_audit(
+    pipeline: dlt.Pipeline,
+    table: str,
+    rows: List[Dict[str, Any]],
+    key: Tuple[str, ...],
+    columns: Dict[str, Any],
+) -> None:
+    """Merge audit `rows` into `table` on `key` (the caller holds the pipeline's lock), after
+    loading what an interrupted command left."""
+    if not rows:
         return
     finish_interrupted(pipeline)
     load(
         pipeline,
         dlt.resource(
-            outcomes,
-            name=RESTORE_REQUESTS,
-            primary_key=("org", "module", "id", "requested_at"),
-            write_disposition="merge",
-            columns={
-                "org": {"data_type": "text", "nullable": False},
-                "module": {"data_type": "text", "nullable": False},
-                "id": {"data_type": "text", "nullable": False},
-                "requested_at": {"data_type": "timestamp"},
-                "requested_by": {"data_type": "text"},
-                "code": {"data_type": "text"},
-                "message": {"data_type": "text", "nullable": True},
-            },
+            rows, name=table, primary_key=key, write_disposition="merge", columns=columns
         ),
     )

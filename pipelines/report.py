@@ -184,7 +184,7 @@ def _incident_table(incidents: List[Dict[str, Any]]) -> str:
     if not incidents:
         return '<p class="note">No mass-deletion incidents.</p>'
     header = ("incident", "module", "deleted by", "from", "to", "records", "in bin",
-              "first expiry", "state")  # fmt: skip
+              "restored", "recreated", "first expiry", "state")  # fmt: skip
     rows = [
         (
             i["incident_id"],
@@ -194,12 +194,14 @@ def _incident_table(incidents: List[Dict[str, Any]]) -> str:
             i["ended_at"],
             i["records"],
             i["in_bin"],
+            i["restored"],
+            i["recreated"],
             i["first_expiry"],
             "reviewed" if i["reviewed_at"] else "OPEN" if i["is_open"] else "left the bin",
         )
         for i in incidents
     ]
-    return table(header, rows, numeric=(5, 6))
+    return table(header, rows, numeric=(5, 6, 7, 8))
 
 
 def write_report(

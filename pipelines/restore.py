@@ -12,7 +12,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import dlt
 from requests.exceptions import RequestException
@@ -79,10 +79,12 @@ class Entry:
 
 @dataclass
 class Plan:
-    """Entries to send, and those left out by kind (see NOT_SENT)."""
+    """Entries to send, and those left out by kind (see NOT_SENT); `gone`: the purged and
+    expired ones, which only `--recreate` can bring back."""
 
     send: List[Entry] = field(default_factory=list)
     left_out: Dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    gone: List[Entry] = field(default_factory=list)
 
 
 # the forms --since and --until take, as their help and their errors say
@@ -154,9 +156,7 @@ def _known(pipeline: Queryable, org: str, name: str, where: str, args: List[Any]
         )
 
 
-def plan(
-    pipeline: Queryable, org: str, chosen: Selection, now: Optional[datetime] = None
-) -> Plan:
+def plan(pipeline: Queryable, org: str, chosen: Selection, now: Optional[datetime] = None) -> Plan:
     """The entries the selection finds, sorted into sent and left out."""
     now = now or datetime.now(UTC)
     tables = existing_tables(pipeline)
@@ -181,8 +181,10 @@ def plan(
             result.left_out["requested"] += 1
         elif kind != "recycle":
             result.left_out["purged"] += 1
+            result.gone.append(Entry(module, rid, name, expires_at))
         elif expires_at is not None and expires_at <= now:
             result.left_out["expired"] += 1
+            result.gone.append(Entry(module, rid, name, expires_at))
         else:
             result.send.append(Entry(module, rid, name, expires_at))
     return result
@@ -190,6 +192,8 @@ def plan(
 
 def describe_plan(found: Plan) -> List[str]:
     """The dry run: per module how many, a few names, the earliest expiry; what is left out."""
+    if not found.send:
+        return ["Nothing to restore from Zoho's recycle bin.", *not_sent_lines(found)]
     lines = [f"Would restore {len(found.send)} entries from Zoho's recycle bin:"]
     by_module: Dict[str, List[Entry]] = defaultdict(list)
     for entry in found.send:
@@ -237,26 +241,50 @@ def outcomes_of(body: Optional[Dict[str, Any]], ids: Sequence[str]) -> Dict[str,
     return {rid: by_id.get(rid, missing) for rid in ids}
 
 
+class Recreation(Protocol):
+    """`--recreate` (see `pipelines.recreate_send.Recreation`): what it does with the entries
+    the bin no longer holds."""
+
+    def dry_run(self, pipeline: Queryable, org: str, gone: List[Entry]) -> Tuple[List[str], int]:
+        """The lines of the dry run, and how many records would be recreated."""
+
+    def run(self, pipeline: dlt.Pipeline, org: str, gone: List[Entry]) -> int:
+        """Recreate them; the exit code."""
+
+
 def restore(
-    pipeline: Queryable, org: str, chosen: Selection, yes: bool, say: Callable[[str], None]
+    pipeline: Queryable,
+    org: str,
+    chosen: Selection,
+    yes: bool,
+    say: Callable[[str], None],
+    recreate: Optional[Recreation] = None,
 ) -> int:
     """The command: a dry run, or (with `yes`, on a dlt pipeline) the restore; returns the
-    exit code. The restore reads what to send holding the locks a run takes (`exclusive`)."""
+    exit code. The restore reads what to send holding the locks a run takes (`exclusive`).
+    With `recreate`, the entries the bin no longer holds are recreated (after the bin's)."""
     if not yes:
         found = plan(pipeline, org, chosen)
         for line in describe_plan(found):
             say(line)
-        if found.send:
+        extra, recreated = recreate.dry_run(pipeline, org, found.gone) if recreate else ([], 0)
+        for line in extra:
+            say(line)
+        if found.send or recreated:
             say("Nothing was changed: run the same command with --yes to restore them.")
         return EXIT_OK
     with exclusive(pipeline):
         found = plan(pipeline, org, chosen)
         for line in not_sent_lines(found):
             say(line)
-        if not found.send:
+        code = EXIT_OK
+        if found.send:
+            code = _send(pipeline, org, found.send, say)
+        elif not (recreate and found.gone):
             say("Nothing to restore.")
-            return EXIT_OK
-        return _send(pipeline, org, found.send, say)
+        if recreate and found.gone:
+            code = max(code, recreate.run(pipeline, org, found.gone))
+        return code
 
 
 def _send(

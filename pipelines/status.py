@@ -68,6 +68,8 @@ NAMED_IN_BIN = (
     "WHERE display_name IS NOT NULL OR deleted_by__name IS NOT NULL"
 )
 NO_BIN = "SELECT org, id FROM {ds}.deleted_records WHERE 1 = 0"  # no recycle_bin table yet
+RECREATED_COUNTS = """SELECT module, count(DISTINCT id) FROM {ds}.deletion_events
+WHERE org = %s AND event = 'recreated' GROUP BY module ORDER BY module"""
 LAST_RUNS = f"""
 SELECT max(CASE WHEN succeeded THEN finished_at END), max(finished_at),
   min(CASE WHEN succeeded THEN started_at END)
@@ -134,6 +136,8 @@ class Status:
     # entries Zoho sends malformed, set aside, by where: "Leads (/deleted)" -> how many
     rejected_records: Dict[str, int] = field(default_factory=dict)
     notices: List[Problem] = field(default_factory=list)  # worth knowing, not unhealthy
+    # module -> purged records recreated from their captured values (`restore --recreate`)
+    recreated: Dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> Dict[str, Any]:
         data = {k: _iso(v) for k, v in asdict(self).items()}
@@ -184,6 +188,7 @@ def read_status(
         record_values=_record_values(values_coverage(pipeline, org), progress),
         values_stop=values_stop,
         rejected_records=_open_rejected(pipeline, org),
+        recreated=dict(query_rows(pipeline, RECREATED_COUNTS, org)),
     )
     if status.related_backlog:
         status.related_backlog_runs = -(-status.related_backlog // max(1, related_calls or 0))
@@ -415,6 +420,9 @@ def describe(status: Status) -> List[str]:
     lines += [n.text for n in status.notices]
     if status.record_values:
         lines += ["Record values:", *map(_values_line, sorted(status.record_values.items()))]
+    if status.recreated:
+        counts = ", ".join(f"{m} {n}" for m, n in sorted(status.recreated.items()))
+        lines.append(f"Recreated from captured values (restore --recreate): {counts}")
     lines += [f"Open incident {describe_incident(i)}" for i in status.incidents]
     lines += [f"UNHEALTHY: {p.text}" for p in status.problems] or ["Healthy."]
     return lines + _analyst(status)

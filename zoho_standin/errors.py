@@ -39,6 +39,14 @@ class ApiError(Exception):
         return ApiError(self.status, self.code, self.message, details, self.envelope)
 
 
+def json_body(raw: bytes) -> Any:
+    """A request's JSON body; 400 INVALID_DATA when it is not JSON."""
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        raise ApiError(400, "INVALID_DATA", "the body is not JSON") from None
+
+
 def invalid_url() -> ApiError:
     return ApiError(404, "INVALID_URL_PATTERN", "Please check if the URL is correct")
 

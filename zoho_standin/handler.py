@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from zoho_standin.create import MODULE_PATH, answer_records
 from zoho_standin.errors import ApiError
 from zoho_standin.faults import (
     ERROR_ANSWERS,
@@ -71,6 +72,8 @@ class Handler(BaseHTTPRequestHandler):
             if fault and self._inject(fault, split.path):
                 return None
             return self._json(*answer_restore(self.standin, self.headers, raw))
+        if MODULE_PATH.fullmatch(split.path):
+            return self._records("POST", split.path, raw)
         if split.path != TOKEN_PATH:
             return self._json(404, ApiError(404, "INVALID_URL_PATTERN", "no such URL").body())
         form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
@@ -89,6 +92,25 @@ class Handler(BaseHTTPRequestHandler):
         if "access_token" in answer:
             self.standin.count("token")
         self._json(200, answer)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        split = urlsplit(self.path)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if not MODULE_PATH.fullmatch(split.path):
+            return self._json(404, ApiError(404, "INVALID_URL_PATTERN", "no such URL").body())
+        return self._records("PUT", split.path, raw)
+
+    def _records(self, method: str, path: str, raw: bytes) -> None:
+        """Create or Update Records; a lost answer drops the connection once they are made."""
+        fault = self.standin.faults.take(path)
+        if fault and self._inject(fault, path):
+            return None
+        status, payload, lost = answer_records(self.standin, method, path, self.headers, raw)
+        if lost:
+            self.close_connection = True
+            self.connection.close()
+            return None
+        return self._json(status, payload)
 
     def do_GET(self) -> None:  # noqa: N802
         standin = self.standin

@@ -43,6 +43,7 @@ class Field:
     read_only: bool = False
     custom_field: bool = False
     lookup_module: Optional[str] = None
+    mandatory: bool = False  # `system_mandatory`: Create Records refuses a record without it
     # stand-in only: Get Records refuses this field (400 INVALID_DATA naming it), as Zoho does
     # for a field its metadata lists but the API cannot read
     refused: bool = False
@@ -56,6 +57,7 @@ class Field:
             "read_only": self.read_only,
             "field_read_only": self.read_only,
             "custom_field": self.custom_field,
+            "system_mandatory": self.mandatory,
             "visible": True,
         }
         if self.lookup_module:
@@ -338,7 +340,7 @@ def record_json(record: Dict[str, Any], fields: Sequence[str]) -> Dict[str, Any]
 
 
 STANDARD_FIELDS = (
-    Field("Last_Name", "text"),
+    Field("Last_Name", "text", mandatory=True),
     Field("Email", "email"),
     Field("Phone", "phone"),
     Field("Lead_Status", "picklist"),

@@ -8,12 +8,11 @@ restores them in the background; here at once), 207 when some ids were not in th
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple
 
-from zoho_standin.errors import ApiError
+from zoho_standin.errors import ApiError, json_body
 from zoho_standin.org import Org
 
 if TYPE_CHECKING:
@@ -75,10 +74,7 @@ def answer_restore(
     """The server's answer to one restore call: token checked, call counted."""
     try:
         standin.tokens.check(headers.get("Authorization"))
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            raise ApiError(400, "INVALID_DATA", "the body is not JSON") from None
+        body = json_body(raw)
         route, (status, payload) = "restore", standin.restores.answer(standin.org, body)
     except ApiError as error:
         route, status, payload = "error", error.status, error.body()

@@ -2,8 +2,8 @@
 of deleted records and the metadata endpoints, answering as Zoho's API pages describe.
 
 Start it with `StandinServer(org).start()`; it listens on a free loopback port in a thread.
-What it answers is in `routes` (GET), `oauth` (the token endpoint) and `restore` (POST);
-`handler` is the HTTP plumbing that applies `faults`.
+What it answers is in `routes` (GET), `oauth` (the token endpoint), `restore` (POST) and
+`create` (POST and PUT of records); `handler` is the HTTP plumbing that applies `faults`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections import Counter
 from http.server import ThreadingHTTPServer
 from typing import Dict, List, Optional, Tuple
 
+from zoho_standin.create import CreateDesk
 from zoho_standin.errors import ApiError
 from zoho_standin.faults import Faults
 from zoho_standin.handler import Handler
@@ -45,6 +46,7 @@ class StandinServer:
         self.credits_left = daily_allowance
         self.faults = Faults()
         self.restores = RestoreDesk()
+        self.creates = CreateDesk()  # Create and Update Records (`POST`/`PUT /{module}`)
         self.calls: Counter[str] = Counter()  # route -> calls answered (API calls, not token)
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (route, path?query, headers)
         self.statuses: Counter[str] = Counter()  # "route status" -> API calls so answered

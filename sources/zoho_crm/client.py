@@ -68,20 +68,35 @@ class ZohoClient:
         return self._call("GET", path, module, kind, params=params, headers=headers)
 
     def post(
-        self, path: str, body: Dict[str, Any], module: Optional[str] = None, kind: str = "api"
+        self,
+        path: str,
+        body: Dict[str, Any],
+        module: Optional[str] = None,
+        kind: str = "api",
+        method: str = "POST",
+        once: bool = False,
     ) -> Optional[Dict[str, Any]]:
-        """POST the JSON `body` to `path`; Zoho's JSON answer (2xx, 207 multi-status included)."""
-        return self._call("POST", path, module, kind, json=body)
+        """POST (or `method`) the JSON `body` to `path`; Zoho's JSON answer (2xx, 207
+        multi-status included). `once`: a call not safe to repeat is sent once, not retried
+        (a connection error or a 5xx is the caller's to resolve). A 400 whose `data` lists one
+        result per record sent (Create/Update Records when every record failed) is an answer
+        too, not an error."""
+        return self._call(method, path, module, kind, once, json=body)
 
     def _call(
-        self, method: str, path: str, module: Optional[str], kind: str, **request: Any
+        self,
+        method: str,
+        path: str,
+        module: Optional[str],
+        kind: str,
+        once: bool = False,
+        **request: Any,
     ) -> Optional[Dict[str, Any]]:
         endpoint = f"{method} /crm/{self.api_version}/{path}"
+        send = self._http.request_once if once else self._http.request
         for attempt in (1, 2):
             with self._slots:
-                reply = self._http.request(
-                    method, f"{self.base_url()}/{path}", auth=self.auth, **request
-                )
+                reply = send(method, f"{self.base_url()}/{path}", auth=self.auth, **request)
             self._count(kind, reply, module)
             if reply.status in NO_DATA:
                 return None
@@ -97,7 +112,7 @@ class ZohoClient:
                     endpoint,
                     module,
                 )
-            if reply.status >= 400:
+            if reply.status >= 400 and not _per_record(reply, request.get("json")):
                 raise _api_error(reply, endpoint, module)
             if not isinstance(reply.body, dict):
                 raise ZohoResponseError(
@@ -164,6 +179,19 @@ class ZohoClient:
                 self.credits_remaining is None or remaining < self.credits_remaining
             ):
                 self.credits_remaining = remaining
+
+
+def _per_record(reply: Reply, sent: Any) -> bool:
+    """A 400 answering each record of a `data` list sent with its own error result."""
+    records = sent.get("data") if isinstance(sent, dict) else None
+    results = reply.body.get("data") if isinstance(reply.body, dict) else None
+    return (
+        reply.status == 400
+        and isinstance(records, list)
+        and isinstance(results, list)
+        and len(results) == len(records)
+        and all(isinstance(r, dict) and r.get("status") == "error" for r in results)
+    )
 
 
 def _credits_header(reply: Reply) -> Optional[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from .client import ZohoClient
 from .config import RelatedListsConfig
@@ -68,9 +68,14 @@ def related_lists_of(client: ZohoClient, module: str) -> Dict[str, dict]:
     return {r["api_name"]: r for r in (body or {}).get("related_lists", [])}
 
 
-def field_names(client: ZohoClient, module: str) -> List[str]:
+def fields_of(client: ZohoClient, module: str) -> List[Dict[str, Any]]:
+    """A module's fields as `/settings/fields` lists them."""
     body = client.get("settings/fields", {"module": module}, module=module, kind="metadata")
-    names = [f["api_name"] for f in (body or {}).get("fields", []) if f.get("api_name") != "id"]
+    return [f for f in (body or {}).get("fields", []) if isinstance(f, dict) and "api_name" in f]
+
+
+def field_names(client: ZohoClient, module: str) -> List[str]:
+    names = [f["api_name"] for f in fields_of(client, module) if f["api_name"] != "id"]
     return names[:MAX_FIELDS_PER_CALL]
 
 

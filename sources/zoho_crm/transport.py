@@ -76,6 +76,11 @@ class RetryingHttp:
         """`requests`' `request(method, url, **kwargs)`, retried; the answer with its body."""
         return self._send(method, url, **kwargs)  # type: ignore[no-any-return]
 
+    def request_once(self, method: str, url: str, **kwargs: Any) -> Reply:
+        """One attempt, never retried: for a call that is not safe to repeat (Create Records,
+        whose lost answer may hide records it made)."""
+        return self._attempt(method, url, **kwargs)
+
     def _attempt(self, method: str, url: str, **kwargs: Any) -> Reply:
         response = self._session().request(method, url, timeout=self._timeout, **kwargs)
         return Reply(response, _json(response))
