@@ -479,8 +479,9 @@ def test_field_names_that_collide_with_our_columns_get_their_own(
     assert (field_org, field_module, field_field_values) == ("Acme Ltd", "Sales", "x")
     assert field_field_org == "y"  # `Field_Org` came after `Org` took `field_org`
     assert json.loads(raw)["Org"] == "Acme Ltd" and json.loads(raw)["Field_Values"] == "x"
-    org.live.put("Leads", {**org.live.records["Leads"][rid], "Org": "Other",
-                           "Modified_Time": NOW + timedelta(minutes=5)})  # fmt: skip
+    record = org.live.records["Leads"][rid]
+    later = record["Modified_Time"] + timedelta(minutes=5)
+    org.live.put("Leads", {**record, "Org": "Other", "Modified_Time": later})
     run_once(server, pipeline, record_values=["Leads"])
     assert query(pipeline, f"SELECT org, field_org FROM {DATASET_NAME}.values_leads "
                            f"WHERE id = '{rid}'") == [("default", "Other")]  # fmt: skip
