@@ -69,3 +69,28 @@ def values_coverage(reading: Any, org: str) -> Dict[str, Dict[str, int]]:
             coverage[module] = {"with_values": int(kept), "deleted_before_capture": int(missed)}
     return coverage
 
+
+_STRICT_ROW_IDS = """SELECT DISTINCT table_name, column_name FROM information_schema.columns
+WHERE table_schema = %s AND column_name IN ('_dlt_load_id', '_dlt_id') AND is_nullable = 'NO'"""
+
+
+def loosen_row_ids(pipeline: dlt.Pipeline) -> int:
+    """Let `values_<module>` tables of earlier versions take rows without dlt's row ids.
+
+    Earlier versions loaded record values from Python rows, so dlt gave their tables (and the
+    staging copies) `_dlt_load_id` and `_dlt_id`, both NOT NULL; the values are now loaded as
+    Arrow tables, which carry neither, and every load into such a table would fail, run after
+    run. The constraints are dropped (the columns and their old values stay). Returns how many
+    columns were loosened; safe to repeat, nothing to do on a new warehouse."""
+    loosened = 0
+    with pipeline.sql_client() as client:
+        for dataset in (client.dataset_name, client.staging_dataset_name):
+            with client.with_alternative_dataset_name(dataset):
+                for table, column in client.execute_sql(_STRICT_ROW_IDS, dataset) or []:
+                    if table.startswith(VALUES_PREFIX) and "__" not in table:  # not child tables
+                        client.execute_sql(
+                            f"ALTER TABLE {client.make_qualified_table_name(table)} ALTER "
+                            f"COLUMN {client.escape_column_name(column)} DROP NOT NULL"
+                        )
+                        loosened += 1
+    return loosened

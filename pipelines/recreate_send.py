@@ -22,6 +22,7 @@ import pyarrow as pa
 from requests.exceptions import RequestException
 
 from pipelines.errors import EXIT_AUTH, EXIT_OK, EXIT_PARTIAL, EXIT_ZOHO
+from pipelines.exceptions import PipelineConfigError
 from pipelines.ledger import load_audit, who
 from pipelines.recreate import (
     RECREATED,
@@ -370,7 +371,7 @@ def _fields_if_reachable(org: str) -> Callable[[str], Optional[List[Dict[str, An
             if not client:
                 client.append(org_client(org))
             return fields_of(client[0], module) if client[0] else None
-        except (ZohoError, RequestException):
+        except (ZohoError, PipelineConfigError, RequestException):
             client[:] = [None]
             return None
 

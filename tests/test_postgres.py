@@ -40,7 +40,8 @@ def pg_pipeline(tmp_path):
     with open(Path(tempfile.gettempdir()) / "zoho-deleted-postgres-tests.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with psycopg2.connect(URL) as connection, connection.cursor() as cursor:
-            cursor.execute(f"DROP SCHEMA IF EXISTS {DS} CASCADE")
+            for dataset in (DS, f"{DS}_staging"):  # staging too: no table of an earlier test
+                cursor.execute(f"DROP SCHEMA IF EXISTS {dataset} CASCADE")
         yield make_pipeline(
             destination=dlt.destinations.postgres(credentials=URL),
             pipelines_dir=str(tmp_path / "pipelines"),
