@@ -417,6 +417,20 @@ class ValuesReader:
         return pinned
 
 
+class JsonHintsExpected(logging.Filter):
+    """Leaves out dlt's warning, on every values item, that hints differ from the Arrow
+    table's types: `field_values` and the list columns are JSON text in Arrow (`string`) and
+    hinted `json` on purpose, so the destination stores them as JSON. dlt logs each column
+    that differs at INFO; that stays, as does every other warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (
+            text.startswith(f"In resource: {VALUES_PREFIX}")
+            and "when merging arrow schema with dlt schema" in text
+        )
+
+
 def values_resources(
     client: ZohoClient, context: Any, warehouse: Warehouse, chunk_pages: int, every: timedelta
 ) -> List[DltResource]:
@@ -424,6 +438,9 @@ def values_resources(
     `values_<module>`. A module whose records Zoho refuses is noted as failed (`<module>
     values`) and the others land, as with deleted lists. Records erased on request
     (`warehouse.erased()`, see `zoho-deleted forget`) are never stored again."""
+    dlt_logger = logging.getLogger("dlt")
+    if not any(isinstance(f, JsonHintsExpected) for f in dlt_logger.filters):
+        dlt_logger.addFilter(JsonHintsExpected())
     return [
         _values_resource(client, module, context, warehouse, chunk_pages, every)
         for module in context.values.modules
