@@ -91,17 +91,7 @@ def raw_floor(spec: Dict[str, Any]) -> Dict[str, Any]:
         rows[table_name] += page.num_rows
 
     with requests.Session() as session:
-        grant = session.post(
-            f"{url}/oauth/v2/token",
-            data={
-                "grant_type": "refresh_token",
-                "client_id": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_ID"],
-                "client_secret": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_SECRET"],
-                "refresh_token": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN"],
-            },
-        )
-        grant.raise_for_status()
-        session.headers["Authorization"] = f"Zoho-oauthtoken {grant.json()['access_token']}"
+        authorize(session, url)
         for module in spec["modules"]:
             pages = _raw_pages(
                 session, f"{url}/crm/v8/{module}/deleted", {"type": "all"}, "data", wait
@@ -121,3 +111,20 @@ def raw_floor(spec: Dict[str, Any]) -> Dict[str, Any]:
         "rows": dict(rows),
         "http_wait": wait[0],
     }
+
+
+def authorize(session: Any, url: str) -> None:
+    """An access token for `session` from the stand-in, as the pipeline gets one (the
+    refresh-token grant with the credentials of the environment); `session` is a
+    `requests.Session` (imported in the measured child only)."""
+    grant = session.post(
+        f"{url}/oauth/v2/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_ID"],
+            "client_secret": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_SECRET"],
+            "refresh_token": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN"],
+        },
+    )
+    grant.raise_for_status()
+    session.headers["Authorization"] = f"Zoho-oauthtoken {grant.json()['access_token']}"

@@ -7,7 +7,6 @@ the record as Zoho sent it as JSON. It must not import the pipeline's code, or d
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any, Dict, List, Optional
 
@@ -57,22 +56,14 @@ def raw_values_floor(spec: Dict[str, Any]) -> Dict[str, Any]:
     import pyarrow as pa
     import requests
 
+    from benchmarks.raw_floor import authorize
+
     url, started, cpu_started = spec["url"], time.perf_counter(), time.process_time()
     con = duckdb.connect(spec["db"])
     rows: Dict[str, int] = {}
     calls = 0
     with requests.Session() as session:
-        grant = session.post(
-            f"{url}/oauth/v2/token",
-            data={
-                "grant_type": "refresh_token",
-                "client_id": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_ID"],
-                "client_secret": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__CLIENT_SECRET"],
-                "refresh_token": os.environ["SOURCES__ZOHO_CRM__CREDENTIALS__REFRESH_TOKEN"],
-            },
-        )
-        grant.raise_for_status()
-        session.headers["Authorization"] = f"Zoho-oauthtoken {grant.json()['access_token']}"
+        authorize(session, url)
         for module in spec["modules"]:
             table = "values_" + module.lower()
             metadata = session.get(f"{url}/crm/v8/settings/fields", params={"module": module})
