@@ -70,27 +70,25 @@ def values_coverage(reading: Any, org: str) -> Dict[str, Dict[str, int]]:
     return coverage
 
 
-_STRICT_ROW_IDS = """SELECT DISTINCT table_name, column_name FROM information_schema.columns
-WHERE table_schema = %s AND column_name IN ('_dlt_load_id', '_dlt_id') AND is_nullable = 'NO'"""
+# dlt's normalizer adds its row ids to Arrow tables when these are set (its public settings).
+ROW_IDS = {
+    "normalize.parquet_normalizer.add_dlt_load_id": True,
+    "normalize.parquet_normalizer.add_dlt_id": True,
+}
 
 
-def loosen_row_ids(pipeline: dlt.Pipeline) -> int:
-    """Let `values_<module>` tables of earlier versions take rows without dlt's row ids.
+def row_id_settings(pipeline: dlt.Pipeline) -> Dict[str, Any]:
+    """The normalizer settings a run's loads need: dlt's row ids on Arrow rows when a
+    `values_<module>` table of an earlier version has them, none otherwise.
 
-    Earlier versions loaded record values from Python rows, so dlt gave their tables (and the
-    staging copies) `_dlt_load_id` and `_dlt_id`, both NOT NULL; the values are now loaded as
-    Arrow tables, which carry neither, and every load into such a table would fail, run after
-    run. The constraints are dropped (the columns and their old values stay). Returns how many
-    columns were loosened; safe to repeat, nothing to do on a new warehouse."""
-    loosened = 0
-    with pipeline.sql_client() as client:
-        for dataset in (client.dataset_name, client.staging_dataset_name):
-            with client.with_alternative_dataset_name(dataset):
-                for table, column in client.execute_sql(_STRICT_ROW_IDS, dataset) or []:
-                    if table.startswith(VALUES_PREFIX) and "__" not in table:  # not child tables
-                        client.execute_sql(
-                            f"ALTER TABLE {client.make_qualified_table_name(table)} ALTER "
-                            f"COLUMN {client.escape_column_name(column)} DROP NOT NULL"
-                        )
-                        loosened += 1
-    return loosened
+    Earlier versions loaded record values from Python rows, so dlt gave those tables (and
+    their staging copies) `_dlt_load_id` and `_dlt_id`, NOT NULL; values now load as Arrow
+    tables, which carry neither. Without them every load into such a table fails, run after
+    run: DuckDB refuses the NULLs, and PostgreSQL's CSV copy, whose header follows the
+    table's columns, shifts every value by two columns. With them the old tables load as
+    before (new tables of the same run get the two columns too, and keep them)."""
+    schema = pipeline.default_schema if pipeline.default_schema_name else None
+    if schema is None:
+        return {}
+    old = any("_dlt_id" in schema.get_table_columns(t) for t in values_tables(pipeline))
+    return dict(ROW_IDS) if old else {}

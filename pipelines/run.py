@@ -29,7 +29,7 @@ from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.old_names import adopt_old_state
 from pipelines.progress import TerminalProgress, terminal_progress
-from pipelines.record_values import loosen_row_ids, values_tables
+from pipelines.record_values import row_id_settings
 from pipelines.values_progress import PROGRESS_COLUMN, Progress, last_progress, run_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, RunContext, events_name, org_name, zoho_crm
@@ -101,7 +101,8 @@ def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
     """One run per pipeline at a time (a second one exits at once), and one writer per DuckDB
     file (runs of other orgs into the same file wait their turn, up to DUCKDB_WAIT). Holding
     them, a pipeline with no state yet takes over what its old-named pipeline left
-    (`old_names`), and values tables of earlier versions take Arrow rows (`loosen_row_ids`)."""
+    (`old_names`), and values tables of earlier versions get dlt's row ids on every load,
+    pending packages of a killed run included (`row_id_settings`)."""
     os.makedirs(pipeline.pipelines_dir, exist_ok=True)
     path = os.path.join(pipeline.pipelines_dir, f".{pipeline.pipeline_name}.lock")
     busy = (
@@ -110,9 +111,8 @@ def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
     )
     with file_lock(path, 0, busy), duckdb_file_lock(pipeline):
         adopt_old_state(pipeline)
-        if pipeline.default_schema_name and values_tables(pipeline):
-            loosen_row_ids(pipeline)  # values tables of earlier versions
-        yield
+        with dlt.config.values(row_id_settings(pipeline)):
+            yield
 
 
 @contextmanager
