@@ -70,8 +70,21 @@ def values_coverage(reading: Any, org: str) -> Dict[str, Dict[str, int]]:
     return coverage
 
 
-_STRICT_ROW_IDS = """SELECT DISTINCT table_name, column_name FROM information_schema.columns
-WHERE table_schema = %s AND column_name IN ('_dlt_load_id', '_dlt_id') AND is_nullable = 'NO'"""
+ROW_IDS = ("_dlt_load_id", "_dlt_id")  # what dlt adds to rows it normalizes, Arrow's aside
+_STRICT_ROW_IDS = f"""SELECT DISTINCT table_name, column_name FROM information_schema.columns
+WHERE table_schema = %s AND column_name IN {ROW_IDS} AND is_nullable = 'NO'"""
+
+
+def strict_row_ids(pipeline: dlt.Pipeline) -> Dict[str, List[str]]:
+    """The `values_<module>` tables whose row ids dlt's schema still holds NOT NULL (left by
+    an earlier version; see `loosen_row_ids`) -> those columns."""
+    strict: Dict[str, List[str]] = {}
+    for table in values_tables(pipeline):
+        columns = pipeline.default_schema.get_table(table)["columns"]
+        held = [c for c in ROW_IDS if columns.get(c, {}).get("nullable") is False]
+        if held:
+            strict[table] = held
+    return strict
 
 
 def loosen_row_ids(pipeline: dlt.Pipeline) -> int:
@@ -80,8 +93,14 @@ def loosen_row_ids(pipeline: dlt.Pipeline) -> int:
     Earlier versions loaded record values from Python rows, so dlt gave their tables (and the
     staging copies) `_dlt_load_id` and `_dlt_id`, both NOT NULL; the values are now loaded as
     Arrow tables, which carry neither, and every load into such a table would fail, run after
-    run. The constraints are dropped (the columns and their old values stay). Returns how many
-    columns were loosened; safe to repeat, nothing to do on a new warehouse."""
+    run. The constraints are dropped (the columns and their old values stay), and dlt's schema
+    then says the columns are nullable: a staging table dlt makes again is made without them,
+    and later calls find nothing to do without asking the destination (the schema travels with
+    the dataset, as `old_names`' moves are remembered by the state). Returns how many columns
+    were loosened; safe to repeat, nothing to do on a new warehouse."""
+    strict = strict_row_ids(pipeline)
+    if not strict:
+        return 0
     loosened = 0
     with pipeline.sql_client() as client:
         for dataset in (client.dataset_name, client.staging_dataset_name):
@@ -93,4 +112,9 @@ def loosen_row_ids(pipeline: dlt.Pipeline) -> int:
                             f"COLUMN {client.escape_column_name(column)} DROP NOT NULL"
                         )
                         loosened += 1
+    schema = pipeline.default_schema
+    for table, columns in strict.items():
+        loose = {c: {"name": c, "nullable": True} for c in columns}
+        schema.update_table({"name": table, "columns": loose})
+    pipeline.schemas.save_schema(schema)
     return loosened

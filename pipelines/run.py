@@ -29,7 +29,7 @@ from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DATASET_NAME, pipeline_name
 from pipelines.old_names import adopt_old_state
 from pipelines.progress import TerminalProgress, terminal_progress
-from pipelines.record_values import loosen_row_ids, values_tables
+from pipelines.record_values import loosen_row_ids
 from pipelines.values_progress import PROGRESS_COLUMN, Progress, last_progress, run_progress
 from pipelines.views import create_views
 from sources.zoho_crm import DEFAULT_ORG, ZohoRun, org_name, run_packages
@@ -110,8 +110,8 @@ def exclusive(pipeline: dlt.Pipeline) -> Iterator[None]:
     )
     with file_lock(path, 0, busy), duckdb_file_lock(pipeline):
         adopt_old_state(pipeline)
-        if pipeline.default_schema_name and values_tables(pipeline):
-            loosen_row_ids(pipeline)  # values tables of earlier versions
+        if pipeline.default_schema_name:
+            loosen_row_ids(pipeline)  # values tables of earlier versions, once
         yield
 
 

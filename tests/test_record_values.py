@@ -20,6 +20,7 @@ from test_postgres import pg_pipeline  # noqa: F401 - a fixture
 
 from pipelines.cli import main
 from pipelines.errors import malformed
+from pipelines.record_values import loosen_row_ids, strict_row_ids
 from pipelines.run import load
 from pipelines.status import describe, read_status
 from sources.zoho_crm import values
@@ -323,6 +324,7 @@ def test_a_record_deleted_after_capture_keeps_its_last_values(
     assert values["Email"] == "person1@example.com" and values["Annual_Revenue"] == 12001.5
     assert values["Owner"] == {"name": "Patricia Boyle", "id": "410888000000086001"}
     assert query(pipeline, f"SELECT count(*) FROM {DATASET_NAME}.values_leads") == [(3,)]
+    assert strict_row_ids(pipeline) == {}  # Arrow rows: no command asks the destination
 
 
 def test_values_tables_of_earlier_versions_keep_loading(
@@ -343,7 +345,10 @@ def test_values_tables_of_earlier_versions_keep_loading(
         ),
     )
     assert query(pipeline, f"SELECT count(_dlt_id) FROM {DATASET_NAME}.values_leads") == [(1,)]
+    assert strict_row_ids(pipeline) == {"values_leads": ["_dlt_load_id", "_dlt_id"]}
     run_once(server, pipeline, record_values=["Leads"])
+    assert strict_row_ids(pipeline) == {}  # remembered: later commands do not ask again
+    assert loosen_row_ids(pipeline) == 0
     run_once(server, pipeline, record_values=["Leads"])  # and again, with nothing to loosen
     rows = query(pipeline, f"SELECT id, email FROM {DATASET_NAME}.values_leads ORDER BY id")
     assert ("L-old", "old@example.com") in rows and len(rows) == 4
