@@ -12,13 +12,11 @@ import pytest
 from sources.zoho_crm.run_context import ZohoRun
 from sources.zoho_crm.values import ValuesRun
 
-# a first source's resources, in the order `zoho_crm` builds them; `values_*` only with
-# record values
+# a first source's resources, in the order `zoho_crm` builds them (`values_*` only with
+# record values), and those of its first package
+LISTS = ["deleted_records_leads", "deletion_events_leads", "recycle_bin", "reconcile"]
 RESOURCES = [
-    "deleted_records_leads",
-    "deletion_events_leads",
-    "recycle_bin",
-    "reconcile",
+    *LISTS,
     "modules_memo",
     "record_values_memo",
     "values_leads",
@@ -27,15 +25,7 @@ RESOURCES = [
     "related_backlog",
     "deleted_related_records",
 ]
-FIRST = [
-    "deleted_records_leads",
-    "deletion_events_leads",
-    "recycle_bin",
-    "reconcile",
-    "modules_memo",
-    "record_values_memo",
-    "related_lists_check",
-]
+FIRST = [*LISTS, "modules_memo", "record_values_memo", "related_lists_check"]
 
 
 def client(calls: int = 0) -> SimpleNamespace:
@@ -112,13 +102,15 @@ def test_related_records_go_on_while_their_packages_make_calls():
     assert next(plan, None) is None  # that package made no call: nothing left it may ask for
 
 
-def test_related_records_stop_once_the_budget_stops_them():
+def test_related_records_stop_once_their_budget_is_spent():
     run = a_run(related=True)
+    run.related_calls_left = 1  # related_calls_per_run
     plan = plan_of(run)
-    next(plan)
-    assert next(plan) == ["deleted_related_records"]
+    assert next(plan) == FIRST and next(plan) == ["deleted_related_records"]
+    assert run.take_related_call(credits_reserve=0)
     run.client.calls["related"] += 1
-    run.stop_related("this run's related_calls_per_run budget is spent")
+    assert not run.take_related_call(credits_reserve=0)
+    assert run.related_stop == "this run's related_calls_per_run budget is spent"
     assert next(plan, None) is None
 
 
