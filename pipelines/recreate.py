@@ -71,6 +71,12 @@ class RecreatePlan:
         return payload(fields, candidate.values, self.deleted, self.recreated)
 
 
+def counted(count: int, one: str, many: str) -> str:
+    """`count` and the words that agree with it: `counted(1, "record", "records")` is
+    "1 record"."""
+    return f"{count} {one if count == 1 else many}"
+
+
 def display_name(entry: Entry, values: Dict[str, Any]) -> str:
     if entry.display_name:
         return entry.display_name
@@ -171,9 +177,9 @@ def describe_recreate(found: RecreatePlan, triggers: Sequence[str]) -> List[str]
     """The dry run of `--recreate`: per module how many, a few names, the fields written and
     skipped, lookups left out; what cannot be recreated, and why."""
     lines = [
-        f"Would recreate {found.count()} purged records from their last captured values "
-        "(Create Records: each gets a new id and a new creation time; the old id stays in "
-        f"{RECREATED}):"
+        f"Would recreate {counted(found.count(), 'purged record', 'purged records')} from "
+        "their last captured values (Create Records: each gets a new id and a new creation "
+        f"time; the old id stays in {RECREATED}):"
     ]
     for module, candidates in sorted(found.send.items()):
         names = ", ".join(c.name for c in candidates[:SAMPLE_NAMES])
@@ -182,8 +188,8 @@ def describe_recreate(found: RecreatePlan, triggers: Sequence[str]) -> List[str]
         lines += _field_lines(found, module, candidates)
     if found.interrupted:
         lines.append(
-            f"{len(found.interrupted)} were sent by an interrupted command: --yes looks for them "
-            "in Zoho first and sends only those it does not find"
+            f"{counted(len(found.interrupted), 'was', 'were')} sent by an interrupted command: "
+            "--yes looks in Zoho first and sends only what it does not find there"
         )
     for module, pairs in sorted(found.already.items()):
         shown = ", ".join(f"{old} -> {new}" for old, new in pairs[:SAMPLE_NAMES])

@@ -30,6 +30,7 @@ from pipelines.recreate import (
     UNRESOLVED,
     Candidate,
     RecreatePlan,
+    counted,
     describe_recreate,
     recreate_plan,
     relinked,
@@ -226,11 +227,12 @@ class Sender:
     def _lost(self, intents: List[Dict[str, Any]], why: str) -> None:
         """No answer to a batch: find what it made; stop (exit 4), the rest for a next run."""
         again = self.resolve(intents)
+        found = len(intents) - len(again)
         self.error = (
             EXIT_ZOHO,
-            f"Zoho's answer to Create Records was lost ({why}); {len(intents) - len(again)} of "
-            f"its {len(intents)} records were found in Zoho and recorded, the rest were not "
-            "created: run the same command again",
+            f"Zoho's answer to Create Records was lost ({why}); {found} of its "
+            f"{counted(len(intents), 'record', 'records')} {'was' if found == 1 else 'were'} "
+            "found in Zoho and recorded, the rest were not created: run the same command again",
         )
 
 
@@ -257,7 +259,8 @@ def _call_error(error: ZohoApiError, module: str, count: int) -> Tuple[int, str]
             "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL (README step 2) and set the new refresh "
             "token",
         )
-    return EXIT_ZOHO, f"{error}; {count} {module} records were not created: run it again"
+    lost = counted(count, f"{module} record was", f"{module} records were")
+    return EXIT_ZOHO, f"{error}; {lost} not created: run it again"
 
 
 def summarise(sender: Sender, say: Callable[[str], None]) -> int:
@@ -317,7 +320,8 @@ class Recreation:
         if links:
             how = "--yes points" if self.relink else "--relink would point"
             lines.append(
-                f"Links: {len(links)} related records captured point at these records; {how} "
+                f"Links: {counted(len(links), 'related record', 'related records')} captured "
+                f"{'points' if len(links) == 1 else 'point'} at these records; {how} "
                 "those still in Zoho at the new records (Update Records)"
             )
         return lines, found.count() + len(found.waiting)

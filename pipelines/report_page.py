@@ -90,7 +90,7 @@ def summary(status: Any, leaving_14d: int, now: datetime) -> str:
     if status.healthy:
         health = '<div class="health healthy"><b>Healthy</b> (as <code>status</code> says).</div>'
     else:
-        problems = "".join(f"<li>{esc(p.text)}</li>" for p in status.problems)
+        problems = "".join(f"<li>{esc(_problem(p))}</li>" for p in status.problems)
         health = (
             '<div class="health unhealthy"><b>Unhealthy</b> (as <code>status</code> says):'
             f"<ul>{problems}</ul></div>"
@@ -98,6 +98,19 @@ def summary(status: Any, leaving_14d: int, now: datetime) -> str:
     return (
         f'<div class="summary">{cards}</div>{health}'
         f'<p class="note">Last successful run: {last}. Written {esc(now)}.</p>'
+    )
+
+
+def _problem(problem: Any) -> str:
+    """A problem of `status` in the report's words: `status` lists open incidents above its
+    problems, the report below its summary (with the commands that act on each)."""
+    if problem.code != "incident_open":
+        return problem.text
+    count = problem.numbers["count"]
+    each = "it" if count == 1 else "each"
+    return (
+        f"{count} open mass-deletion incident{'' if count == 1 else 's'} (listed below, under "
+        f"Open incidents, with the commands that restore or acknowledge {each})"
     )
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 
 import dlt
 from dlt.common.schema.utils import get_columns_names_with_prop
@@ -32,9 +32,9 @@ from pipelines.progress import TerminalProgress, terminal_progress
 from pipelines.record_values import row_id_settings
 from pipelines.values_progress import PROGRESS_COLUMN, Progress, last_progress, run_progress
 from pipelines.views import create_views
-from sources.zoho_crm import DEFAULT_ORG, RunContext, events_name, org_name, zoho_crm
+from sources.zoho_crm import DEFAULT_ORG, ZohoRun, org_name, run_packages
 from sources.zoho_crm.errors import ZohoApiError
-from sources.zoho_crm.related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
+from sources.zoho_crm.related import RELATED_TABLE
 from sources.zoho_crm.run_context import REJECTED_TABLE
 from sources.zoho_crm.values import VALUES_PREFIX, values_name
 from sources.zoho_crm.warehouse import BIN_TABLE, RECORDS_TABLE, Warehouse
@@ -147,9 +147,9 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
     """
     org = source_args.get("org", DEFAULT_ORG)
     pipeline = pipeline or make_pipeline(org=org)
-    context = RunContext()
+    zoho_run = ZohoRun()  # what the source's packages share; see `sources.zoho_crm.run_context`
     if isinstance(pipeline.collector, TerminalProgress):
-        pipeline.collector.follow(lambda: _calls_so_far(context))
+        pipeline.collector.follow(lambda: (zoho_run.calls_made, zoho_run.last_module))
     counts: Counter = Counter()  # rows received per table
     landed: Counter = Counter()  # rows the merges inserted or replaced
     started_at = datetime.now(UTC)
@@ -158,8 +158,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         recovered = finish_interrupted(pipeline)
         packages = 0
         try:
-            for source in _packages(context, source_args):
-                with _extract_workers(context):
+            for source in run_packages(zoho_run, **source_args):
+                with _extract_workers(zoho_run):
                     pipeline.run(source, loader_file_format="parquet")
                 received = _row_counts(pipeline)
                 counts.update(received)
@@ -168,34 +168,35 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         except Exception as error:
             if packages:
                 stopped = StoppedAfterLoadsError(landed, packages, error)
-                _record_failure(pipeline, org, started_at, context, stopped)
+                _record_failure(pipeline, org, started_at, zoho_run, stopped)
                 raise stopped from error
-            _record_failure(pipeline, org, started_at, context, error)
+            _record_failure(pipeline, org, started_at, zoho_run, error)
             raise
-        if context.rejected:
-            load(pipeline, _rejected_resource(list(context.rejected.values())))
+        rejected = zoho_run.rejected_rows()
+        if rejected:
+            load(pipeline, _rejected_resource(rejected))
         create_views(pipeline)
-        backlog = _related_backlog(context, source_args)
-        values = _values_progress(pipeline, org, context, counts, landed, started_at)
+        backlog = Warehouse(org_name(org)).related_backlog_size(zoho_run.related_lists())
+        values = _values_progress(pipeline, org, zoho_run, counts, landed, started_at)
         result = RunResult(
             row_counts={t: landed.get(t, 0) for t in TABLES},
             received_counts={t: counts.get(t, 0) for t in TABLES},
-            api_calls=dict(context.calls),
-            failed_modules=dict(context.failed_modules),
-            malformed_modules={m: str(e) for m, e in context.malformed.items()},
-            rejected=context.rejected_lines(),
-            refused_lists=context.refused_by_name(),
-            related_stop=context.related_stop if backlog else None,
+            api_calls=dict(zoho_run.calls),
+            failed_modules=dict(zoho_run.failed_modules),
+            malformed_modules={m: str(e) for m, e in zoho_run.malformed.items()},
+            rejected=zoho_run.rejected_lines(),
+            refused_lists=zoho_run.refused_by_name(),
+            related_stop=zoho_run.related_stop if backlog else None,
             related_backlog=backlog,
             packages=packages,
-            modules=list(context.modules or []),
+            modules=list(zoho_run.modules or []),
             recovered_packages=recovered,
             values_rows=_values_tables(values, landed),
             values_received=_values_tables(values, counts),
             values_progress=values,
-            values_stop=context.values.stop if any(p["pass"] for p in values.values()) else None,
+            values_stop=zoho_run.values_stop if any(p["pass"] for p in values.values()) else None,
         )
-        _record(pipeline, {"org": org, **_run_row(started_at, result, context)})
+        _record(pipeline, {"org": org, **_run_row(started_at, result, zoho_run)})
         try:
             published = publish_analyst_file(pipeline)
         except AnalystFileError as error:
@@ -209,68 +210,27 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
 
 
 @contextmanager
-def _extract_workers(context: RunContext) -> Iterator[None]:
+def _extract_workers(zoho_run: ZohoRun) -> Iterator[None]:
     """dlt's extract runs parallelized resources on its own pool (`[extract] workers`, 5 by
     default): as many workers as `max_concurrency`, so that many calls can be in flight (the
     client's cap keeps it there). An `EXTRACT__WORKERS` environment variable still wins."""
-    assert context.client is not None, "the source is built (and its client made) first"
-    with dlt.config.values({"extract.workers": context.client.max_concurrency}):
+    with dlt.config.values({"extract.workers": zoho_run.max_concurrency}):
         yield
-
-
-def _calls_so_far(context: RunContext) -> Tuple[int, Optional[str]]:
-    """The run's Zoho calls so far, and the module it called last."""
-    return sum(context.calls.values()), context.client.last_module if context.client else None
-
-
-def _packages(context: RunContext, source_args: Dict[str, Any]) -> Iterator[Any]:
-    """The sources of a run's load packages, each built when the one before has loaded.
-
-    The first package reads everything; the next ones go on with the passes still unfinished
-    (and their events); then record values, a package at a time while their passes go on
-    within the run's budget; then the related-records backlog, a package at a time.
-    """
-    source = zoho_crm(context=context, **source_args)
-    values = [n for n in source.resources if n.startswith(VALUES_PREFIX)]
-    selected = [n for n in source.resources if n not in (RELATED_TABLE, RELATED_BACKLOG, *values)]
-    source_args = {**source_args, "reconcile": False}  # a forced pass runs once, first
-    while selected:
-        context.unfinished_passes.clear()
-        yield source.with_resources(*selected)
-        selected = sorted(context.unfinished_passes)
-        selected += [events_name(n) for n in selected if events_name(n) != n]
-        source = zoho_crm(context=context, **source_args)
-    while values:
-        context.values.unfinished.clear()
-        yield source.with_resources(*values)
-        values = sorted(context.values.unfinished)
-        source = zoho_crm(context=context, **source_args)
-    while context.related and not context.related_stop:
-        calls_before = sum(context.calls.values())
-        yield source.with_resources(RELATED_TABLE)
-        if sum(context.calls.values()) == calls_before:
-            return  # nothing left in the backlog (or nothing it may ask for)
-        source = zoho_crm(context=context, **source_args)
-
-
-def _related_backlog(context: RunContext, source_args: Dict[str, Any]) -> int:
-    lists = configured_lists(context.related or {})
-    return Warehouse(org_name(source_args.get("org", DEFAULT_ORG))).related_backlog_size(lists)
 
 
 def _values_progress(
     pipeline: dlt.Pipeline,
     org: str,
-    context: RunContext,
+    zoho_run: ZohoRun,
     read: Counter,
     landed: Counter,
     started_at: datetime,
 ) -> Progress:
     """Where each module of `record_values` stands after this run (see `values_progress`)."""
-    if context.values is None:
+    if zoho_run.values_modules is None:
         return {}
     previous, _ = last_progress(pipeline, org)
-    return run_progress(pipeline, context.values.modules, read, landed, started_at, previous)
+    return run_progress(pipeline, zoho_run.values_modules, read, landed, started_at, previous)
 
 
 def _values_tables(progress: Progress, rows: Counter) -> Dict[str, int]:
@@ -353,7 +313,7 @@ def _record_failure(
     pipeline: dlt.Pipeline,
     org: str,
     started_at: datetime,
-    context: RunContext,
+    zoho_run: ZohoRun,
     error: BaseException,
 ) -> None:
     """Note a failed run in `runs` for `status`, if the destination can take it."""
@@ -368,7 +328,7 @@ def _record_failure(
         "succeeded": False,
         "failed_modules": None,
         "error": explain(error)[1],
-        "api_calls": sum(context.calls.values()),
+        "api_calls": zoho_run.calls_made,
     }
     try:
         _record(pipeline, row)
@@ -381,7 +341,7 @@ def _record_failure(
 
 
 def _rejected_resource(rows: List[Dict[str, Any]]) -> Any:
-    """Entries Zoho sent malformed, set aside (see `RunContext.reject`); a repeat replaces the
+    """Entries Zoho sent malformed, set aside (see `ZohoRun.reject`); a repeat replaces the
     row of the same key, so `rejected_at` is when a run last met it malformed."""
     return dlt.resource(
         rows,
@@ -425,8 +385,8 @@ def _runs_resource(row: Dict[str, Any]) -> Any:
     )
 
 
-def _run_row(started_at: datetime, result: RunResult, context: RunContext) -> Dict[str, Any]:
-    failed = context.summary()
+def _run_row(started_at: datetime, result: RunResult, zoho_run: ZohoRun) -> Dict[str, Any]:
+    failed = zoho_run.summary()
     malformed = "; ".join(line for _, line in sorted(result.malformed_modules.items()))
     return {
         "started_at": started_at,

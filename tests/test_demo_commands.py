@@ -55,7 +55,7 @@ def test_every_command_the_demo_prints_works_as_printed(demo_folder):
     assert "the commands below read them with --org demo" in stdout
     commands = printed_commands(stdout)
     # the demo ends with the dry run of recreating the Lead purged between its runs
-    assert "Would recreate 1 purged records" in stdout.split("Status (zoho-deleted status")[1]
+    assert "Would recreate 1 purged record from" in stdout.split("Status (zoho-deleted status")[1]
     incident = re.search(r"\n  ([0-9a-f]{12})  Deals: 120 records deleted by Marco", stdout)
     assert incident, stdout
     expected = {
@@ -66,7 +66,7 @@ def test_every_command_the_demo_prints_works_as_printed(demo_folder):
         ),
         "zoho-deleted restore --org demo --ids 41088800050000000001 --recreate": (
             0,
-            "Would recreate 1 purged records from their last captured values",
+            "Would recreate 1 purged record from their last captured values",
         ),
         "zoho-deleted report --org demo --output .zoho-demo/report.html": (
             0,

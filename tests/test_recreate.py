@@ -237,7 +237,7 @@ def test_a_command_killed_after_zoho_created_the_records_resumes_without_duplica
     assert {r[3] for r in audit(tmp_path)} == {"SENDING"}  # sent, the answer never written
 
     code, out, _ = cmd("restore", "--module", "Leads", "--recreate")
-    assert "3 were sent by an interrupted command: --yes looks for them in Zoho first" in out
+    assert "3 were sent by an interrupted command: --yes looks in Zoho first" in out
     code, out, err = cmd("restore", "--module", "Leads", "--recreate", "--yes")
     assert code == 0, err
     assert "Recreate: 3 recreated with new ids" in out

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import DUCKDB_FILE, NOW
@@ -20,7 +21,8 @@ from test_readers import HOLDER
 
 from pipelines import report as report_module
 from pipelines.incidents import utc
-from pipelines.report_page import open_incidents
+from pipelines.report_page import open_incidents, summary
+from pipelines.status import Problem
 from zoho_standin.org import User
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -167,9 +169,24 @@ def test_the_summary_says_what_is_at_risk_as_status_counts_it(report, in_process
     assert facts["leave the bin within 7 days"] == sum(c["expiring_within_7d"] for c in counts)
     assert facts["open incidents"] == len(status["incidents"])
     assert '<div class="health unhealthy"><b>Unhealthy</b>' in page
-    assert "1 open mass-deletion incident(s)" in page  # status's own words
+    # status's problem, placed as the report places incidents: below the summary
+    assert "1 open mass-deletion incident (listed below, under Open incidents" in page
+    assert "listed above" not in page
     last = utc(datetime.fromisoformat(status["last_success_at"]))
     assert f"Last successful run: {last}." in page
+
+
+def test_the_summary_points_to_the_open_incidents_below_it():
+    said = "2 open mass-deletion incident(s) (listed above): restore with ..."  # status's words
+    problem = Problem("incident_open", said, {"count": 2, "incidents": ["a1", "b2"]})
+    status = SimpleNamespace(
+        modules={}, incidents=[{}, {}], last_success_at=None, healthy=False, problems=[problem]
+    )
+    page = summary(status, 0, NOW)
+    assert (
+        "<li>2 open mass-deletion incidents (listed below, under Open incidents, with the "
+        "commands that restore or acknowledge each)</li>"
+    ) in page
 
 
 def test_the_records_leaving_the_bin_soonest_come_first(report, in_process, monkeypatch):  # noqa: F811

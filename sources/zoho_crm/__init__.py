@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import dlt
-from dlt.sources import DltResource
+from dlt.sources import DltResource, DltSource
 
 from .auth import ZohoAuth
 from .client import ZohoClient
@@ -26,7 +26,7 @@ from .config import (
     servers,
 )
 from .errors import ZohoApiError, ZohoConfigError, ZohoMalformedError
-from .events import EVENTS_HINTS, EmittedEvents, events_of
+from .events import EVENTS_HINTS, EmittedEvents, events_name, events_of
 from .metadata import (
     checked_modules,
     lookup_related_lists,
@@ -44,7 +44,7 @@ from .records import (
 )
 from .recycle_bin import recycle_bin_resources
 from .related import related_lists_check, related_resources
-from .run_context import RunContext
+from .run_context import ZohoRun
 from .settings import DEFAULT_API_VERSION, MAX_PER_PAGE
 from .transport import RetryingHttp
 from .values import (
@@ -59,7 +59,7 @@ from .values import (
 )
 from .warehouse import RECORDS_TABLE, Warehouse
 
-__all__ = ["DEFAULT_ORG", "RunContext", "events_name", "org_name", "zoho_client", "zoho_crm"]
+__all__ = ["DEFAULT_ORG", "ZohoRun", "org_name", "run_packages", "zoho_client", "zoho_crm"]
 
 DEFAULT_MAX_CONCURRENCY = 4
 # Rows of one table per load package: the merge's de-duplication runs over one package's rows,
@@ -111,7 +111,7 @@ def zoho_crm(
     record_values: Optional[List[str]] = None,
     record_value_fields: Optional[ValueFieldsConfig] = None,
     values_calls_per_run: int = DEFAULT_VALUES_CALLS_PER_RUN,
-    context: Optional[RunContext] = None,
+    run: Optional[ZohoRun] = None,
 ) -> Sequence[DltResource]:
     """Zoho CRM's deleted records, recycle bin and related records of binned records.
 
@@ -155,23 +155,24 @@ def zoho_crm(
             every field Zoho's metadata lists).
         values_calls_per_run: most record-values calls one run makes; a longer pass goes on
             in the next run.
-        context: what the run did. Pass the same one to every package of a run: it carries the
-            run's Zoho client and resolved modules, so one access token serves the whole run.
+        run: the run this source is a package of (see `run_packages`). Pass the same one to
+            every package of a run: it carries the run's Zoho client and resolved modules, so
+            one access token serves the whole run, and what the run did.
 
     Returns:
         Per module, a `deleted_records` resource and its `deletion_events` transformer; then
         the bin's (see `recycle_bin`), `reconcile`, with related lists
         `deleted_related_records`, and with `record_values` a `values_<module>` per module.
     """
-    context = context if context is not None else RunContext()
-    if context.client is None:
-        context.client = zoho_client(
+    run = run if run is not None else ZohoRun()
+    if run.client is None:
+        run.client = zoho_client(
             credentials, data_center, accounts_server, api_domain, api_version,
             max_concurrency, per_page, token_retries, token_retry_delay,
         )  # fmt: skip
-    client = context.client
+    client = run.client
     wanted_modules = modules_setting(modules)
-    context.modules_config = wanted_modules
+    run.modules_config = wanted_modules
     related = related_lists_setting(related_lists)
     if discover_related_lists and related:
         raise ZohoConfigError(
@@ -181,11 +182,11 @@ def zoho_crm(
     chunk_rows = positive_int("load_chunk_rows", load_chunk_rows)
     related_budget = positive_int("related_calls_per_run", related_calls_per_run)
     reserve = positive_int("api_credits_reserve", api_credits_reserve, lower=0)
-    if context.modules is None:
-        context.modules, context.modules_resolved = _known_modules(client, wanted_modules, every)
-    module_list = context.modules
+    if run.modules is None:
+        run.modules, run.modules_resolved = _known_modules(client, wanted_modules, every)
+    module_list = run.modules
     discovered = None  # related lists discovered by this build, to remember
-    if context.related is None:
+    if run.related is None:
         if discover_related_lists:
             memo = _remembered(RELATED_MEMO, module_list, every)
             if memo is None:
@@ -200,26 +201,26 @@ def zoho_crm(
                     f"({', '.join(module_list)}): add them to modules or remove them from "
                     "related_lists"
                 )
-        context.related, context.related_calls_left = related, related_budget
+        run.related, run.related_calls_left = related, related_budget
     # the modules' lists are read side by side: each gets its share of a package's rows
     chunk_pages = max(1, chunk_rows // (client.per_page * max(1, len(module_list))))
 
-    if context.warehouse is None:
-        context.warehouse = Warehouse(org_name(org))
-    warehouse, emitted = context.warehouse, EmittedEvents()
+    if run.warehouse is None:
+        run.warehouse = Warehouse(org_name(org))
+    warehouse, emitted = run.warehouse, EmittedEvents()
     resources: List[DltResource] = []
     for module in module_list:
-        records = _deleted_records_resource(client, module, warehouse, context, chunk_pages)
+        records = _deleted_records_resource(client, module, warehouse, run, chunk_pages)
         resources += [records, records | _events_transformer(module, emitted)]
-    resources += recycle_bin_resources(client, module_list, warehouse, context, chunk_pages)
+    resources += recycle_bin_resources(client, module_list, warehouse, run, chunk_pages)
     resources.append(
-        reconcile_resource(client, module_list, warehouse, emitted, context, every, reconcile)
+        reconcile_resource(client, module_list, warehouse, emitted, run, every, reconcile)
     )
-    resources.append(_modules_memo(context, discovered))
+    resources.append(_modules_memo(run, discovered))
     values_wanted = record_values_setting(record_values)
-    if values_wanted and context.values is None:
+    if values_wanted and run.values is None:
         modules_checked, resolved = values_modules(client, values_wanted, every)
-        context.values = ValuesRun(
+        run.values = ValuesRun(
             modules_checked,
             resolved,
             values_wanted,
@@ -227,14 +228,25 @@ def zoho_crm(
             positive_int("values_calls_per_run", values_calls_per_run),
             reserve,
         )
-    if context.values is not None:
-        values_pages = max(1, chunk_rows // (client.per_page * len(context.values.modules)))
-        resources.append(values_memo_resource(context.values))
-        resources += values_resources(client, context, warehouse, values_pages, every)
-    if context.related:
-        resources.append(related_lists_check(client, context.related))
-        resources.append(related_resources(client, context.related, warehouse, context, reserve))
+    if run.values is not None:
+        values_pages = max(1, chunk_rows // (client.per_page * len(run.values.modules)))
+        resources.append(values_memo_resource(run.values))
+        resources += values_resources(client, run, warehouse, values_pages, every)
+    if run.related:
+        resources.append(related_lists_check(client, run.related))
+        resources.append(related_resources(client, run.related, warehouse, run, reserve))
     return resources
+
+
+def run_packages(run: ZohoRun, **source_args: Any) -> Iterator[DltSource]:
+    """The sources of one run's load packages, in the order `ZohoRun.packages` plans; each is
+    built when the package before it has loaded. `source_args` are `zoho_crm`'s; a forced
+    `reconcile` pass runs in the first package only."""
+    first = zoho_crm(run=run, **source_args)
+    later_args = {**source_args, "reconcile": False}
+    for number, resources in enumerate(run.packages(list(first.resources))):
+        source = first if number == 0 else zoho_crm(run=run, **later_args)
+        yield source.with_resources(*resources)
 
 
 def _known_modules(
@@ -263,7 +275,7 @@ def _remembered(key: str, config: Any, every: timedelta) -> Optional[Dict[str, A
 
 
 def _modules_memo(
-    context: RunContext, discovered: Optional[RelatedListsConfig] = None
+    run: ZohoRun, discovered: Optional[RelatedListsConfig] = None
 ) -> DltResource:
     """A resource that loads nothing: it remembers, in the source's state (committed with the
     run's first package), which modules the run resolved and from what configuration, and
@@ -272,14 +284,14 @@ def _modules_memo(
     @dlt.resource(name=MODULES_MEMO)
     def modules_memo() -> Iterator[Any]:
         state, at = dlt.current.source_state(), datetime.now(UTC).isoformat()
-        if context.modules_resolved:
+        if run.modules_resolved:
             state[MODULES_MEMO] = {
-                "config": context.modules_config,
-                "modules": list(context.modules or []),
+                "config": run.modules_config,
+                "modules": list(run.modules or []),
                 "at": at,
             }
         if discovered is not None:
-            state[RELATED_MEMO] = {"config": context.modules, "related": discovered, "at": at}
+            state[RELATED_MEMO] = {"config": run.modules, "related": discovered, "at": at}
         yield from ()
 
     return modules_memo
@@ -319,7 +331,7 @@ def zoho_client(
 
 
 def _deleted_records_resource(
-    client: ZohoClient, module: str, warehouse: Warehouse, context: RunContext, chunk_pages: int
+    client: ZohoClient, module: str, warehouse: Warehouse, run: ZohoRun, chunk_pages: int
 ) -> DltResource:
     @dlt.resource(
         name=resource_name(module),
@@ -347,7 +359,7 @@ def _deleted_records_resource(
             rows, rejected = accepted(
                 page,
                 lambda item: deleted_row(warehouse.org, module, item, observed_at),
-                lambda item, error: context.reject(
+                lambda item, error: run.reject(
                     warehouse.org, "deleted", module, observed_at, item, error
                 ),
             )
@@ -359,7 +371,7 @@ def _deleted_records_resource(
         try:
             yield from Batch(listing, DELETED_RECORDS_SCHEMA, fill_details).items(pages, rows_of)
         except ZohoMalformedError as error:  # what was read loads; the others go on
-            context.module_malformed(module, error)
+            run.module_malformed(module, error)
             listing.save()
             return
         except ZohoApiError as error:
@@ -368,18 +380,13 @@ def _deleted_records_resource(
             if not error.is_permission:
                 raise
             # What was read loads, and the pass goes on from there once Zoho allows it.
-            context.module_failed(module, error)
+            run.module_failed(module, error)
             listing.save()
             return
         if not listing.save():
-            context.unfinished(resource_name(module))
+            run.unfinished(resource_name(module))
 
     return deleted_records
-
-
-def events_name(resource: str) -> str:
-    """The events transformer of a module's `deleted_records` resource (others: itself)."""
-    return resource.replace("deleted_records_", "deletion_events_", 1)
 
 
 def _events_transformer(module: str, emitted: EmittedEvents) -> DltResource:

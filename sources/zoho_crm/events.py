@@ -42,6 +42,11 @@ EVENTS_HINTS = dlt.mark.make_hints(
 )
 
 
+def events_name(resource: str) -> str:
+    """The events transformer of a module's `deleted_records` resource (others: itself)."""
+    return resource.replace("deleted_records_", "deletion_events_", 1)
+
+
 def events_of(records: pa.Table) -> pa.Table:
     """A `binned` or `purged` event for each `deleted_records` row, at Zoho's deleted_time."""
     event = pc.if_else(pc.equal(records["type"], "recycle"), "binned", "purged")

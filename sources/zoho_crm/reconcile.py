@@ -53,7 +53,7 @@ def reconcile_resource(
     modules: List[str],
     warehouse: Warehouse,
     emitted: EmittedEvents,
-    context: Any,
+    run: Any,
     every: timedelta,
     force: bool,
 ) -> DltResource:
@@ -77,14 +77,14 @@ def reconcile_resource(
         since = datetime.fromisoformat(last) - MARGIN if last else None
 
         try:
-            yield from _pass(client, modules, warehouse, emitted, context, since, now)
+            yield from _pass(client, modules, warehouse, emitted, run, since, now)
         except ZohoMalformedError as error:  # no restore is inferred from a list not read
-            context.module_malformed(error.module or BIN_TABLE, error)
+            run.module_malformed(error.module or BIN_TABLE, error)
             return
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
-            context.module_failed(BIN_TABLE, error)  # no pass without the bin: next run
+            run.module_failed(BIN_TABLE, error)  # no pass without the bin: next run
             return
         state["last_started_at"] = now.isoformat()
 
@@ -96,7 +96,7 @@ def _pass(
     modules: List[str],
     warehouse: Warehouse,
     emitted: EmittedEvents,
-    context: Any,
+    run: Any,
     since: Any,
     now: datetime,
 ) -> Iterator[Any]:
@@ -105,7 +105,7 @@ def _pass(
     held_in_bin = warehouse.bin_ids()
     params = {"sort_by": "deleted_time", "sort_order": "asc"}
     for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-        rows, _ = bin_rows(warehouse.org, page, modules, now, context)
+        rows, _ = bin_rows(warehouse.org, page, modules, now, run)
         warehouse.blank_erased(BIN_TABLE, rows)
         table = to_table(rows, RECYCLE_BIN_SCHEMA)
         if table.num_rows:
@@ -120,13 +120,13 @@ def _pass(
 
     unlisted, missed = _compare(warehouse, listed)
     del listed
-    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted), context):
+    for item in _by_id(client, warehouse.org, sorted(rid for _, rid in unlisted), run):
         unlisted.discard((item["module__api_name"], item["id"]))  # the listing skipped it
 
     for module in modules:
         seen: List[pa.Array] = []
         try:
-            for table in _reread(client, warehouse, module, since, now, context):
+            for table in _reread(client, warehouse, module, since, now, run):
                 seen.append(table["id"].combine_chunks())
                 unlisted.difference_update((module, rid) for rid in table["id"].to_pylist())
                 yield table
@@ -134,16 +134,16 @@ def _pass(
         except ZohoApiError as error:
             if not error.is_permission:
                 raise
-            context.module_failed(module, error)  # no restore is inferred for it
+            run.module_failed(module, error)  # no restore is inferred for it
             unlisted = {key for key in unlisted if key[0] != module}
         missed[module] = _without(missed[module], seen)
 
     # an entry Zoho sent malformed this run may be in the bin still: no restore is inferred
-    set_aside = context.rejected_ids()
+    set_aside = run.rejected_ids()
     unlisted = {key for key in unlisted if key[1] not in set_aside}
     yield from _restores(warehouse, emitted, unlisted, now)
     ids = [rid for module in modules for rid in missed[module].to_pylist()]
-    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, context)]
+    rows = [_record_from_bin(r) for r in _by_id(client, warehouse.org, ids, run)]
     warehouse.blank_erased(RECORDS_TABLE, rows)
     if rows:  # missed by incremental reads, still in the bin, not in /deleted since
         table = to_table(rows, DELETED_RECORDS_SCHEMA)
@@ -173,14 +173,14 @@ def _compare(
 
 
 def _by_id(
-    client: ZohoClient, org: str, ids: List[str], context: Any
+    client: ZohoClient, org: str, ids: List[str], run: Any
 ) -> Iterator[Dict[str, Any]]:
     """Bin entries with these ids that are in the bin now (`GET /settings/recycle_bin?ids=`)."""
     now = datetime.now(UTC)
     for start in range(0, len(ids), IDS_PER_CALL):
         params = {"ids": ",".join(ids[start : start + IDS_PER_CALL])}
         for page in client.pages(PATH, "recycle_bin", params, kind="reconcile"):
-            yield from bin_rows(org, page, None, now, context)[0]
+            yield from bin_rows(org, page, None, now, run)[0]
 
 
 def _restores(
@@ -198,7 +198,7 @@ def _restores(
 
 
 def _reread(
-    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime, context: Any
+    client: ZohoClient, warehouse: Warehouse, module: str, since: Any, now: datetime, run: Any
 ) -> Iterator[pa.Table]:
     headers = {"If-Modified-Since": zoho_time(since)} if since else {}
     for page in client.pages(
@@ -207,7 +207,7 @@ def _reread(
         rows, _ = accepted(
             page,
             lambda item: deleted_row(warehouse.org, module, item, now),
-            lambda item, error: context.reject(warehouse.org, "deleted", module, now, item, error),
+            lambda item, error: run.reject(warehouse.org, "deleted", module, now, item, error),
         )
         warehouse.fill_details(module, rows)
         yield to_table(rows, DELETED_RECORDS_SCHEMA)

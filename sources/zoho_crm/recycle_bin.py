@@ -39,7 +39,7 @@ from .records import (
     module_slug,
     zoho_time,
 )
-from .run_context import RunContext
+from .run_context import ZohoRun
 from .warehouse import BIN_TABLE, Warehouse
 
 PATH = "settings/recycle_bin"
@@ -61,7 +61,7 @@ def bin_rows(
     page: List[Dict[str, Any]],
     modules: Optional[Iterable[str]],
     observed_at: datetime,
-    context: RunContext,
+    run: ZohoRun,
 ) -> Tuple[List[Dict[str, Any]], Set[int]]:
     """The rows of a page's entries that belong to `modules` (the bin holds every module's;
     None: any), and the positions of those set aside as malformed (`records.accepted`)."""
@@ -74,7 +74,7 @@ def bin_rows(
         return bin_row(org, item, observed_at)
 
     def reject(item: Any, error: MalformedEntryError) -> None:
-        context.reject(org, BIN_TABLE, bin_module(item), observed_at, item, error)
+        run.reject(org, BIN_TABLE, bin_module(item), observed_at, item, error)
 
     return accepted(page, row_of, reject)
 
@@ -83,7 +83,7 @@ def recycle_bin_resources(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    context: RunContext,
+    run: ZohoRun,
     chunk_pages: int,
 ) -> List[DltResource]:
     """The bin's resources for this package: the first pass's unfinished parts, or `recycle_bin`.
@@ -97,15 +97,15 @@ def recycle_bin_resources(
         parts = {m: ListPass(dlt.current.resource_state(part_name(m), state), {}) for m in modules}
         if not all(part.ever_completed for part in parts.values()):
             return [
-                _part_resource(client, m, warehouse, context, chunk_pages)
+                _part_resource(client, m, warehouse, run, chunk_pages)
                 for m, part in parts.items()
                 if not part.ever_completed
             ]
-    return [_bin_resource(client, modules, warehouse, context, chunk_pages)]
+    return [_bin_resource(client, modules, warehouse, run, chunk_pages)]
 
 
 def _part_resource(
-    client: ZohoClient, module: str, warehouse: Warehouse, context: RunContext, chunk_pages: int
+    client: ZohoClient, module: str, warehouse: Warehouse, run: ZohoRun, chunk_pages: int
 ) -> DltResource:
     name = part_name(module)
 
@@ -115,7 +115,7 @@ def _part_resource(
         listing = ListPass(
             dlt.current.resource_state(), {"list": client.first_query(_part_query(module))}
         )
-        yield from _read(client, listing, [module], warehouse, context, chunk_pages, name)
+        yield from _read(client, listing, [module], warehouse, run, chunk_pages, name)
 
     return recycle_bin_part
 
@@ -124,7 +124,7 @@ def _bin_resource(
     client: ZohoClient,
     modules: List[str],
     warehouse: Warehouse,
-    context: RunContext,
+    run: ZohoRun,
     chunk_pages: int,
 ) -> DltResource:
     @dlt.resource(name=BIN_TABLE, **BIN_HINTS)
@@ -144,7 +144,7 @@ def _bin_resource(
         # from its top if Zoho no longer takes its page token (see `passes`)
         first.update({s: client.first_query(_part_query(s)) for s in before.streams if s != "new"})
         listing = ListPass(state, first)
-        yield from _read(client, listing, modules, warehouse, context, chunk_pages, BIN_TABLE)
+        yield from _read(client, listing, modules, warehouse, run, chunk_pages, BIN_TABLE)
 
     return recycle_bin
 
@@ -154,7 +154,7 @@ def _read(
     listing: ListPass,
     modules: List[str],
     warehouse: Warehouse,
-    context: RunContext,
+    run: ZohoRun,
     chunk_pages: int,
     resource: str,
 ) -> Iterator[Any]:
@@ -166,24 +166,24 @@ def _read(
     )
 
     def rows_of(page: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Set[int]]:
-        rows, rejected = bin_rows(warehouse.org, page, modules, observed_at, context)
+        rows, rejected = bin_rows(warehouse.org, page, modules, observed_at, run)
         warehouse.blank_erased(BIN_TABLE, rows)
         return warehouse.unseen(None, rows, listing.since), rejected
 
     try:
         yield from Batch(listing, RECYCLE_BIN_SCHEMA).items(pages, rows_of)
     except ZohoMalformedError as error:  # what was read loads; the modules' lists go on
-        context.module_malformed(BIN_TABLE, error)
+        run.module_malformed(BIN_TABLE, error)
         listing.save()
         return
     except ZohoApiError as error:
         if not error.is_permission:
             raise
-        context.module_failed(BIN_TABLE, error)
+        run.module_failed(BIN_TABLE, error)
         listing.save()  # the pages read so far are loaded; the pass goes on later
         return
     if not listing.save():
-        context.unfinished(resource)
+        run.unfinished(resource)
 
 
 def _part_query(module: str) -> Dict[str, Any]:

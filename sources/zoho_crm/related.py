@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Tuple
 
 import dlt
 from dlt.sources import DltResource
@@ -30,8 +30,10 @@ from .config import RelatedListsConfig
 from .errors import ZohoApiError, ZohoMalformedError
 from .metadata import RelatedListCheck
 from .records import MalformedEntryError, accepted, checked_entry
-from .run_context import RunContext
 from .warehouse import FETCHES_TABLE, Warehouse
+
+if TYPE_CHECKING:  # the run imports this module's names
+    from .run_context import ZohoRun
 
 logger = logging.getLogger(__name__)
 RELATED_TABLE = "deleted_related_records"
@@ -84,17 +86,17 @@ def related_resources(
     client: ZohoClient,
     related: RelatedListsConfig,
     warehouse: Warehouse,
-    context: RunContext,
+    run: ZohoRun,
     credits_reserve: int,
 ) -> DltResource:
     """The backlog and the transformer that fetches it: `backlog | deleted_related_records`."""
     @dlt.resource(name=RELATED_BACKLOG, selected=False)
     def related_backlog() -> Iterator[Dict[str, str]]:
         """The next (entry, related list) pairs to fetch, one item each (fetched in parallel)."""
-        lists = [pair for pair in configured_lists(related) if pair not in context.refused_lists]
+        lists = [pair for pair in configured_lists(related) if pair not in run.refused_lists]
         for pair in warehouse.related_backlog(lists, RELATED_CHUNK):
             key = (pair["module"], pair["parent_id"], pair["related_list"])
-            if key not in context.related_again:  # fetched malformed: once a run
+            if key not in run.related_again:  # fetched malformed: once a run
                 yield pair
 
     @dlt.transformer(
@@ -106,13 +108,13 @@ def related_resources(
     def deleted_related_records(pair: Dict[str, str]) -> Iterator[Any]:
         """Every page of one related list of one bin entry, then a `related_fetches` row."""
         module, parent_id, name = pair["module"], pair["parent_id"], pair["related_list"]
-        if (module, name) in context.refused_lists:
+        if (module, name) in run.refused_lists:
             return
         erased = warehouse.erased()
         if (module, parent_id) in erased:
             rows, outcome = [], "erased"  # erased on request: never asked for
         else:
-            rows, outcome = _fetch(client, context, credits_reserve, warehouse, pair)
+            rows, outcome = _fetch(client, run, credits_reserve, warehouse, pair)
         erased_ids = {rid for _, rid in erased}  # Zoho's ids are unique across an org's modules
         rows = [r for r in rows if str(r.get("id")) not in erased_ids]
         base = {"org": warehouse.org, "parent_module": module, "parent_id": parent_id}
@@ -134,7 +136,7 @@ def related_resources(
 
 def _fetch(
     client: ZohoClient,
-    context: RunContext,
+    run: ZohoRun,
     credits_reserve: int,
     warehouse: Warehouse,
     pair: Dict[str, str],
@@ -144,7 +146,7 @@ def _fetch(
     A malformed page, or records Zoho sent malformed (set aside in `rejected_records`; the
     others are returned), leave the list to fetch again in the next run."""
     module, parent_id, name = pair["module"], pair["parent_id"], pair["related_list"]
-    fields = context.related[module][name] if context.related else []
+    fields = run.related[module][name] if run.related else []
     query: Any = client.first_query({"fields": ",".join(fields)})
     path = f"{module}/deleted/{parent_id}/{name}"
     rows: List[Dict[str, Any]] = []
@@ -152,32 +154,32 @@ def _fetch(
     again = False
 
     def reject(item: Any, error: MalformedEntryError) -> None:
-        context.reject(warehouse.org, "related", f"{module}.{name}", at, item, error)
+        run.reject(warehouse.org, "related", f"{module}.{name}", at, item, error)
 
     while query is not None:
-        if not context.take_related_call(credits_reserve):
+        if not run.take_related_call(credits_reserve):
             return [], None
         try:
             page, query = client.page(path, "data", query, module=module, kind="related")
         except ZohoMalformedError as error:
-            context.module_malformed(f"{module}.{name}", error)
-            context.related_again.add((module, parent_id, name))
+            run.module_malformed(f"{module}.{name}", error)
+            run.related_again.add((module, parent_id, name))
             return rows, None
         except ZohoApiError as error:
             if error.is_permission:
-                context.list_refused(module, name, error)
+                run.list_refused(module, name, error)
                 return [], None
             if parent_gone(error):
                 logger.info("%s %s left the bin before its %s were read", module, parent_id, name)
                 return [], "gone"
             if error.status == 429:  # the day's credits are spent: the next runs go on
-                context.stop_related(f"Zoho's daily API credits are spent ({error.code})")
+                run.stop_related(f"Zoho's daily API credits are spent ({error.code})")
                 return [], None
             raise
         good, rejected = accepted(page, checked_entry, reject)
         rows.extend(good)
         again = again or bool(rejected)
     if again:
-        context.related_again.add((module, parent_id, name))
+        run.related_again.add((module, parent_id, name))
         return rows, None
     return rows, "fetched"

@@ -1,4 +1,22 @@
-"""What one run did, shared by every load package the run makes (and by their threads)."""
+"""One run of the source across its load packages, and what a runner may use of it.
+
+A run loads in several packages (bounded passes, then record values and related records a
+package at a time), and `zoho_crm` is built anew for each; they share one `ZohoRun`, which
+holds the run's Zoho client, its resolved modules and related lists, what Zoho refused or sent
+malformed, the passes left unfinished and the run's budgets.
+
+A runner (`pipelines/run.py`) uses only this, and never the attributes the source's resources
+keep their bookkeeping in:
+
+- `ZohoRun()`, one per run, and `run_packages(run, **source_args)` (`sources.zoho_crm`), the
+  sources of the run's packages in order; each is built, and planned by `ZohoRun.packages`,
+  once the package before it has loaded;
+- while it runs: `calls` (Zoho calls by kind), `calls_made`, `last_module`, `max_concurrency`
+  (the calls that may be in flight, for dlt's extract workers);
+- after it: `modules`, `failed_modules`, `malformed`, `rejected_rows()`, `rejected_lines()`,
+  `refused_by_name()`, `summary()`, `related_lists()`, `related_stop`, `values_modules`,
+  `values_stop`.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +25,14 @@ import json
 import threading
 from collections import Counter
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .client import ZohoClient
 from .errors import ZohoApiError, ZohoMalformedError
+from .events import events_name
 from .records import MISSING, MalformedEntryError, entry_id, shown
+from .related import RELATED_BACKLOG, RELATED_TABLE, configured_lists
+from .values import VALUES_PREFIX
 from .warehouse import BIN_TABLE, Warehouse
 
 REJECTED_TABLE = "rejected_records"
@@ -23,7 +44,7 @@ SOURCES = {
 }
 
 
-class RunContext:
+class ZohoRun:
     """Calls made, what Zoho refused, passes left unfinished and the related-records budget.
 
     A run builds its Zoho client and resolves its modules and related lists once (see
@@ -127,9 +148,6 @@ class RunContext:
         with self._lock:
             self.related_stop = self.related_stop or why
 
-    @property
-    def calls(self) -> Counter:
-        return self.client.calls if self.client else Counter()
 
     def refused_by_name(self) -> Dict[str, ZohoApiError]:
         """Refused related lists by their `Module.List` name."""
@@ -151,3 +169,72 @@ class RunContext:
         """Refusals as (name -> Zoho code), for the `runs` table."""
         failed = {**self.failed_modules, **self.refused_by_name()}
         return {name: error.code for name, error in failed.items()}
+
+    # What a runner uses (see the module's docstring); the source's resources use the rest.
+
+    def packages(self, resources: Sequence[str]) -> Iterator[List[str]]:
+        """The resources of each of the run's load packages, in order, from the `resources` of
+        the run's first source. Each next list is planned from what the package before did,
+        so take it once that package has loaded.
+
+        First everything but record values and related records; then the passes that package
+        left unfinished (and their events), until none is; then the record values, a package
+        at a time while their passes go on within the run's budget; then the related-records
+        backlog, a package at a time, until its budget is spent or a package makes no call
+        (nothing left in the backlog, or nothing it may ask for).
+        """
+        values = [n for n in resources if n.startswith(VALUES_PREFIX)]
+        selected = [n for n in resources if n not in (RELATED_TABLE, RELATED_BACKLOG, *values)]
+        while selected:
+            self.unfinished_passes.clear()
+            yield selected
+            selected = sorted(self.unfinished_passes)
+            selected += [events_name(n) for n in selected if events_name(n) != n]
+        while values:
+            self.values.unfinished.clear()
+            yield values
+            values = sorted(self.values.unfinished)
+        while self.related and not self.related_stop:
+            calls_before = self.calls_made
+            yield [RELATED_TABLE]
+            if self.calls_made == calls_before:
+                return
+
+    @property
+    def calls(self) -> Counter:
+        """Zoho calls answered so far, by kind (`deleted`, `recycle_bin`, `related`, ...)."""
+        return self.client.calls if self.client else Counter()
+
+    @property
+    def calls_made(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def last_module(self) -> Optional[str]:
+        """The module of the latest call (None before the first)."""
+        return self.client.last_module if self.client else None
+
+    @property
+    def max_concurrency(self) -> int:
+        """Most calls in flight at once (`max_concurrency`); known once the source is built."""
+        assert self.client is not None, "the source is built (and its client made) first"
+        return self.client.max_concurrency
+
+    def rejected_rows(self) -> List[Dict[str, Any]]:
+        """The `rejected_records` rows of the entries set aside so far."""
+        with self._lock:
+            return list(self.rejected.values())
+
+    def related_lists(self) -> List[Tuple[str, str]]:
+        """The run's (module, related list) pairs: configured or discovered."""
+        return configured_lists(self.related or {})
+
+    @property
+    def values_modules(self) -> Optional[List[str]]:
+        """The modules whose record values the run reads; None when it reads none."""
+        return self.values.modules if self.values is not None else None
+
+    @property
+    def values_stop(self) -> Optional[str]:
+        """Why the record values stopped short this run, if they did."""
+        return self.values.stop if self.values is not None else None

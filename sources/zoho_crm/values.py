@@ -431,6 +431,17 @@ class JsonHintsExpected(logging.Filter):
         )
 
 
+DLT_LOGGER = "dlt"  # the logger dlt writes to
+JSON_HINTS_EXPECTED = JsonHintsExpected()  # the one instance, so adding it again adds nothing
+
+
+def expect_json_hints() -> None:
+    """Put `JsonHintsExpected` on dlt's logger alone (no other logger, nor the root's), once
+    however many sources a process builds: `logging` adds an instance a logger holds already
+    no second time."""
+    logging.getLogger(DLT_LOGGER).addFilter(JSON_HINTS_EXPECTED)
+
+
 def values_resources(
     client: ZohoClient, context: Any, warehouse: Warehouse, chunk_pages: int, every: timedelta
 ) -> List[DltResource]:
@@ -438,9 +449,7 @@ def values_resources(
     `values_<module>`. A module whose records Zoho refuses is noted as failed (`<module>
     values`) and the others land, as with deleted lists. Records erased on request
     (`warehouse.erased()`, see `zoho-deleted forget`) are never stored again."""
-    dlt_logger = logging.getLogger("dlt")
-    if not any(isinstance(f, JsonHintsExpected) for f in dlt_logger.filters):
-        dlt_logger.addFilter(JsonHintsExpected())
+    expect_json_hints()
     return [
         _values_resource(client, module, context, warehouse, chunk_pages, every)
         for module in context.values.modules

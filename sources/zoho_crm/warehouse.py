@@ -162,7 +162,7 @@ class Warehouse:
 
     def _tables(self) -> Set[str]:
         """The destination's tables when this run first asked (a run has one `Warehouse`: see
-        `RunContext`). A table made since holds only this run's rows, whose purged entries came
+        `ZohoRun`). A table made since holds only this run's rows, whose purged entries came
         bare as well: a first run looks nothing up (at 1,000,000 records the look-ups cost
         time and memory for nothing: see docs/performance.md)."""
         with self._lock:
