@@ -29,9 +29,9 @@ from typing import Any, BinaryIO, Optional
 
 import dlt
 
+from pipelines.config import ANALYST_FILE_KEY, duckdb_file_settings
 from pipelines.exceptions import PipelineConfigError, PipelineError
 from pipelines.names import catalog_name, names_the_dataset
-from pipelines.settings import ANALYST_FILE_KEY, duckdb_file_settings
 
 ANALYST_SUFFIX = "_analyst"
 COPY_CHUNK = 1 << 30  # bytes per copy_file_range call

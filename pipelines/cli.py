@@ -19,6 +19,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.common.destination.reference import Destination, DestinationReference
 
 from pipelines.analyst_file import AnalystFileError
+from pipelines.config import command_settings
 from pipelines.errors import (
     EXIT_BACKLOG,
     EXIT_CONFIG,
@@ -40,7 +41,6 @@ from pipelines.recreate_send import Recreation
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import TIME_FORMS, Selection, parse_instant, restore
 from pipelines.run import TABLES, RunResult, make_pipeline, run
-from pipelines.settings import command_settings
 from pipelines.status import Problem, Status, describe, read_status
 from pipelines.values_progress import catch_up, unfinished
 from sources.zoho_crm import DEFAULT_ORG, org_name

@@ -18,6 +18,7 @@ import dlt
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from pipelines.analyst_file import analyst_file_path
+from pipelines.config import CREDENTIALS_KEY, duckdb_file_settings
 from pipelines.exceptions import PipelineConfigError
 from pipelines.locks import lock_file_problem, user_name
 from pipelines.names import (
@@ -29,7 +30,6 @@ from pipelines.names import (
     names_the_dataset,
 )
 from pipelines.old_names import move_old_duckdb_file
-from pipelines.settings import CREDENTIALS_KEY, duckdb_file_settings
 
 DUCKDB_MEMORY_LIMIT = "192MB"
 # One load job at a time: jobs into one DuckDB file gain little from running side by side, and

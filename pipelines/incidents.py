@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Dict, List, Optional
 
-from pipelines.settings import command_settings
+from pipelines.config import command_settings
 from pipelines.sql import query_rows
 from sources.zoho_crm.events import EVENTS_TABLE
 from sources.zoho_crm.warehouse import Queryable, existing_tables

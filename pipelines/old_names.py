@@ -33,10 +33,10 @@ import dlt
 import duckdb
 
 from pipelines.analyst_file import default_analyst_file
+from pipelines.config import duckdb_file_settings
 from pipelines.exceptions import PipelineConfigError
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DUCKDB_FILE, OLD_DUCKDB_FILE, old_pipeline_name
-from pipelines.settings import duckdb_file_settings
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import dlt
 from dlt.common.configuration import resolve_configuration
 from dlt.common.configuration.providers import EnvironProvider
 
+from pipelines.config import ZOHO_CRM_SECTIONS
 from pipelines.errors import RunRefusedError, refused
 from pipelines.exceptions import PipelineConfigError
 from pipelines.run import RunResult, make_pipeline, run
-from pipelines.settings import ZOHO_CRM_SECTIONS
 from sources.zoho_crm import DEFAULT_ORG, org_name, zoho_crm
 from sources.zoho_crm.redact import install_log_redaction, remember
 

@@ -19,12 +19,12 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 import dlt
 from dlt.destinations.exceptions import DatabaseTerminalException
 
+from pipelines.config import command_settings
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.reading import Reading, reading_of
 from pipelines.record_values import values_coverage
 from pipelines.report_page import org_flag
 from pipelines.run import RUNS_TABLE
-from pipelines.settings import command_settings
 from pipelines.sql import query_rows
 from pipelines.values_progress import catch_up, last_progress, pass_words
 from sources.zoho_crm import DEFAULT_ORG

@@ -1,4 +1,4 @@
-"""The commands' typed settings (`pipelines.settings`): defaults, what dlt's providers set,
+"""The commands' typed settings (`pipelines.config`): defaults, what dlt's providers set,
 and bad values refused in one line naming the key (exit 2)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import dlt
 import pytest
 from dlt.common.configuration import ConfigValueCannotBeCoercedException
 
+from pipelines.config import command_settings, duckdb_file_settings
 from pipelines.errors import EXIT_CONFIG, explain
 from pipelines.exceptions import PipelineConfigError
-from pipelines.settings import command_settings, duckdb_file_settings
 
 COMMAND_ENV = ("INCIDENT_THRESHOLD", "INCIDENT_GAP", "MAX_RUN_GAP")
 DUCKDB_ENV = ("CREDENTIALS", "CREDENTIALS__GLOBAL_CONFIG", "CREDENTIALS__LOCAL_CONFIG")
