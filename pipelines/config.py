@@ -69,9 +69,11 @@ class DuckDbFileCredentials(BaseConfiguration):
     native value, as `DESTINATION__DUCKDB__CREDENTIALS`) or a table with `database`, and DuckDB
     settings for every connection (`global_config`) and session (`local_config`).
 
-    Not dlt's `DuckDbCredentials`: resolving those opens a connection pool and needs a database,
-    whereas here nothing configured means the default file. And not a `CredentialsConfiguration`:
-    the commands have always read this section from `.dlt/config.toml` too.
+    Not dlt's `DuckDbCredentials`: resolving those sets up a connection pool and refuses
+    `:memory:` in dlt's words, whereas the commands check the path with theirs
+    (`duckdb_file.checked_duckdb_file`) and take nothing configured as the default file. And
+    not a `CredentialsConfiguration`: the commands have always read this section from
+    `.dlt/config.toml` too, where dlt refuses credentials.
     """
 
     __section__: ClassVar[str] = "credentials"
