@@ -4,6 +4,7 @@ and bad values refused in one line naming the key (exit 2)."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 
 import dlt
@@ -13,6 +14,7 @@ from dlt.common.configuration import ConfigValueCannotBeCoercedException
 from pipelines.config import command_settings, duckdb_file_settings
 from pipelines.errors import EXIT_CONFIG, explain
 from pipelines.exceptions import PipelineConfigError
+from pipelines.orgs import ORGS_ENV_PREFIX, configured_orgs
 
 COMMAND_ENV = ("INCIDENT_THRESHOLD", "INCIDENT_GAP", "MAX_RUN_GAP")
 DUCKDB_ENV = ("CREDENTIALS", "CREDENTIALS__GLOBAL_CONFIG", "CREDENTIALS__LOCAL_CONFIG")
@@ -125,3 +127,16 @@ def test_session_settings_that_are_not_a_mapping_are_one_line(monkeypatch, key, 
         f"destination.duckdb.credentials.{key.lower()} {shown} is not a mapping: "
         'give a TOML table or a JSON object, e.g. {"threads": 2}'
     )
+
+
+def test_org_names_come_from_every_provider_at_once(monkeypatch):
+    """Named orgs are the union of every provider's `orgs` sections, which no single resolved
+    configspec field gives (`configured_orgs`' docstring)."""
+    for key in [k for k in os.environ if k.startswith(ORGS_ENV_PREFIX)]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv(f"{ORGS_ENV_PREFIX}INITECH__DATA_CENTER", "in")
+    acme = {"acme": {"data_center": "eu"}}
+    globex = {"globex": {"credentials": {"client_id": "1000.x"}}}
+    with dlt.config.values({"sources.zoho_crm.orgs": acme}):
+        with dlt.secrets.values({"sources.zoho_crm.orgs": globex}):
+            assert configured_orgs() == ["default", "acme", "globex", "initech"]
