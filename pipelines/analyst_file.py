@@ -29,10 +29,10 @@ from typing import Any, BinaryIO, Optional
 
 import dlt
 
+from pipelines.config import ANALYST_FILE_KEY, duckdb_file_settings
 from pipelines.exceptions import PipelineConfigError, PipelineError
 from pipelines.names import catalog_name, names_the_dataset
 
-ANALYST_FILE_KEY = "destination.duckdb.analyst_file"
 ANALYST_SUFFIX = "_analyst"
 COPY_CHUNK = 1 << 30  # bytes per copy_file_range call
 # copy_file_range cannot copy between these two files here: copy through user space instead
@@ -70,7 +70,7 @@ def analyst_file_path(duckdb_file: str, dataset_name: str) -> str:
     """The analyst file for the pipeline's DuckDB file: `destination.duckdb.analyst_file`,
     else `default_analyst_file`; absolute."""
     default = default_analyst_file(duckdb_file)
-    configured = dlt.config.get(ANALYST_FILE_KEY)
+    configured = duckdb_file_settings().analyst_file
     path = Path(os.path.abspath(str(configured))) if configured else default
     if path == Path(os.path.abspath(duckdb_file)):
         raise PipelineConfigError(

@@ -19,6 +19,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.common.destination.reference import Destination, DestinationReference
 
 from pipelines.analyst_file import AnalystFileError
+from pipelines.config import command_settings
 from pipelines.errors import (
     EXIT_BACKLOG,
     EXIT_CONFIG,
@@ -30,7 +31,7 @@ from pipelines.errors import (
 )
 from pipelines.exceptions import PipelineConfigError
 from pipelines.forget import forget
-from pipelines.incidents import describe_incident, incident_settings, read_incidents
+from pipelines.incidents import describe_incident, read_incidents
 from pipelines.ledger import acknowledge
 from pipelines.names import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
 from pipelines.orgs import org_source_args, remember_configured_secrets
@@ -40,7 +41,7 @@ from pipelines.recreate_send import Recreation
 from pipelines.report import DEFAULT_OUTPUT, plotly, write_report
 from pipelines.restore import TIME_FORMS, Selection, parse_instant, restore
 from pipelines.run import TABLES, RunResult, make_pipeline, run
-from pipelines.status import Problem, Status, describe, max_run_gap, read_status
+from pipelines.status import Problem, Status, describe, read_status
 from pipelines.values_progress import catch_up, unfinished
 from sources.zoho_crm import DEFAULT_ORG, org_name
 from sources.zoho_crm.redact import install_log_redaction, redacted_output, redacted_traceback
@@ -132,7 +133,7 @@ def _reading(args: argparse.Namespace, say: bool = True) -> Iterator[Reading]:
     """The warehouse as the read-only commands read it (`pipelines.reading`); `say`: print
     first that the analyst file stands in for a run's file, when it does. Settings are
     checked first: a bad one is the line to see, not a missing file."""
-    incident_settings()
+    command_settings().incident_rule()
     with open_reading(args.destination, args.org) as source:
         note = source.note()
         if note and say:
@@ -142,7 +143,7 @@ def _reading(args: argparse.Namespace, say: bool = True) -> Iterator[Reading]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     _say(f"Running pipeline into dataset {DATASET_NAME}")
-    incident_settings()  # a bad setting stops the run before it starts, not after the load
+    command_settings().incident_rule()  # a bad one stops the run before it starts, not after
     source_args = org_source_args(args.org)
     if args.reconcile:
         source_args["reconcile"] = True
@@ -183,7 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    max_run_gap()
+    command_settings().run_gap()
     try:
         with _reading(args, say=not args.json) as source:
             return _print_status(source, args.org, as_json=args.json)

@@ -12,13 +12,13 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigurationException
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from pipelines.analyst_file import analyst_file_path
+from pipelines.config import CREDENTIALS_KEY, duckdb_file_settings
 from pipelines.exceptions import PipelineConfigError
 from pipelines.locks import lock_file_problem, user_name
 from pipelines.names import (
@@ -31,7 +31,6 @@ from pipelines.names import (
 )
 from pipelines.old_names import move_old_duckdb_file
 
-CREDENTIALS_KEY = "destination.duckdb.credentials"
 DUCKDB_MEMORY_LIMIT = "192MB"
 # One load job at a time: jobs into one DuckDB file gain little from running side by side, and
 # each holds its own buffers (measured on the 200,000-record benchmark, DuckDB 1.5.6: peak RSS
@@ -47,19 +46,9 @@ DAMAGED_DUCKDB_FILE = (
 )
 
 
-def _duckdb_setting(key: str, expected: Any = None) -> Any:
-    for provider in (dlt.config, dlt.secrets):
-        value = provider.get(f"destination.duckdb.{key}", expected)
-        if value:
-            return value
-    return None
-
-
 def _configured_path() -> Optional[str]:
-    configured = _duckdb_setting("credentials")
-    if isinstance(configured, dict):  # [destination.duckdb.credentials] as a table
-        configured = configured.get("database")
-    return str(configured) if configured else None
+    """The file `destination.duckdb.credentials` names (a path, or `database` in a table)."""
+    return duckdb_file_settings().credentials.database or None
 
 
 def checked_duckdb_file(path: str) -> str:
@@ -116,24 +105,13 @@ def duckdb_destination(path: Optional[str] = None) -> Any:
     `local_config` override these, as in dlt's own config.
     """
     database = checked_duckdb_file(path) if path else duckdb_file()
+    configured = duckdb_file_settings().credentials
     credentials = {  # dlt's DuckDB credentials, as its config takes them
         "database": database,
-        "global_config": {"memory_limit": DUCKDB_MEMORY_LIMIT, **_duckdb_mapping("global_config")},
-        "local_config": _duckdb_mapping("local_config") or None,
+        "global_config": {"memory_limit": DUCKDB_MEMORY_LIMIT, **(configured.global_config or {})},
+        "local_config": configured.local_config or None,
     }
     return dlt.destinations.duckdb(credentials=credentials, max_parallel_load_jobs=DUCKDB_LOAD_JOBS)
-
-
-def _duckdb_mapping(key: str) -> Dict[str, Any]:
-    """`[destination.duckdb.credentials] <key>`, a table in TOML or JSON in an environment
-    variable."""
-    try:
-        return dict(_duckdb_setting(f"credentials.{key}", dict) or {})
-    except ConfigurationException:
-        raise PipelineConfigError(
-            f"{CREDENTIALS_KEY}.{key} {_duckdb_setting(f'credentials.{key}')!r} is not a "
-            f'mapping: give a TOML table or a JSON object, e.g. {{"threads": 2}}'
-        ) from None
 
 
 def write_problem(path: str) -> Optional[str]:

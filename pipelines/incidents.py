@@ -19,19 +19,15 @@ the settings in force when they run.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any, Dict, List, Optional, Tuple
+from datetime import UTC, datetime
+from typing import Any, Dict, List, Optional
 
-import dlt
-
+from pipelines.config import command_settings
 from pipelines.sql import query_rows
-from sources.zoho_crm.config import duration_setting, positive_int
 from sources.zoho_crm.events import EVENTS_TABLE
 from sources.zoho_crm.warehouse import Queryable, existing_tables
 
 REVIEWS_TABLE = "incident_reviews"
-DEFAULT_THRESHOLD = 100
-DEFAULT_GAP = "10m"
 COLUMNS = (
     "incident_id",
     "org",
@@ -116,20 +112,10 @@ NEVER_REVIEWED = (
 )
 
 
-def incident_settings() -> Tuple[int, timedelta]:
-    """`incident_threshold` and `incident_gap` from `[sources.zoho_crm]`, validated."""
-    threshold = dlt.config.get("sources.zoho_crm.incident_threshold")
-    gap = dlt.config.get("sources.zoho_crm.incident_gap")
-    return (
-        positive_int("incident_threshold", DEFAULT_THRESHOLD if threshold is None else threshold),
-        duration_setting("incident_gap", gap or DEFAULT_GAP),
-    )
-
-
 def incidents_select(prefix: str, reviews: bool) -> str:
     """The incidents' SELECT with today's settings; `prefix` qualifies the tables, `reviews`
     says whether the reviews table exists yet."""
-    threshold, gap = incident_settings()
+    threshold, gap = command_settings().incident_rule()
     return INCIDENTS.format(
         records=f"{prefix}deleted_records",
         events=f"{prefix}deletion_events",

@@ -32,7 +32,8 @@ from copy import deepcopy
 import dlt
 import duckdb
 
-from pipelines.analyst_file import ANALYST_FILE_KEY, default_analyst_file
+from pipelines.analyst_file import default_analyst_file
+from pipelines.config import duckdb_file_settings
 from pipelines.exceptions import PipelineConfigError
 from pipelines.locks import DUCKDB_WAIT, file_lock
 from pipelines.names import DUCKDB_FILE, OLD_DUCKDB_FILE, old_pipeline_name
@@ -63,7 +64,7 @@ def move_old_duckdb_file(path: str) -> None:
         os.unlink(lock)
     stale = default_analyst_file(old)
     removed = ""
-    if stale.exists() and not dlt.config.get(ANALYST_FILE_KEY):
+    if stale.exists() and not duckdb_file_settings().analyst_file:
         stale.unlink()
         removed = f"; removed {stale.name}, which no run updates any more (analysts open "
         removed += f"{default_analyst_file(path).name})"

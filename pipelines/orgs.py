@@ -14,7 +14,9 @@ from typing import Any, Dict, List, Mapping
 
 import dlt
 from dlt.common.configuration import resolve_configuration
+from dlt.common.configuration.providers import EnvironProvider
 
+from pipelines.config import ZOHO_CRM_SECTIONS
 from pipelines.errors import RunRefusedError, refused
 from pipelines.exceptions import PipelineConfigError
 from pipelines.run import RunResult, make_pipeline, run
@@ -23,16 +25,25 @@ from sources.zoho_crm.redact import install_log_redaction, remember
 
 CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
 SECRET_KEYS = ("client_secret", "refresh_token")
-ORGS_ENV_PREFIX = "SOURCES__ZOHO_CRM__ORGS__"
+ORGS_ENV_PREFIX = f"{EnvironProvider.get_key_name('orgs', *ZOHO_CRM_SECTIONS)}__"
 DEFAULT_SECTIONS = ("sources", "zoho_crm", "zoho_crm")  # where dlt looks for the source's keys
 
 
 def configured_orgs() -> List[str]:
     """The default org, then each org named under `[sources.zoho_crm.orgs.*]` in dlt's config
-    files or as `SOURCES__ZOHO_CRM__ORGS__<NAME>__*` variables. Reads config only, no Zoho."""
+    files or as `SOURCES__ZOHO_CRM__ORGS__<NAME>__*` variables. Reads config only, no Zoho.
+
+    Not a configspec: the orgs are section names, not keys of a known type, and a spec field
+    (say `orgs: Dict[str, Any]`) would take the table of the first provider that has one,
+    whereas an org's settings may sit in config.toml and its credentials in secrets.toml (or
+    in environment variables), and every such name counts. So each provider is asked for the
+    `orgs` table through dlt's public `ConfigProvider.get_value`; dlt has no public way to list
+    the keys under a section, and environment variables hold no table, so the names of those
+    are read from the variables dlt would look up (`EnvironProvider.get_key_name`'s form).
+    """
     names = set()
     for provider in dlt.config.config_providers:
-        value, _ = provider.get_value("orgs", Any, None, "sources", "zoho_crm")
+        value, _ = provider.get_value("orgs", Any, None, *ZOHO_CRM_SECTIONS)
         if isinstance(value, Mapping):
             names.update(value)
     for key in os.environ:
@@ -67,6 +78,7 @@ def org_source_args(org: str) -> Dict[str, Any]:
     if name == DEFAULT_ORG:
         return {}
     section = f"sources.zoho_crm.orgs.{name}"
+    # the exact keys: resolving `ZohoCredentials` here would fall back to the default org's
     credentials = {k: dlt.secrets.get(f"{section}.credentials.{k}") for k in CREDENTIAL_KEYS}
     missing = [k for k, v in credentials.items() if v is None]
     if missing:

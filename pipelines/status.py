@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 import dlt
 from dlt.destinations.exceptions import DatabaseTerminalException
 
+from pipelines.config import command_settings
 from pipelines.incidents import describe_incident, read_incidents
 from pipelines.reading import Reading, reading_of
 from pipelines.record_values import values_coverage
@@ -27,10 +28,8 @@ from pipelines.run import RUNS_TABLE
 from pipelines.sql import query_rows
 from pipelines.values_progress import catch_up, last_progress, pass_words
 from sources.zoho_crm import DEFAULT_ORG
-from sources.zoho_crm.config import duration_setting
 from sources.zoho_crm.run_context import SOURCES
 
-DEFAULT_MAX_RUN_GAP = "2d"
 EXPIRY_HORIZON = timedelta(days=7)
 COUNTS = (
     "recycle",
@@ -151,18 +150,13 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def max_run_gap() -> timedelta:
-    configured = dlt.config.get("sources.zoho_crm.max_run_gap")
-    return duration_setting("max_run_gap", configured or DEFAULT_MAX_RUN_GAP)
-
-
 def read_status(
     source: Union[dlt.Pipeline, Reading], org: str = DEFAULT_ORG, now: Optional[datetime] = None
 ) -> Status:
     """The status of one org's runs and records."""
     pipeline = reading_of(source)
     now = now or datetime.now(UTC)
-    gap = max_run_gap()
+    gap = command_settings().run_gap()
     runs = query_rows(pipeline, LAST_RUNS, org)
     last_success, last_run, first_success = runs[0] if runs else (None, None, None)
     last = _older_runs(pipeline, LAST_RUN, ("related_backlog", "related_calls"), org)

@@ -147,7 +147,7 @@ def test_the_view_is_there_before_any_review(org, cmd, tmp_path):
 @pytest.mark.parametrize(
     ("env", "words"),
     [
-        ({"SOURCES__ZOHO_CRM__INCIDENT_THRESHOLD": "0"}, ["incident_threshold '0'", "1 or more"]),
+        ({"SOURCES__ZOHO_CRM__INCIDENT_THRESHOLD": "0"}, ["incident_threshold 0 ", "1 or more"]),
         ({"SOURCES__ZOHO_CRM__INCIDENT_GAP": "soon"}, ["incident_gap 'soon'", "s, m, h or d"]),
     ],
 )
