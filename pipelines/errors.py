@@ -25,6 +25,7 @@ from pipelines.duckdb_file import (
 )
 from pipelines.exceptions import PipelineConfigError, PipelineError
 from pipelines.locks import PipelineBusyError
+from pipelines.words import counted
 from sources.zoho_crm.config import coercion_error
 from sources.zoho_crm.errors import (
     ZohoApiError,
@@ -280,7 +281,7 @@ def malformed(modules: Sequence[str], rejected: Sequence[str]) -> Optional[Tuple
         said.append(f"Zoho answered {', '.join(sorted(modules))} with a malformed page")
     if rejected:
         said.append(
-            f"Zoho sent {len(rejected)} malformed entr{'y' if len(rejected) == 1 else 'ies'}, "
+            f"Zoho sent {counted(len(rejected), 'malformed entry', 'malformed entries')}, "
             "set aside in table rejected_records"
         )
     if not said:

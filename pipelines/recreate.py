@@ -25,6 +25,7 @@ from pipelines.record_values import VIEW as VALUES_VIEW
 from pipelines.recreate_fields import FieldPlan, field_plan, payload
 from pipelines.restore import SAMPLE_NAMES, Entry
 from pipelines.sql import query_rows
+from pipelines.words import counted
 from sources.zoho_crm.warehouse import ERASURES_TABLE, Queryable, existing_tables
 
 RECREATED = "recreated_records"
@@ -69,12 +70,6 @@ class RecreatePlan:
     def payload(self, candidate: Candidate) -> Tuple[Dict[str, Any], List[str]]:
         fields = self.fields[candidate.module]
         return payload(fields, candidate.values, self.deleted, self.recreated)
-
-
-def counted(count: int, one: str, many: str) -> str:
-    """`count` and the words that agree with it: `counted(1, "record", "records")` is
-    "1 record"."""
-    return f"{count} {one if count == 1 else many}"
 
 
 def display_name(entry: Entry, values: Dict[str, Any]) -> str:

@@ -30,7 +30,6 @@ from pipelines.recreate import (
     UNRESOLVED,
     Candidate,
     RecreatePlan,
-    counted,
     describe_recreate,
     recreate_plan,
     relinked,
@@ -40,6 +39,7 @@ from pipelines.relink import captured_links, relink
 from pipelines.restore import Entry, org_client
 from pipelines.run import load
 from pipelines.sql import query_rows
+from pipelines.words import counted
 from sources.zoho_crm.client import ZohoClient
 from sources.zoho_crm.errors import ZohoApiError, ZohoError, ZohoResponseError
 from sources.zoho_crm.events import EVENTS_HINTS, EVENTS_SCHEMA, EVENTS_TABLE

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from pipelines.incidents import utc
 from pipelines.values_progress import pass_words
+from pipelines.words import counted
 from sources.zoho_crm import DEFAULT_ORG
 
 STYLE = """
@@ -109,7 +110,8 @@ def _problem(problem: Any) -> str:
     count = problem.numbers["count"]
     each = "it" if count == 1 else "each"
     return (
-        f"{count} open mass-deletion incident{'' if count == 1 else 's'} (listed below, under "
+        f"{counted(count, 'open mass-deletion incident', 'open mass-deletion incidents')} "
+        "(listed below, under "
         f"Open incidents, with the commands that restore or acknowledge {each})"
     )
 

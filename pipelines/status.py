@@ -27,6 +27,7 @@ from pipelines.report_page import org_flag
 from pipelines.run import RUNS_TABLE
 from pipelines.sql import query_rows
 from pipelines.values_progress import catch_up, last_progress, pass_words
+from pipelines.words import counted
 from sources.zoho_crm import DEFAULT_ORG
 from sources.zoho_crm.run_context import SOURCES
 
@@ -308,8 +309,9 @@ def _problems(status: Status, now: datetime, gap: timedelta, succeeded: Any) -> 
         yield Problem("records_rejected", text, {"count": count})
     if status.incidents:
         on_org = org_flag(status.org)
+        kind = "open mass-deletion incident"
         text = (
-            f"{len(status.incidents)} open mass-deletion incident(s) (listed above): restore "
+            f"{counted(len(status.incidents), kind, kind + 's')} (listed above): restore "
             f"with `zoho-deleted restore{on_org} --incident ID` (a dry run; add --yes to "
             f"restore), or acknowledge with `zoho-deleted incidents ack ID{on_org}`"
         )
@@ -331,14 +333,16 @@ def _notices(status: Status) -> Iterator[Problem]:
     before = total["details_missing"] - between
     if between:
         text = (
-            f"{between} records were deleted and purged between two runs, so no run saw them "
+            f"{counted(between, 'record was', 'records were')} deleted and purged between two "
+            "runs, so no run saw them "
             "in the bin and their names and deleters are lost: run more often (hourly "
             "recommended) to catch them in the bin."
         )
         yield Problem("purged_between_runs", text, {"count": between})
     if before:
         text = (
-            f"{before} records were purged before the first run, so their names and deleters "
+            f"{counted(before, 'record was', 'records were')} purged before the first run, so "
+            "their names and deleters "
             "were gone before any run could read them (Zoho keeps only their ids and times)."
         )
         yield Problem("purged_before_first_run", text, {"count": before})

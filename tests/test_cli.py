@@ -252,7 +252,7 @@ def test_demo_runs_against_the_stand_in(tmp_path):
     printed = f"Report (zoho-deleted report --org demo --output .zoho-demo/report.html): {report}"
     assert printed in result.stdout and report.exists()
     assert "Org demo: last successful run" in result.stdout
-    assert "UNHEALTHY: 1 open mass-deletion incident(s)" in result.stdout
+    assert "UNHEALTHY: 1 open mass-deletion incident (listed above)" in result.stdout
     assert (tmp_path / DUCKDB_FILE).exists() and (tmp_path / ANALYST_FILE).exists()
     assert f"Analysts open {ANALYST_FILE}, the read-only copy" in result.stdout
     assert f"Analysts open {tmp_path / ANALYST_FILE} (read-only" in result.stdout  # status

@@ -168,7 +168,7 @@ def test_status_advises_running_more_often_only_for_a_purge_between_runs(org, se
     ok(cli(server, tmp_path, "run"))
     assert notices(server, tmp_path) == {"purged_before_first_run": 1}
     first = cli(server, tmp_path, "status").stdout
-    assert "1 records were purged before the first run" in first
+    assert "1 record was purged before the first run" in first
     assert "run more often" not in first
 
     # deleted and purged after the first run, before the next: a run sooner would have seen it
@@ -178,5 +178,5 @@ def test_status_advises_running_more_often_only_for_a_purge_between_runs(org, se
     ok(cli(server, tmp_path, "run"))
     assert notices(server, tmp_path) == {"purged_before_first_run": 1, "purged_between_runs": 1}
     second = cli(server, tmp_path, "status").stdout
-    assert "1 records were deleted and purged between two runs" in second
+    assert "1 record was deleted and purged between two runs" in second
     assert "run more often (hourly recommended)" in second

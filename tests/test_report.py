@@ -177,7 +177,7 @@ def test_the_summary_says_what_is_at_risk_as_status_counts_it(report, in_process
 
 
 def test_the_summary_points_to_the_open_incidents_below_it():
-    said = "2 open mass-deletion incident(s) (listed above): restore with ..."  # status's words
+    said = "2 open mass-deletion incidents (listed above): restore with ..."  # status's words
     problem = Problem("incident_open", said, {"count": 2, "incidents": ["a1", "b2"]})
     status = SimpleNamespace(
         modules={}, incidents=[{}, {}], last_success_at=None, healthy=False, problems=[problem]

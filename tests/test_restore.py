@@ -34,7 +34,7 @@ def incident_of(cmd) -> str:
     incident = status["incidents"][0]["incident_id"]
     problem = {p["code"]: p for p in status["problems"]}["incident_open"]
     assert (problem["count"], problem["incidents"]) == (1, [incident])
-    assert problem["text"].startswith("1 open mass-deletion incident(s)")
+    assert problem["text"].startswith("1 open mass-deletion incident (listed above)")
     return incident
 
 

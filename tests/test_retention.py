@@ -131,7 +131,7 @@ def test_status_before_any_run_after_a_good_run_when_stale_and_after_failures(
     ]  # fmt: skip
     human = cli(server, tmp_path, "status")
     assert "1 bin entries leave Zoho's bin within 7 days" in human.stdout
-    assert "1 records were purged before the first run" in human.stdout
+    assert "1 record was purged before the first run" in human.stdout
     assert "run more often" not in human.stdout  # no schedule could have kept that one
 
     stale = cli(server, tmp_path, "status", SOURCES__ZOHO_CRM__MAX_RUN_GAP="0.001")

@@ -3,8 +3,9 @@ that agree with its numbers: one record is a record."""
 
 from __future__ import annotations
 
-from pipelines.recreate import Candidate, RecreatePlan, counted, describe_recreate
+from pipelines.recreate import Candidate, RecreatePlan, describe_recreate
 from pipelines.recreate_fields import field_plan
+from pipelines.words import counted
 
 
 def plan_of(*names: str, interrupted: int = 0) -> RecreatePlan:
