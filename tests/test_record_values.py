@@ -392,6 +392,22 @@ def test_a_long_first_pass_goes_on_over_packages_and_runs(
     assert len(since) == 1 and since[0]
 
 
+def test_a_values_package_ends_at_its_bytes_whatever_load_chunk_rows_allows(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package of wide records is cut by its bytes (PACKAGE_BYTES), not only its rows: here
+    one page of two records reaches it, so six records land in three packages, in one run."""
+    ids = [f"78{n:04d}" for n in range(6)]
+    add_live_records(org.live, "Deals", ids, NOW)
+    monkeypatch.setattr(values, "PACKAGE_BYTES", 1)
+    args = {"record_values": ["Deals"], "per_page": 2, "load_chunk_rows": 100_000}
+    result = run_once(server, pipeline, **args)
+    assert api_calls(server)["records"] == 3
+    assert result.packages == 1 + 3  # the lists, then a package per page of values
+    landed = query(pipeline, f"SELECT id FROM {DATASET_NAME}.values_deals ORDER BY id")
+    assert [i for (i,) in landed] == ids
+
+
 def test_a_value_not_of_its_fields_type_lands_as_null_and_stays_in_field_values(
     org: Org, server: StandinServer, pipeline: dlt.Pipeline
 ) -> None:
