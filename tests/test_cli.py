@@ -203,7 +203,7 @@ def test_duckdb_settings_from_the_environment_reach_every_session(tmp_path, monk
     assert settings == ("286.1 MiB", "NULLS_FIRST_ON_ASC_LAST_ON_DESC", spill, "zoho_crm")
 
 
-def test_duckdb_runs_with_a_small_memory_limit_and_one_thread_by_default(tmp_path):
+def test_duckdb_runs_with_a_small_memory_limit_one_thread_no_dictionaries_by_default(tmp_path):
     """What bounds a run's memory (see DUCKDB_MEMORY_LIMIT), unless the config says otherwise."""
     pipeline = make_pipeline(
         destination=duckdb_destination(str(tmp_path / DUCKDB_FILE)),
@@ -211,9 +211,10 @@ def test_duckdb_runs_with_a_small_memory_limit_and_one_thread_by_default(tmp_pat
     )
     with pipeline.sql_client() as client:
         [settings] = client.execute_sql(
-            "SELECT current_setting('memory_limit'), current_setting('threads')"
+            "SELECT current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('disabled_compression_methods')"
         )
-    assert settings == ("61.0 MiB", 1)
+    assert settings == ("61.0 MiB", 1, "Dictionary")
 
 def a_file_from_a_newer_duckdb(path: Path) -> None:
     """A DuckDB file whose header claims a storage version this DuckDB cannot read, as a newer
