@@ -7,9 +7,10 @@ per module listed in `record_values`, a resource `values_<module>` reads Get Rec
 A pass reads the records modified since the last complete pass's high-water mark
 (`If-Modified-Since`; past a closed second, so a run with nothing changed is one call per
 module, answered 304: see `ValuesPass`), sorted by `Modified_Time` ascending. It keeps its progress
-in the resource's state like the deleted lists (`passes.ListPass`), a bounded number of pages a
-load package and a budget of calls a run (`values_calls_per_run`, and `api_credits_reserve`),
-so a first pass over a large module goes on over several packages and runs. A listing reaches
+in the resource's state like the deleted lists (`passes.ListPass`), a bounded number of pages
+(and of bytes: PACKAGE_BYTES) a load package and a budget of calls a run
+(`values_calls_per_run`, and `api_credits_reserve`), so a first pass over a large module goes
+on over several packages and runs. A listing reaches
 at most 100,000 records: when Zoho refuses to page further (`LIMIT_REACHED`), the pass goes on
 with a new listing from the last `Modified_Time` it read (inclusive; the re-read records merge
 onto themselves).
