@@ -118,6 +118,7 @@ def column_types(pipeline: dlt.Pipeline, table: str) -> Dict[str, str]:
 def test_first_run_captures_values_typed_as_metadata_says(
     server: StandinServer, pipeline: dlt.Pipeline
 ) -> None:
+    made = pipeline.destination
     result = run_once(server, pipeline, record_values=["Leads", "Contacts"])
     assert api_calls(server)["records"] == 2  # one listing page a module
     rows = query(
@@ -127,6 +128,12 @@ def test_first_run_captures_values_typed_as_metadata_says(
         f"FROM {DATASET_NAME}.values_leads ORDER BY id",
     )
     assert len(rows) == 3 and result.packages >= 2
+    # the values loaded without dictionary compression; the pipeline is left as it was made
+    assert pipeline.destination.config_params == made.config_params
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT current_setting('disabled_compression_methods')") == [
+            ("",)
+        ]
     first = rows[0]
     assert first[0] == live_record_id(0, 0) and first[1] == "person0@example.com"
     assert first[2] == Decimal("12000.5") and first[3] == Decimal("0.125")
