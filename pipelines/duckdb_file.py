@@ -31,7 +31,23 @@ from pipelines.names import (
 )
 from pipelines.old_names import move_old_duckdb_file
 
-DUCKDB_MEMORY_LIMIT = "192MB"
+# DuckDB's memory: what it holds beyond `memory_limit` (a load's rows before they are
+# checkpointed, the checkpoint's rewrite of a table's last row group) grows with the limit and
+# with its threads. Measured on the record values benchmark (100,000 records of 30 fields,
+# about 21,000 rows a package), whole-process peak: 508 MB with 192MB and 2 threads, 403 MB
+# with 96MB and 1 thread, 343-386 MB with 64MB and 1 thread; 64MB with 2 threads failed a
+# merge with DuckDB's out-of-memory error. Loads stay small enough for it: packages of
+# `load_chunk_rows` rows, values packages of PACKAGE_BYTES (`sources.zoho_crm.values`).
+DUCKDB_MEMORY_LIMIT = "64MB"
+DUCKDB_THREADS = 1
+# A checkpoint weighs each compression for each column of a row group it writes; dictionary
+# compression's weighing holds the column's distinct strings, and a row group of wide unique
+# strings (record values' `field_values`, about 1 KB each) makes that the run's peak. Without
+# it (FSST still compresses strings) the checkpoint after a merge took half as much (plain
+# DuckDB, 20,000-row merges: 232 -> 118-125 MB above the process's base). Only the loads of
+# record values go without it (`wide_rows_destination`): the deleted lists' low-cardinality
+# columns need it (their 1,000,000-record file: 57 MB with it, 102 MB without).
+WIDE_ROWS_CONFIG = {"disabled_compression_methods": "dictionary"}
 # One load job at a time: jobs into one DuckDB file gain little from running side by side, and
 # each holds its own buffers (measured on the 200,000-record benchmark, DuckDB 1.5.6: peak RSS
 # 436 MB with dlt's 20 parallel jobs, 384 MB with 2, 344 MB with 1; wall time within noise).
@@ -99,19 +115,37 @@ def duckdb_destination(path: Optional[str] = None) -> Any:
     """dlt's DuckDB destination at `path`, else at `duckdb_file()`.
 
     DuckDB's `memory_limit` defaults to DUCKDB_MEMORY_LIMIT (DuckDB spills to `<file>.tmp`,
-    its default `temp_directory`, beyond it) and load jobs run one at a time; every merge is
-    one load package's rows (the source's `load_chunk_rows`), which keeps a 1,000,000-record
-    first run near 340 MB (measured); `[destination.duckdb.credentials] global_config` and
-    `local_config` override these, as in dlt's own config.
+    its default `temp_directory`, beyond it), its `threads` to DUCKDB_THREADS, and load jobs
+    run one at a time; every merge is one load package's rows (the source's `load_chunk_rows`,
+    and a record values package's bytes), which keeps a first run's whole process under
+    400 MB (measured, docs/values-benchmark.md); `[destination.duckdb.credentials]
+    global_config` and `local_config` override these, as in dlt's own config.
     """
     database = checked_duckdb_file(path) if path else duckdb_file()
     configured = duckdb_file_settings().credentials
     credentials = {  # dlt's DuckDB credentials, as its config takes them
         "database": database,
-        "global_config": {"memory_limit": DUCKDB_MEMORY_LIMIT, **(configured.global_config or {})},
+        "global_config": {
+            "memory_limit": DUCKDB_MEMORY_LIMIT,
+            "threads": DUCKDB_THREADS,
+            **(configured.global_config or {}),
+        },
         "local_config": configured.local_config or None,
     }
     return dlt.destinations.duckdb(credentials=credentials, max_parallel_load_jobs=DUCKDB_LOAD_JOBS)
+
+
+def wide_rows_destination(destination: Any) -> Optional[Any]:
+    """`destination` (a DuckDB destination made by `duckdb_destination`) with WIDE_ROWS_CONFIG
+    added to its global config, unless that config sets them already; None for a destination
+    made otherwise (its settings are left as they are)."""
+    credentials = destination.config_params.get("credentials")
+    if destination.destination_name != "duckdb" or not isinstance(credentials, dict):
+        return None
+    global_config = {**WIDE_ROWS_CONFIG, **(credentials.get("global_config") or {})}
+    wide = {**credentials, "global_config": global_config}
+    config = {**destination.config_params, "credentials": wide}
+    return dlt.destinations.duckdb(**config, **destination.caps_params)
 
 
 def write_problem(path: str) -> Optional[str]:

@@ -21,7 +21,7 @@ from pipelines.analyst_file import (
     pipeline_duckdb_file,
     publish_analyst_file,
 )
-from pipelines.duckdb_file import duckdb_destination, write_problem
+from pipelines.duckdb_file import duckdb_destination, wide_rows_destination, write_problem
 from pipelines.errors import LoadStuckError, StoppedAfterLoadsError, damaged_duckdb_error, explain
 from pipelines.exceptions import PipelineConfigError
 from pipelines.landed_jobs import record_landed_jobs
@@ -134,6 +134,9 @@ def duckdb_file_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
 def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResult:
     """Extract what changed in Zoho and load it. Keyword arguments override dlt config.
 
+    On DuckDB, packages of record values load without dictionary compression
+    (`duckdb_file.wide_rows_destination`); the rest as the pipeline was made.
+
     Pending packages of a killed run are loaded first, so nothing a killed run extracted is
     lost and state never runs ahead of the data. Then the deleted lists and the bin, in load
     packages of at most `load_chunk_rows` rows a table (a longer pass goes on in the next
@@ -157,10 +160,16 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
         analyst_file_of(pipeline)  # a misconfigured analyst file stops the run before it loads
         recovered = finish_interrupted(pipeline)
         packages = 0
+        default = pipeline.destination
+        wide = wide_rows_destination(default) if default is not None else None
         try:
             for source in run_packages(zoho_run, **source_args):
+                values = wide is not None and any(
+                    name.startswith(VALUES_PREFIX) for name in source.selected_resources
+                )
                 with _extract_workers(zoho_run):
-                    pipeline.run(source, loader_file_format="parquet")
+                    destination = wide if values else default
+                    pipeline.run(source, loader_file_format="parquet", destination=destination)
                 received = _row_counts(pipeline)
                 counts.update(received)
                 landed.update(_landed(pipeline, received))
@@ -173,8 +182,8 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             _record_failure(pipeline, org, started_at, zoho_run, error)
             raise
         rejected = zoho_run.rejected_rows()
-        if rejected:
-            load(pipeline, _rejected_resource(rejected))
+        if rejected:  # this and the `runs` row as the pipeline was made
+            load(pipeline, _rejected_resource(rejected), default)
         create_views(pipeline)
         backlog = Warehouse(org_name(org)).related_backlog_size(zoho_run.related_lists())
         values = _values_progress(pipeline, org, zoho_run, counts, landed, started_at)
@@ -196,7 +205,7 @@ def run(pipeline: Optional[dlt.Pipeline] = None, **source_args: Any) -> RunResul
             values_progress=values,
             values_stop=zoho_run.values_stop if any(p["pass"] for p in values.values()) else None,
         )
-        _record(pipeline, {"org": org, **_run_row(started_at, result, zoho_run)})
+        _record(pipeline, {"org": org, **_run_row(started_at, result, zoho_run)}, default)
         try:
             published = publish_analyst_file(pipeline)
         except AnalystFileError as error:
@@ -299,14 +308,15 @@ def finish_interrupted(pipeline: dlt.Pipeline) -> int:
     return pending
 
 
-def load(pipeline: dlt.Pipeline, resource: Any) -> None:
-    """Load a small bookkeeping resource (runs, reviews, restore requests) into the dataset."""
+def load(pipeline: dlt.Pipeline, resource: Any, destination: Any = None) -> None:
+    """Load a small bookkeeping resource (runs, reviews, restore requests) into the dataset
+    (into `destination`, when given, as `pipeline.run` takes it)."""
     schema = pipeline.default_schema if pipeline.default_schema_name else dlt.Schema(SCHEMA_NAME)
-    pipeline.run(resource, schema=schema)
+    pipeline.run(resource, schema=schema, destination=destination)
 
 
-def _record(pipeline: dlt.Pipeline, row: Dict[str, Any]) -> None:
-    load(pipeline, _runs_resource(row))
+def _record(pipeline: dlt.Pipeline, row: Dict[str, Any], destination: Any = None) -> None:
+    load(pipeline, _runs_resource(row), destination)
 
 
 def _record_failure(

@@ -10,12 +10,13 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import dlt
 import duckdb
 import pytest
 from conftest import ANALYST_FILE, CLIENT_SECRET, DUCKDB_FILE, NOW, REFRESH_TOKEN, delete, env_for
 
 from pipelines.cli import main
-from pipelines.duckdb_file import duckdb_destination
+from pipelines.duckdb_file import duckdb_destination, wide_rows_destination
 from pipelines.run import make_pipeline
 
 ZOHO_DELETED = str(Path(sys.executable).parent / "zoho-deleted")
@@ -201,6 +202,35 @@ def test_duckdb_settings_from_the_environment_reach_every_session(tmp_path, monk
         )
     spill = f"{tmp_path / DUCKDB_FILE}.tmp"  # DuckDB's default beside the file: it spills there
     assert settings == ("286.1 MiB", "NULLS_FIRST_ON_ASC_LAST_ON_DESC", spill, "zoho_crm")
+
+
+def test_duckdb_runs_with_a_small_memory_limit_and_one_thread_by_default(tmp_path):
+    """What bounds a run's memory (see DUCKDB_MEMORY_LIMIT), unless the config says otherwise."""
+    pipeline = make_pipeline(
+        destination=duckdb_destination(str(tmp_path / DUCKDB_FILE)),
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    with pipeline.sql_client() as client:
+        [settings] = client.execute_sql(
+            "SELECT current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('disabled_compression_methods')"
+        )
+    assert settings == ("61.0 MiB", 1, "")
+
+
+def test_record_values_load_without_dictionary_compression_into_the_same_file(tmp_path):
+    """`wide_rows_destination`: the pipeline's DuckDB settings, dictionary compression off."""
+    made = duckdb_destination(str(tmp_path / DUCKDB_FILE))
+    pipeline = make_pipeline(
+        destination=wide_rows_destination(made), pipelines_dir=str(tmp_path / "pipelines")
+    )
+    with pipeline.sql_client() as client:
+        [settings] = client.execute_sql(
+            "SELECT current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('disabled_compression_methods'), current_database()"
+        )
+    assert settings == ("61.0 MiB", 1, "Dictionary", "zoho_crm")
+    assert wide_rows_destination(dlt.destinations.duckdb(str(tmp_path / "other.duckdb"))) is None
 
 def a_file_from_a_newer_duckdb(path: Path) -> None:
     """A DuckDB file whose header claims a storage version this DuckDB cannot read, as a newer

@@ -118,6 +118,7 @@ def column_types(pipeline: dlt.Pipeline, table: str) -> Dict[str, str]:
 def test_first_run_captures_values_typed_as_metadata_says(
     server: StandinServer, pipeline: dlt.Pipeline
 ) -> None:
+    made = pipeline.destination
     result = run_once(server, pipeline, record_values=["Leads", "Contacts"])
     assert api_calls(server)["records"] == 2  # one listing page a module
     rows = query(
@@ -127,6 +128,12 @@ def test_first_run_captures_values_typed_as_metadata_says(
         f"FROM {DATASET_NAME}.values_leads ORDER BY id",
     )
     assert len(rows) == 3 and result.packages >= 2
+    # the values loaded without dictionary compression; the pipeline is left as it was made
+    assert pipeline.destination.config_params == made.config_params
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT current_setting('disabled_compression_methods')") == [
+            ("",)
+        ]
     first = rows[0]
     assert first[0] == live_record_id(0, 0) and first[1] == "person0@example.com"
     assert first[2] == Decimal("12000.5") and first[3] == Decimal("0.125")
@@ -404,6 +411,22 @@ def test_a_long_first_pass_goes_on_over_packages_and_runs(
     run_once(server, pipeline, values_calls_per_run=3, **args)  # the pass is complete
     since = [h.get("If-Modified-Since") for name, _, h in server.requests if name == "records"]
     assert len(since) == 1 and since[0]
+
+
+def test_a_values_package_ends_at_its_bytes_whatever_load_chunk_rows_allows(
+    org: Org, server: StandinServer, pipeline: dlt.Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package of wide records is cut by its bytes (PACKAGE_BYTES), not only its rows: here
+    one page of two records reaches it, so six records land in three packages, in one run."""
+    ids = [f"78{n:04d}" for n in range(6)]
+    add_live_records(org.live, "Deals", ids, NOW)
+    monkeypatch.setattr(values, "PACKAGE_BYTES", 1)
+    args = {"record_values": ["Deals"], "per_page": 2, "load_chunk_rows": 100_000}
+    result = run_once(server, pipeline, **args)
+    assert api_calls(server)["records"] == 3
+    assert result.packages == 1 + 3  # the lists, then a package per page of values
+    landed = query(pipeline, f"SELECT id FROM {DATASET_NAME}.values_deals ORDER BY id")
+    assert [i for (i,) in landed] == ids
 
 
 def test_a_value_not_of_its_fields_type_lands_as_null_and_stays_in_field_values(

@@ -7,9 +7,10 @@ per module listed in `record_values`, a resource `values_<module>` reads Get Rec
 A pass reads the records modified since the last complete pass's high-water mark
 (`If-Modified-Since`; past a closed second, so a run with nothing changed is one call per
 module, answered 304: see `ValuesPass`), sorted by `Modified_Time` ascending. It keeps its progress
-in the resource's state like the deleted lists (`passes.ListPass`), a bounded number of pages a
-load package and a budget of calls a run (`values_calls_per_run`, and `api_credits_reserve`),
-so a first pass over a large module goes on over several packages and runs. A listing reaches
+in the resource's state like the deleted lists (`passes.ListPass`), a bounded number of pages
+(and of bytes: PACKAGE_BYTES) a load package and a budget of calls a run
+(`values_calls_per_run`, and `api_credits_reserve`), so a first pass over a large module goes
+on over several packages and runs. A listing reaches
 at most 100,000 records: when Zoho refuses to page further (`LIMIT_REACHED`), the pass goes on
 with a new listing from the last `Modified_Time` it read (inclusive; the re-read records merge
 onto themselves).
@@ -63,6 +64,11 @@ VALUES_MEMO = "record_values_memo"  # source state key, and the resource that wr
 DEFAULT_VALUES_CALLS_PER_RUN = 1_000
 SETTLE = timedelta(seconds=30)  # after this, no record can still be stamped with a second
 MAX_IDS = 100  # Get Records' `ids` takes at most 100
+# A load package's values of one module, as Arrow counts them (`pa.Table.nbytes`): a package
+# ends at the page that reaches it, whatever `load_chunk_rows` allows. DuckDB holds a load's
+# rows uncompressed until it checkpoints them, so its memory follows a package's bytes, not
+# its rows: 32 MiB is about 21,000 records of 30 fields (see docs/values-benchmark.md).
+PACKAGE_BYTES = 32 * 2**20
 COHERENCE_ROUNDS = 3  # reads of a record modified between its groups' calls, before waiting
 UNLISTED_TYPES = frozenset({"fileupload", "imageupload", "multiselectlookup"})
 _DLT_TYPES = {
@@ -500,15 +506,16 @@ def _read(
     erased: Set[str],
     context: Any,
 ) -> Iterator[Any]:
-    """Up to `max_pages` pages of a module's pass, an Arrow table a page, handed on in bursts
-    of about ITEM_ROWS rows (the first table with the column hints, and again when the fields
-    change); none of the records `erased` on request. A record that cannot be a row is set
-    aside in `rejected_records`. A burst's pages are noted read once it is handed on."""
-    pages, hinted = 0, None
+    """Up to `max_pages` pages of a module's pass, and no more once they hold PACKAGE_BYTES,
+    an Arrow table a page, handed on in bursts of about ITEM_ROWS rows (the first table with
+    the column hints, and again when the fields change); none of the records `erased` on
+    request. A record that cannot be a row is set aside in `rejected_records`. A burst's pages
+    are noted read once it is handed on."""
+    pages, hinted, size = 0, None, 0
     batch: List[pa.Table] = []
     done: List[Tuple[str, List[Any], Optional[Query], Set[int], Optional[datetime]]] = []
     cursor = dict(listing.streams)  # the listing's streams, pages gathered but not handed on
-    while pages < max_pages:
+    while pages < max_pages and size < PACKAGE_BYTES:
         stream = next((s for s, q in cursor.items() if q is not None), None)
         if stream is None or not reader.run.take_calls(reader.client, reader.calls_per_page()):
             break
@@ -541,6 +548,7 @@ def _read(
         for position, error in bad.items():
             context.reject(reader.org, "values", reader.module, observed_at, whole[position], error)
         newest = pc.max(table["modified_time"]).as_py() if table.num_rows else None
+        size += table.nbytes
         hints = column_hints(reader.fields, columns)
         if hints != hinted and batch:  # a new field: what is gathered goes with the old hints
             yield from _hand_on(listing, batch, done)
