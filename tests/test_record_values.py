@@ -355,7 +355,8 @@ def test_values_tables_of_earlier_versions_keep_loading(
     assert query(pipeline, f"SELECT count(_dlt_id) FROM {DATASET_NAME}.values_leads") == [(1,)]
     run_once(server, pipeline, record_values=["Leads"])
     edited = dict(org.live.records["Leads"][live_record_id(0, 1)])
-    edited.update(Email="edited@example.com", Modified_Time=NOW + timedelta(minutes=5))
+    newest = max(r["Modified_Time"] for r in org.live.records["Leads"].values())
+    edited.update(Email="edited@example.com", Modified_Time=newest + timedelta(minutes=1))
     org.live.put("Leads", edited)
     run_once(server, pipeline, record_values=["Leads"])  # an edit lands in the old table too
     rows = query(
