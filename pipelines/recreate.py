@@ -171,9 +171,10 @@ def recreate_plan(
 def describe_recreate(found: RecreatePlan, triggers: Sequence[str]) -> List[str]:
     """The dry run of `--recreate`: per module how many, a few names, the fields written and
     skipped, lookups left out; what cannot be recreated, and why."""
+    many = counted(found.count(), "purged record from its", "purged records from their")
     lines = [
-        f"Would recreate {counted(found.count(), 'purged record', 'purged records')} from "
-        "their last captured values (Create Records: each gets a new id and a new creation "
+        f"Would recreate {many} "
+        "last captured values (Create Records: each gets a new id and a new creation "
         f"time; the old id stays in {RECREATED}):"
     ]
     for module, candidates in sorted(found.send.items()):

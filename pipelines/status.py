@@ -429,11 +429,9 @@ def describe(status: Status) -> List[str]:
 def _values_line(item: Tuple[str, Dict[str, Any]]) -> str:
     """A module's record values: its coverage, and where its pass stands."""
     module, values = item
-    return (
-        f"  {module}: {values['with_values']} deleted records with their last values, "
-        f"{values['deleted_before_capture']} deleted before their values were captured; "
-        f"{pass_words(values)}"
-    )
+    kept = counted(values["with_values"], "deleted record with its", "deleted records with their")
+    lost = counted(values["deleted_before_capture"], "deleted before its", "deleted before their")
+    return f"  {module}: {kept} last values, {lost} values were captured; {pass_words(values)}"
 
 
 def _analyst(status: Status) -> List[str]:

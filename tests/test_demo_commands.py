@@ -66,7 +66,7 @@ def test_every_command_the_demo_prints_works_as_printed(demo_folder):
         ),
         "zoho-deleted restore --org demo --ids 41088800050000000001 --recreate": (
             0,
-            "Would recreate 1 purged record from their last captured values",
+            "Would recreate 1 purged record from its last captured values",
         ),
         "zoho-deleted report --org demo --output .zoho-demo/report.html": (
             0,

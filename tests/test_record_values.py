@@ -384,7 +384,7 @@ def test_status_shows_values_coverage_per_module(
     assert leads["first_pass_complete"] and leads["pass"] is None
     assert any(
         line.startswith(
-            "  Leads: 1 deleted records with their last values, 1 deleted before their values "
+            "  Leads: 1 deleted record with its last values, 1 deleted before its values "
             "were captured; first pass complete"
         )
         for line in describe(status)

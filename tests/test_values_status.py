@@ -76,7 +76,7 @@ def test_a_first_pass_over_runs_is_counted_shown_and_completes(org, server, in_p
     assert status["values_stop"] == "this run's values_calls_per_run budget is spent"
     text = in_process("status")[1]
     assert re.search(
-        r"^  Deals: 0 deleted records with their last values, 1 deleted before their values "
+        r"^  Deals: 0 deleted records with their last values, 1 deleted before its values "
         r"were captured; first pass going on since .* UTC \(1 run\(s\), 6 records read, up to "
         r"Modified_Time .* UTC\)$",
         text,

@@ -19,7 +19,7 @@ def plan_of(*names: str, interrupted: int = 0) -> RecreatePlan:
 
 def test_one_record_is_a_record():
     lines = describe_recreate(plan_of("Ann", interrupted=1), [])
-    assert lines[0].startswith("Would recreate 1 purged record from their last captured values")
+    assert lines[0].startswith("Would recreate 1 purged record from its last captured values")
     assert "1 was sent by an interrupted command: --yes looks in Zoho first" in "\n".join(lines)
 
 
