@@ -204,12 +204,9 @@ def test_duckdb_settings_from_the_environment_reach_every_session(tmp_path, monk
     assert settings == ("286.1 MiB", "NULLS_FIRST_ON_ASC_LAST_ON_DESC", spill, "zoho_crm")
 
 
-def test_duckdb_runs_with_a_small_memory_limit_and_one_thread_by_default(tmp_path):
-    """What bounds a run's memory (see DUCKDB_MEMORY_LIMIT), unless the config says otherwise."""
-    pipeline = make_pipeline(
-        destination=duckdb_destination(str(tmp_path / DUCKDB_FILE)),
-        pipelines_dir=str(tmp_path / "pipelines"),
-    )
+def test_duckdb_runs_with_a_small_memory_limit_and_one_thread_by_default(pipeline):
+    """What bounds a run's memory (see DUCKDB_MEMORY_LIMIT), unless the config says otherwise.
+    (`pipeline`: conftest's, the project's DuckDB destination in a fresh file.)"""
     with pipeline.sql_client() as client:
         [settings] = client.execute_sql(
             "SELECT current_setting('memory_limit'), current_setting('threads'), "
